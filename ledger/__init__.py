@@ -1,0 +1,1 @@
+"""(stage package; see its modules)."""

@@ -1,0 +1,5 @@
+import sys
+
+from skysieve.cli import main
+
+sys.exit(main())

@@ -1,0 +1,232 @@
+"""The survey workspace: one folder that every stage reads and writes.
+
+::
+
+    WORKSPACE/
+      skysieve.toml               settings (one table per stage)
+      survey.gpkg                 every vector table (cells, sites, images, detections, suspects, ...)
+      flights/<flight_id>/        manifest.json (+ links to the uploaded images)
+      cells/<cell_id>/ortho.tif   Cloud-Optimized GeoTIFF per cell, with ortho.json beside it
+      exports/                    what goes to field teams
+
+Stages own their own tables: each module that writes a layer declares a :class:`~skysieve.gpkg.LayerSpec`
+and calls :meth:`Workspace.layer` before use, which creates the table on first use. The core owns
+``cells`` and ``sites`` (declared here).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import shapely
+from pyproj import CRS
+
+from skysieve import crs as crs_mod
+from skysieve.config import read_settings, section, write_settings
+from skysieve.errors import UsageError, WorkspaceError, WorkspaceExistsError, WorkspaceNotFoundError
+from skysieve.gpkg import Column, GeoPackage, LayerSpec
+from skysieve.grid import Cell, read_grid_file, regular_cells
+
+__all__ = ["Workspace", "WorkspaceSettings", "CELLS", "SITES", "DEFAULT_CELL_SIZE_M"]
+
+log = logging.getLogger(__name__)
+
+SETTINGS_FILE = "skysieve.toml"
+GPKG_FILE = "survey.gpkg"
+DEFAULT_CELL_SIZE_M = 250.0
+
+CELLS = LayerSpec(
+    "cells",
+    (
+        Column("cell_id", "TEXT", "NOT NULL UNIQUE"),
+        Column("township", "TEXT"),
+        Column("village", "TEXT"),
+        Column("source", "TEXT"),  # 'regular' or the grid file's name
+    ),
+    "POLYGON",
+    "Grid cells (网格) of the survey",
+)
+
+SITES = LayerSpec(
+    "sites",
+    (
+        Column("site_id", "TEXT", "NOT NULL UNIQUE"),
+        Column("kind", "TEXT", "NOT NULL"),  # idle_factory, farm, scrap_yard, idle_house, closed_enterprise, licensed_chemical, lead, ...
+        Column("name", "TEXT"),
+        Column("address", "TEXT"),
+        Column("township", "TEXT"),
+        Column("village", "TEXT"),
+        Column("source", "TEXT"),  # file it was imported from
+        Column("note", "TEXT"),
+    ),
+    "POLYGON",
+    "Known places (registers of idle factories, farms, scrap yards, ...) and leads",
+    indexes=(("kind",),),
+)
+
+
+@dataclass
+class WorkspaceSettings:
+    """``[workspace]`` table of skysieve.toml."""
+
+    crs: str | None = None  # "EPSG:N"; None until the first flight (or grid) fixes it
+    grid: str = "regular"  # "regular" or "imported"
+    cell_size_m: float = DEFAULT_CELL_SIZE_M
+
+
+class Workspace:
+    """An opened survey workspace. Use :meth:`create` or :meth:`open`."""
+
+    def __init__(self, root: Path, settings: dict[str, dict[str, Any]]) -> None:
+        self.root = Path(root)
+        self._settings = settings
+        self.settings = section(settings, "workspace", WorkspaceSettings)
+        self.crs: CRS | None = CRS.from_user_input(self.settings.crs) if self.settings.crs else None
+        self.gpkg = GeoPackage(self.root / GPKG_FILE, self.crs)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, root: str | Path, *, crs: str | CRS | None = None, grid: str | Path | None = None,
+               cell_size_m: float | None = None, exist_ok: bool = False) -> Workspace:
+        """Create a workspace folder with ``skysieve.toml`` and ``survey.gpkg``.
+
+        ``grid``: the county's grid file (any CRS); else a regular grid of ``cell_size_m`` metres.
+        ``crs``: the projected CRS; else chosen from the grid's or the first flight's position.
+        """
+        root = Path(root)
+        if grid is not None and cell_size_m is not None:
+            raise UsageError("give either --grid or --cell-size, not both")
+        if (root / GPKG_FILE).exists():
+            if exist_ok:
+                return cls.open(root)
+            raise WorkspaceExistsError("a workspace already exists here", path=root,
+                                       hint="use it as it is, or pick a new folder")
+        chosen = crs_mod.parse_crs(crs) if crs is not None else None
+        cells: list[Cell] = []
+        if grid is not None:
+            cells, file_crs = read_grid_file(grid, chosen)
+            if chosen is None:
+                centre = shapely.unary_union([c.geometry for c in cells]).centroid
+                if file_crs.is_geographic:
+                    lon, lat = centre.x, centre.y
+                else:
+                    lon, lat = crs_mod.to_lonlat(file_crs, centre.x, centre.y)
+                chosen = crs_mod.choose_crs(lon, lat)
+                cells, _ = read_grid_file(grid, chosen)
+        root.mkdir(parents=True, exist_ok=True)
+        for sub in ("flights", "cells", "exports"):
+            (root / sub).mkdir(exist_ok=True)
+        ws_settings = WorkspaceSettings(
+            crs=f"EPSG:{chosen.to_epsg()}" if chosen is not None else None,
+            grid="imported" if grid is not None else "regular",
+            cell_size_m=float(cell_size_m) if cell_size_m is not None else DEFAULT_CELL_SIZE_M,
+        )
+        settings = {"workspace": asdict(ws_settings)}
+        write_settings(root / SETTINGS_FILE, settings)
+        GeoPackage.create(root / GPKG_FILE, chosen)
+        ws = cls(root, settings)
+        if chosen is not None:
+            ws._ensure_core_layers()
+        if cells:
+            ws.add_cells(cells, source=Path(grid).name)
+        log.info("created workspace %s (CRS %s, %s grid)", root, ws_settings.crs or "from first flight", ws_settings.grid)
+        return ws
+
+    @classmethod
+    def open(cls, root: str | Path) -> Workspace:
+        root = Path(root)
+        if root.name == GPKG_FILE:
+            root = root.parent
+        if not (root / GPKG_FILE).exists():
+            raise WorkspaceNotFoundError("not a skysieve workspace (no survey.gpkg)", path=root,
+                                         hint=f"create one with `skysieve init {root}`")
+        return cls(root, read_settings(root / SETTINGS_FILE))
+
+    # -- settings -------------------------------------------------------------------------------
+    def section(self, name: str, cls: type):
+        """Stage settings dataclass ``cls`` from table ``name`` of skysieve.toml."""
+        return section(self._settings, name, cls)
+
+    def save_section(self, name: str, values: dict[str, Any]) -> None:
+        self._settings = read_settings(self.root / SETTINGS_FILE)
+        self._settings[name] = {**self._settings.get(name, {}), **values}
+        write_settings(self.root / SETTINGS_FILE, self._settings)
+        if name == "workspace":
+            self.settings = section(self._settings, "workspace", WorkspaceSettings)
+
+    # -- CRS ------------------------------------------------------------------------------------
+    def require_crs(self) -> CRS:
+        if self.crs is None:
+            raise WorkspaceError("the workspace has no CRS yet", path=self.root,
+                                 hint="ingest a flight first, or recreate it with --crs EPSG:N")
+        return self.crs
+
+    def ensure_crs(self, lon: float, lat: float) -> CRS:
+        """Fix the workspace CRS from a first position (degrees) if none is set yet; return it."""
+        if self.crs is None:
+            chosen = crs_mod.choose_crs(lon, lat)
+            self.save_section("workspace", {"crs": f"EPSG:{chosen.to_epsg()}"})
+            self.crs = chosen
+            self.gpkg.register_crs(chosen)
+            self._ensure_core_layers()
+            log.info("workspace CRS set to %s (%s) from the first flight", self.settings.crs, chosen.name)
+        return self.crs
+
+    def _ensure_core_layers(self) -> None:
+        self.gpkg.crs = self.crs
+        self.gpkg.ensure_layer(CELLS)
+        self.gpkg.ensure_layer(SITES)
+
+    def layer(self, spec: LayerSpec) -> str:
+        """Make sure the table for ``spec`` exists; return its name."""
+        if spec.geometry_type:
+            self.require_crs()
+        self.gpkg.ensure_layer(spec)
+        return spec.name
+
+    def to_lonlat(self, x, y):
+        """Workspace x/y (metres) to WGS 84 lon/lat (degrees)."""
+        return crs_mod.to_lonlat(self.require_crs(), x, y)
+
+    def from_lonlat(self, lon, lat):
+        """WGS 84 lon/lat (degrees) to workspace x/y (metres)."""
+        return crs_mod.from_lonlat(self.require_crs(), lon, lat)
+
+    # -- cells ----------------------------------------------------------------------------------
+    def add_cells(self, cells: list[Cell], source: str) -> int:
+        """Insert cells not yet present; returns how many were new."""
+        self.layer(CELLS)
+        rows = [{"cell_id": c.cell_id, "township": c.township, "village": c.village, "source": source,
+                 "geometry": c.geometry} for c in cells]
+        n = len(self.gpkg.insert("cells", rows, or_ignore=True))
+        if n:
+            self.gpkg.update_extent("cells")
+        return n
+
+    def cells(self, where: str = "1=1", params=()) -> list[Cell]:
+        if not self.gpkg.has_layer("cells"):
+            return []
+        return [Cell(r["cell_id"], r["geometry"], r["township"], r["village"])
+                for r in self.gpkg.select("cells", where, params, order_by="cell_id")]
+
+    def cells_touching(self, geometry: shapely.Geometry) -> list[Cell]:
+        """Cells that ``geometry`` (workspace CRS) overlaps; a regular grid grows cells as needed."""
+        if self.settings.grid == "regular":
+            touched = regular_cells(geometry, self.settings.cell_size_m)
+            self.add_cells(touched, source="regular")
+            return touched
+        return [c for c in self.cells() if c.geometry.intersection(geometry).area > 0]
+
+    # -- paths ----------------------------------------------------------------------------------
+    def flight_dir(self, flight_id: str) -> Path:
+        return self.root / "flights" / flight_id
+
+    def cell_dir(self, cell_id: str) -> Path:
+        return self.root / "cells" / cell_id
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.root / "exports"

@@ -1,0 +1,156 @@
+"""The workspace, its GeoPackage and the grid: real files on disk, read back through OGR."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+from pathlib import Path
+
+import pyogrio
+import pytest
+from pyproj import CRS
+from shapely.geometry import Point, box, mapping
+
+from skysieve import Workspace
+from skysieve.cli import main
+from skysieve.crs import choose_crs, from_lonlat
+from skysieve.errors import CRSError, GridError, UsageError, WorkspaceExistsError, WorkspaceNotFoundError
+from skysieve.gpkg import Column, GeoPackage, LayerSpec, decode_geometry, encode_geometry
+
+
+def test_choose_crs_china_gauss_kruger_elsewhere_utm() -> None:
+    assert choose_crs(114.2, 30.5).to_epsg() == 4547  # CGCS2000 3-degree GK, CM 114 E
+    assert choose_crs(112.88, 36.12).to_epsg() == 4547  # Zhangzi county is nearer 114 E than 111 E
+    assert choose_crs(110.9, 36.0).to_epsg() == 4546  # CM 111 E
+    assert choose_crs(-91.994, 46.84).to_epsg() == 32615  # Duluth: UTM 15 N
+    assert choose_crs(151.2, -33.9).to_epsg() == 32756  # Sydney: UTM 56 S
+    with pytest.raises(CRSError):
+        choose_crs(200, 0)
+
+
+def test_geometry_blob_round_trip() -> None:
+    poly = box(576500.25, 5188000.5, 576750, 5188250)
+    blob = encode_geometry(poly, 32615)
+    assert blob[:2] == b"GP"
+    assert decode_geometry(blob).equals(poly)
+    assert decode_geometry(encode_geometry(Point(1, 2).buffer(0).boundary, 4326)) is not None
+
+
+def test_init_creates_gpkg_that_ogr_reads(tmp_path: Path) -> None:
+    ws = Workspace.create(tmp_path / "ws", crs="EPSG:32615", cell_size_m=100)
+    touched = ws.cells_touching(box(576610, 5188110, 576790, 5188195))
+    assert sorted(c.cell_id for c in touched) == ["E576600N5188100", "E576700N5188100"]
+    # cells are aligned to round coordinates
+    for c in touched:
+        minx, miny, maxx, maxy = c.geometry.bounds
+        assert minx % 100 == 0 and miny % 100 == 0 and maxx - minx == 100
+    layers = {name for name, _ in pyogrio.list_layers(ws.root / "survey.gpkg")}
+    assert {"cells", "sites"} <= layers
+    info = pyogrio.read_info(ws.root / "survey.gpkg", layer="cells")
+    assert info["crs"] == "EPSG:32615" and info["features"] == 2
+    assert info["total_bounds"] == (576600.0, 5188100.0, 576800.0, 5188200.0)
+    # touching the same place again adds nothing
+    ws.cells_touching(box(576610, 5188110, 576790, 5188195))
+    assert ws.gpkg.count("cells") == 2
+
+
+def test_init_refuses_existing_and_bad_arguments(tmp_path: Path) -> None:
+    Workspace.create(tmp_path / "ws", crs="EPSG:32615")
+    with pytest.raises(WorkspaceExistsError):
+        Workspace.create(tmp_path / "ws")
+    with pytest.raises(CRSError, match="not a projected CRS"):
+        Workspace.create(tmp_path / "ws2", crs="EPSG:4326")
+    with pytest.raises(UsageError):
+        Workspace.create(tmp_path / "ws3", grid=tmp_path / "g.geojson", cell_size_m=10)
+    with pytest.raises(WorkspaceNotFoundError, match="skysieve init"):
+        Workspace.open(tmp_path / "nothing")
+
+
+def test_crs_is_chosen_from_first_position(tmp_path: Path) -> None:
+    ws = Workspace.create(tmp_path / "ws")
+    assert ws.crs is None
+    assert ws.ensure_crs(112.88, 36.12).to_epsg() == 4547
+    again = Workspace.open(tmp_path / "ws")
+    assert again.crs == CRS.from_epsg(4547)
+    assert again.gpkg.has_layer("cells")
+
+
+def _county_grid(path: Path) -> Path:
+    """A 2 x 2 county grid in WGS 84 with Chinese attribute names, as a county office would send it."""
+    features = []
+    for i, (lon, lat) in enumerate([(112.880, 36.120), (112.885, 36.120), (112.880, 36.124), (112.885, 36.124)]):
+        features.append({
+            "type": "Feature",
+            "properties": {"网格编号": f"ZZ-{i + 1:03d}", "乡镇": "丹朱镇", "村": f"村{i}"},
+            "geometry": mapping(box(lon, lat, lon + 0.005, lat + 0.004)),
+        })
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False))
+    return path
+
+
+def test_import_county_grid_any_crs(tmp_path: Path) -> None:
+    grid = _county_grid(tmp_path / "grid.geojson")
+    ws = Workspace.create(tmp_path / "ws", grid=grid)
+    assert ws.crs.to_epsg() == 4547
+    cells = ws.cells()
+    assert [c.cell_id for c in cells] == ["ZZ-001", "ZZ-002", "ZZ-003", "ZZ-004"]
+    assert cells[0].township == "丹朱镇" and cells[0].village == "村0"
+    x, y = from_lonlat(ws.crs, 112.8825, 36.122)
+    assert cells[0].geometry.contains(Point(x, y))
+    # imported grids do not grow: a footprint outside touches nothing
+    assert ws.cells_touching(box(x + 5000, y, x + 5100, y + 100)) == []
+    assert [c.cell_id for c in ws.cells_touching(Point(x, y).buffer(5))] == ["ZZ-001"]
+
+
+def test_bad_grid_files(tmp_path: Path) -> None:
+    with pytest.raises(GridError, match="not found"):
+        Workspace.create(tmp_path / "a", grid=tmp_path / "missing.geojson")
+    junk = tmp_path / "junk.geojson"
+    junk.write_text("this is not json")
+    with pytest.raises(GridError, match="cannot read"):
+        Workspace.create(tmp_path / "b", grid=junk)
+    points = tmp_path / "points.geojson"
+    points.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"id": 1}, "geometry": {"type": "Point", "coordinates": [112.9, 36.1]}}]}))
+    with pytest.raises(GridError, match="no polygon"):
+        Workspace.create(tmp_path / "c", grid=points)
+
+
+def test_cli_init_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["init", str(tmp_path / "ws"), "--cell-size", "500", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["grid"] == "regular" and out["crs"] is None
+    assert main(["init", str(tmp_path / "ws")]) == 1
+    assert "already exists" in capsys.readouterr().err
+
+
+_NOTE = LayerSpec("notes", (Column("who", "TEXT"), Column("n", "INTEGER")), None)
+
+
+def _writer(path: str, who: str, n: int) -> None:
+    gp = GeoPackage(path)
+    for i in range(n):
+        gp.insert("notes", [{"who": who, "n": i}])
+
+
+def test_two_processes_writing_lose_nothing(tmp_path: Path) -> None:
+    ws = Workspace.create(tmp_path / "ws", crs="EPSG:32615")
+    ws.layer(_NOTE)
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(str(ws.gpkg.path), w, 150)) for w in ("a", "b")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    assert ws.gpkg.count("notes", "who='a'") == 150
+    assert ws.gpkg.count("notes", "who='b'") == 150
+
+
+def test_settings_unknown_key_warns_and_keeps_defaults(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    ws = Workspace.create(tmp_path / "ws", crs="EPSG:32615", cell_size_m=80)
+    text = (ws.root / "skysieve.toml").read_text()
+    (ws.root / "skysieve.toml").write_text(text.replace("[workspace]", "[workspace]\ncel_size_m = 3"))
+    again = Workspace.open(ws.root)
+    assert again.settings.cell_size_m == 80
+    assert "cel_size_m" in caplog.text
