@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 #: modules whose ``register(subparsers)`` adds subcommands; a missing one is skipped (stage not built yet)
 STAGE_CLIS = (
-    "skysieve.mosaic.cli",
+    "skysieve.mosaic.cli_ingest",
+    "skysieve.mosaic.cli_mosaic",
     "skysieve.datasets.cli",
     "skysieve.detect.cli",
     "skysieve.ledger.cli",

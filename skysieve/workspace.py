@@ -9,9 +9,10 @@
       cells/<cell_id>/ortho.tif   Cloud-Optimized GeoTIFF per cell, with ortho.json beside it
       exports/                    what goes to field teams
 
-Stages own their own tables: each module that writes a layer declares a :class:`~skysieve.gpkg.LayerSpec`
-and calls :meth:`Workspace.layer` before use, which creates the table on first use. The core owns
-``cells`` and ``sites`` (declared here).
+The tables that several stages share (cells, sites, images, detections) are declared in
+:mod:`skysieve.schema`; a stage's private tables (the ledger's suspects, decisions, audit) are declared
+by that stage. Either way a writer calls :meth:`Workspace.layer` first, which creates the table on
+first use.
 """
 
 from __future__ import annotations
@@ -27,46 +28,17 @@ from pyproj import CRS
 from skysieve import crs as crs_mod
 from skysieve.config import read_settings, section, write_settings
 from skysieve.errors import UsageError, WorkspaceError, WorkspaceExistsError, WorkspaceNotFoundError
-from skysieve.gpkg import Column, GeoPackage, LayerSpec
+from skysieve.gpkg import GeoPackage, LayerSpec
 from skysieve.grid import Cell, read_grid_file, regular_cells
+from skysieve.schema import CELLS, SITES
 
-__all__ = ["Workspace", "WorkspaceSettings", "CELLS", "SITES", "DEFAULT_CELL_SIZE_M"]
+__all__ = ["Workspace", "WorkspaceSettings", "DEFAULT_CELL_SIZE_M"]
 
 log = logging.getLogger(__name__)
 
 SETTINGS_FILE = "skysieve.toml"
 GPKG_FILE = "survey.gpkg"
 DEFAULT_CELL_SIZE_M = 250.0
-
-CELLS = LayerSpec(
-    "cells",
-    (
-        Column("cell_id", "TEXT", "NOT NULL UNIQUE"),
-        Column("township", "TEXT"),
-        Column("village", "TEXT"),
-        Column("source", "TEXT"),  # 'regular' or the grid file's name
-    ),
-    "POLYGON",
-    "Grid cells (网格) of the survey",
-)
-
-SITES = LayerSpec(
-    "sites",
-    (
-        Column("site_id", "TEXT", "NOT NULL UNIQUE"),
-        Column("kind", "TEXT", "NOT NULL"),  # idle_factory, farm, scrap_yard, idle_house, closed_enterprise, licensed_chemical, lead, ...
-        Column("name", "TEXT"),
-        Column("address", "TEXT"),
-        Column("township", "TEXT"),
-        Column("village", "TEXT"),
-        Column("source", "TEXT"),  # file it was imported from
-        Column("note", "TEXT"),
-    ),
-    "POLYGON",
-    "Known places (registers of idle factories, farms, scrap yards, ...) and leads",
-    indexes=(("kind",),),
-)
-
 
 @dataclass
 class WorkspaceSettings:
