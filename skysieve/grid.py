@@ -115,7 +115,9 @@ def read_grid_file(path: str | Path, crs: CRS | None) -> tuple[list[Cell], CRS]:
             g = max(g.geoms, key=lambda p: p.area)
         if g.geom_type != "Polygon":
             continue
-        value = lambda f: _text(field_data[fields.index(f)][i]) if f else None  # noqa: E731
+        def value(f: str | None, i: int = i) -> str | None:
+            return _text(field_data[fields.index(f)][i]) if f else None
+
         cid = value(id_f) or f"cell-{i + 1}"
         if cid in seen:
             raise GridError(f"cell id {cid!r} appears twice", path=path, hint="cell ids must be unique")
