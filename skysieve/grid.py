@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import shapely
-import shapely.ops
 from pyproj import CRS, Transformer
 from shapely.geometry import box
 
@@ -101,7 +100,7 @@ def read_grid_file(path: str | Path, crs: CRS | None) -> tuple[list[Cell], CRS]:
     target = crs or src_crs
     if not target.equals(src_crs):
         tf = Transformer.from_crs(src_crs, target, always_xy=True)
-        shapes = [shapely.ops.transform(tf.transform, g) if g is not None else None for g in shapes]
+        shapes = shapely.transform(shapes, lambda xy: np.column_stack(tf.transform(xy[:, 0], xy[:, 1])))
     id_f, town_f, vil_f = (_pick(fields, c) for c in (CELL_ID_FIELDS, TOWNSHIP_FIELDS, VILLAGE_FIELDS))
     cells: list[Cell] = []
     seen: set[str] = set()
