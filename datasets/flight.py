@@ -1,0 +1,237 @@
+"""``fly``: a simulated lawn-mower drone survey over a synthetic world, written like a real DJI flight.
+
+Each photo is rendered from the world's scene through ``skysieve.camera`` (the module ingest and the
+mosaic use), with relief displacement, vignetting, blur, noise and JPEG compression, and carries
+EXIF + DJI XMP (``dji_meta.write_dji_jpeg``): GPS position (noised by ``gps_noise_m``), GPSAltitude
+above sea level, RelativeAltitude above take-off, gimbal and flight angles. Beside the images:
+
+- ``poses.json``: per image the true pose and the recorded (noised) one, in the world's projected
+  CRS (x, y metres; z height above ground) and WGS 84, plus the camera;
+- ``poses.csv``: the same as a table; ``flight.json``: the plan and a summary.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+from skysieve.datasets.dji_meta import DJIMeta, write_dji_jpeg
+from skysieve.datasets.optics import CameraFaults, camera_faults, cast
+from skysieve.datasets.paint import GridView, NoiseField, paint
+from skysieve.datasets.world import LoadedWorld, load_world
+
+from skysieve.atomic import write_bytes, write_json, write_text
+from skysieve.camera import Camera, Pose, footprint
+from skysieve.crs import parse_crs, to_lonlat
+from skysieve.errors import DatasetError
+from skysieve.progress import progress
+
+__all__ = ["CameraSpec", "CAMERAS", "FlightPlan", "FlightInfo", "PhotoPose", "plan_survey", "fly", "render_photo"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CameraSpec:
+    """A drone camera as its EXIF describes it: full-resolution size (px), focal length and sensor width (mm)."""
+
+    model: str
+    width_px: int
+    height_px: int
+    focal_mm: float
+    sensor_width_mm: float
+    focal_35mm: int
+
+    def camera(self, scale: float = 1.0) -> Camera:
+        w, h = int(round(self.width_px * scale)), int(round(self.height_px * scale))
+        return Camera.from_sensor(w, h, self.focal_mm, self.sensor_width_mm)
+
+
+CAMERAS = {
+    "FC300S": CameraSpec("FC300S", 4000, 2250, 3.61, 6.17, 20),  # Phantom 3 Advanced/Pro, 16:9
+    "FC6310": CameraSpec("FC6310", 5472, 3648, 8.8, 13.2, 24),  # Phantom 4 Pro
+    "FC220": CameraSpec("FC220", 4000, 3000, 4.73, 6.17, 26),  # Mavic Pro
+}
+
+
+@dataclass(frozen=True)
+class FlightPlan:
+    """A survey: height above ground (m), forward overlap and sidelap (0..1), camera model and image
+    ``scale`` (1 = full resolution; 0.25 keeps tests fast), GPS noise (m, 1 sigma, horizontal),
+    gimbal tilt jitter (deg, 1 sigma), the surveyed ``area_m`` (xmin, ymin, xmax, ymax metres from
+    the world's south-west corner; None = the whole world), line direction (deg from north)."""
+
+    altitude_m: float = 60.0
+    overlap: float = 0.75
+    sidelap: float = 0.65
+    camera: str = "FC300S"
+    gps_noise_m: float = 1.5
+    seed: int = 0
+    scale: float = 0.25
+    tilt_deg: float = 1.0
+    area_m: tuple[float, float, float, float] | None = None
+    heading_deg: float = 0.0
+    jpeg_quality: int = 90
+
+
+@dataclass(frozen=True)
+class PhotoPose:
+    """One photo: file name, true pose and recorded pose (projected CRS x/y, z above ground)."""
+
+    name: str
+    true: Pose
+    recorded: Pose
+
+
+@dataclass(frozen=True)
+class FlightInfo:
+    """Where a simulated flight is: its images folder, poses and the world it flew over."""
+
+    root: Path
+    images: Path
+    poses_json: Path
+    poses_csv: Path
+    world: Path
+    n_images: int
+    crs: str
+    camera: Camera
+    ground_elevation_m: float
+
+
+def plan_survey(plan: FlightPlan, camera: Camera, area: tuple[float, float, float, float]) -> list[Pose]:
+    """Nominal lawn-mower poses (scene frame) covering ``area``: lines along ``heading_deg``, the image
+    top pointing along the direction of travel (so alternate lines are turned 180 degrees)."""
+    if not (0 <= plan.overlap < 0.98 and 0 <= plan.sidelap < 0.98):
+        raise DatasetError(f"overlap {plan.overlap} / sidelap {plan.sidelap} out of range", hint="use 0 to 0.95")
+    if plan.altitude_m <= 5:
+        raise DatasetError(f"altitude {plan.altitude_m} m is too low", hint="fly at least 10 m above ground")
+    gsd = camera.gsd_m(plan.altitude_m)
+    along = camera.height_px * gsd * (1 - plan.overlap)
+    across = camera.width_px * gsd * (1 - plan.sidelap)
+    xmin, ymin, xmax, ymax = area
+    h = math.radians(plan.heading_deg)
+    fwd, right = np.array([math.sin(h), math.cos(h)]), np.array([math.cos(h), -math.sin(h)])
+    centre = np.array([(xmin + xmax) / 2, (ymin + ymax) / 2])
+    corners = np.array([[xmin, ymin], [xmax, ymin], [xmax, ymax], [xmin, ymax]]) - centre
+    a_ext = np.abs(corners @ fwd).max()
+    c_ext = np.abs(corners @ right).max()
+    n_lines = max(1, int(math.ceil(2 * c_ext / across)) + 1)
+    n_shots = max(1, int(math.ceil(2 * a_ext / along)) + 1)
+    poses = []
+    for i in range(n_lines):
+        c = (i - (n_lines - 1) / 2) * across
+        sign = 1 if i % 2 == 0 else -1
+        for j in range(n_shots):
+            a = sign * (j - (n_shots - 1) / 2) * along
+            p = centre + a * fwd + c * right
+            yaw = (plan.heading_deg + (0 if sign > 0 else 180) + 180) % 360 - 180
+            poses.append(Pose(float(p[0]), float(p[1]), plan.altitude_m, float(yaw)))
+    return poses
+
+
+def render_photo(world: LoadedWorld, camera: Camera, pose: Pose, rng: np.random.Generator,
+                 noise: NoiseField | None = None, faults: CameraFaults | None = None) -> np.ndarray:
+    """The photo (rows x cols x 3 uint8 RGB) a camera at ``pose`` (scene frame) takes of ``world``."""
+    fp = np.asarray(footprint(camera, pose).exterior.coords)
+    gsd = camera.gsd_m(pose.z) * 0.85
+    pad = 4 * gsd
+    x0, y0 = fp[:, 0].min() - pad, fp[:, 1].min() - pad
+    x1, y1 = fp[:, 0].max() + pad, fp[:, 1].max() + pad
+    view = GridView(float(x0), float(y1), gsd, int(math.ceil((y1 - y0) / gsd)), int(math.ceil((x1 - x0) / gsd)))
+    layers = paint(world.scene.shapes, world.bounds, view, world.climate.style(), noise)
+    img = cast(layers, view, camera, pose, world.climate.sun.toward())
+    faults = faults or CameraFaults.random(rng, world.climate.weather)
+    return camera_faults(img, faults, rng)
+
+
+def _noisy(pose: Pose, rng: np.random.Generator, sigma_m: float) -> Pose:
+    if sigma_m <= 0:
+        return pose
+    dx, dy = rng.normal(0, sigma_m, 2)
+    return replace(pose, x=pose.x + float(dx), y=pose.y + float(dy), z=pose.z + float(rng.normal(0, 0.1 * sigma_m)))
+
+
+def fly(world_dir: str | Path, out_dir: str | Path, plan: FlightPlan = FlightPlan()) -> FlightInfo:
+    """Fly ``plan`` over the world at ``world_dir``; write DJI-style JPEGs and true/recorded poses to ``out_dir``.
+
+    Deterministic in (world, plan). Images are written atomically one by one; the pose files last.
+    """
+    world = load_world(world_dir)
+    if plan.camera not in CAMERAS:
+        raise DatasetError(f"unknown camera {plan.camera!r}", hint=f"use one of {', '.join(CAMERAS)}")
+    if not 0.02 <= plan.scale <= 1.0:
+        raise DatasetError(f"image scale {plan.scale} out of range", hint="use 0.02 to 1")
+    spec = CAMERAS[plan.camera]
+    camera = spec.camera(plan.scale)
+    info = world.info
+    size = info.size_m
+    area = plan.area_m or (0.0, 0.0, size, size)
+    if not (0 <= area[0] < area[2] <= size and 0 <= area[1] < area[3] <= size):
+        raise DatasetError(f"survey area {area} is not inside the {size:g} m world", hint="give xmin,ymin,xmax,ymax "
+                           "in metres from the world's south-west corner")
+    nominal = plan_survey(plan, camera, area)
+    rng = np.random.default_rng([info.seed, plan.seed, 4242])
+    meta = json.loads(info.meta.read_text())
+    ground_elev = float(meta.get("ground_elevation_m", 900.0))
+    crs = parse_crs(info.crs)
+    origin = np.array(info.origin_xy)
+    root = Path(out_dir)
+    images = root / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    noise = NoiseField(info.seed, (0, 0, size, size))
+    start = datetime(2026, 4, 10, 10, 0, 0) + timedelta(minutes=int(rng.integers(0, 240)))
+    records: list[PhotoPose] = []
+    for i, nom in enumerate(progress(nominal, "flying", total=len(nominal), unit="img")):
+        true = replace(nom, pitch_deg=-90.0 + float(rng.normal(0, plan.tilt_deg)),
+                       roll_deg=float(rng.normal(0, plan.tilt_deg)),
+                       yaw_deg=nom.yaw_deg + float(rng.normal(0, 1.0)),
+                       z=nom.z + float(rng.normal(0, 0.3)))
+        rec = _noisy(true, rng, plan.gps_noise_m)
+        photo_rng = np.random.default_rng([info.seed, plan.seed, i])
+        pixels = render_photo(world, camera, true, photo_rng, noise)
+        t_abs = replace(true, x=true.x + origin[0], y=true.y + origin[1])
+        r_abs = replace(rec, x=rec.x + origin[0], y=rec.y + origin[1])
+        lon, lat = to_lonlat(crs, r_abs.x, r_abs.y)
+        name = f"DJI_{i + 1:04d}.JPG"
+        yaw = (rec.yaw_deg + 180) % 360 - 180
+        dji = DJIMeta(lon=float(lon), lat=float(lat), gps_altitude_m=round(ground_elev + rec.z, 3),
+                      relative_altitude_m=round(rec.z, 2), gimbal_yaw_deg=round(yaw, 2),
+                      gimbal_pitch_deg=round(rec.pitch_deg, 2), gimbal_roll_deg=round(rec.roll_deg, 2),
+                      flight_yaw_deg=round(yaw, 2), flight_pitch_deg=round(float(rng.normal(0, 2)), 2),
+                      flight_roll_deg=round(float(rng.normal(0, 2)), 2), model=spec.model, focal_length_mm=spec.focal_mm,
+                      focal_length_35mm=spec.focal_35mm, taken_at=start + timedelta(seconds=3 * i))
+        write_bytes(images / name, write_dji_jpeg(None, pixels, dji, quality=plan.jpeg_quality))
+        records.append(PhotoPose(name, t_abs, r_abs))
+    _write_poses(root, records, crs, camera, spec, ground_elev, info, plan)
+    log.info("flight %s: %d images over world %s", root, len(records), info.root)
+    return FlightInfo(root, images, root / "poses.json", root / "poses.csv", info.root, len(records), info.crs,
+                      camera, ground_elev)
+
+
+def _write_poses(root: Path, records: list[PhotoPose], crs, camera: Camera, spec: CameraSpec, ground_elev: float,
+                 info, plan: FlightPlan) -> None:
+    rows = []
+    for r in records:
+        tl = to_lonlat(crs, r.true.x, r.true.y)
+        rl = to_lonlat(crs, r.recorded.x, r.recorded.y)
+        rows.append({"name": r.name, "true": {**asdict(r.true), "lon": tl[0], "lat": tl[1]},
+                     "recorded": {**asdict(r.recorded), "lon": rl[0], "lat": rl[1]}})
+    write_json(root / "poses.json", {"crs": info.crs, "ground_elevation_m": ground_elev,
+                                     "camera": {**asdict(camera), "model": spec.model}, "images": rows})
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["name", "x", "y", "z", "yaw_deg", "pitch_deg", "roll_deg", "rec_x", "rec_y", "rec_z"])
+    for r in records:
+        t, q = r.true, r.recorded
+        w.writerow([r.name] + [f"{v:.4f}" for v in (t.x, t.y, t.z, t.yaw_deg, t.pitch_deg, t.roll_deg,
+                                                     q.x, q.y, q.z)])
+    write_text(root / "poses.csv", buf.getvalue())
+    write_json(root / "flight.json", {"world": str(info.root), "world_seed": info.seed, "plan": asdict(plan),
+                                      "n_images": len(records), "crs": info.crs})

@@ -1,0 +1,138 @@
+"""From a painted ground patch to a photo: ray casting over the height raster, then the camera's faults.
+
+:func:`cast` renders what a pinhole camera (``skysieve.camera``) sees of a painted patch
+(:class:`~skysieve.datasets.paint.Layers`): each pixel's ray is marched down through height levels
+until it meets the surface, so roofs, tanks and chimneys lean away from the nadir point (relief
+displacement) and show their sunlit or shaded sides. On flat ground a pixel sees exactly
+``backproject(camera, pose, pixel)``.
+
+:func:`camera_faults` adds what a small drone camera does to that image: vignetting, exposure and
+white balance drift, optical blur, sensor noise. All pure functions on arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from skysieve.datasets.paint import GridView, Layers
+
+from skysieve.camera import Camera, Pose, rotation_cam_to_world
+
+__all__ = ["cast", "CameraFaults", "camera_faults", "march_levels"]
+
+
+def march_levels(z_max: float, step_low: float, split_m: float = 10.0) -> np.ndarray:
+    """Descending heights (m) to test rays at: ``step_low`` apart below ``split_m``, twice that above."""
+    if z_max <= 0:
+        return np.zeros(0, np.float32)
+    low = np.arange(step_low, min(z_max, split_m) + step_low, step_low)
+    high = np.arange(split_m + 2 * step_low, z_max + 2 * step_low, 2 * step_low) if z_max > split_m else []
+    return np.concatenate([low, high])[::-1].astype(np.float32)
+
+
+def cast(layers: Layers, view: GridView, camera: Camera, pose: Pose, toward_sun: np.ndarray,
+         step_m: float | None = None, uv_offset: tuple[float, float] = (0.0, 0.0),
+         out_shape: tuple[int, int] | None = None) -> np.ndarray:
+    """The camera's image (rows x cols x 3 float32) of the painted patch ``layers`` on grid ``view``.
+
+    ``pose`` is in the same frame as ``view`` (scene metres, ground at z = 0). ``uv_offset`` and
+    ``out_shape`` (rows, cols) render only a sub-window of the sensor starting at that (col, row):
+    training tiles are such crops. Rays that leave the patch see its edge colour.
+    """
+    rows, cols = out_shape if out_shape is not None else (camera.height_px, camera.width_px)
+    u = (np.arange(cols, dtype=np.float32) + 0.5 + uv_offset[0] - camera.cx) / camera.focal_px
+    v = (np.arange(rows, dtype=np.float32) + 0.5 + uv_offset[1] - camera.cy) / camera.focal_px
+    r = rotation_cam_to_world(pose).astype(np.float32)
+    dx = r[0, 0] * u[None, :] + r[0, 1] * v[:, None] + r[0, 2]
+    dy = r[1, 0] * u[None, :] + r[1, 1] * v[:, None] + r[1, 2]
+    dz = r[2, 0] * u[None, :] + r[2, 1] * v[:, None] + r[2, 2]
+    dz = np.minimum(dz, -1e-6)
+    # pixel coordinates (cv2 remap: integer = pixel centre) of the ground hit and their change per metre up
+    g = view.gsd_m
+    tx, ty = dx / dz, dy / dz  # horizontal metres per metre of height along the ray
+    mx0 = ((pose.x - pose.z * tx) - view.x0) / g - 0.5
+    my0 = (view.y_top - (pose.y - pose.z * ty)) / g - 0.5
+    mdx, mdy = tx / g, -ty / g
+    height = layers.height
+    z_max = float(height.max()) if height.size else 0.0
+    hit = np.zeros((rows, cols), np.float32)
+    on_wall = np.zeros((rows, cols), bool)
+    done = np.zeros((rows, cols), bool)
+    if z_max > 0:
+        tan_max = float(np.sqrt(tx * tx + ty * ty).max())
+        step = step_m if step_m is not None else max(0.25, min(1.0, 2.5 * g / max(tan_max, 1e-3)))
+        levels = march_levels(z_max, step)
+        for k, z in enumerate(levels):
+            hz = cv2.remap(height, mx0 + z * mdx, my0 + z * mdy, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+            new = (hz >= z) & ~done
+            if not new.any():
+                continue
+            gap = (levels[k - 1] - z) if k > 0 else step
+            roof = hz <= z + gap
+            hit[new & roof] = hz[new & roof]
+            wall_new = new & ~roof
+            hit[wall_new] = z
+            on_wall |= wall_new
+            done |= new
+    mx, my = mx0 + hit * mdx, my0 + hit * mdy
+    img = cv2.remap(layers.rgb, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    if on_wall.any():
+        wall = cv2.remap(layers.wall, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+        # the wall we see faces back towards the camera: normal = -(ray's horizontal direction)
+        nx, ny = -dx, -dy
+        norm = np.sqrt(nx * nx + ny * ny) + 1e-6
+        lit = 0.55 + 0.45 * np.clip((nx * toward_sun[0] + ny * toward_sun[1]) / norm, 0, 1)
+        img[on_wall] = wall[on_wall] * lit[on_wall][:, None]
+    return img
+
+
+@dataclass(frozen=True)
+class CameraFaults:
+    """What a small drone camera adds: vignetting strength (0..1 at the corners), exposure gain,
+    white balance (RGB gains), optical blur (Gaussian sigma, px), sensor noise (sigma, 0..1 scale),
+    haze (0..1 blend towards ``haze_rgb``)."""
+
+    vignetting: float = 0.25
+    gain: float = 1.0
+    white_balance: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    blur_px: float = 0.6
+    noise: float = 0.012
+    haze: float = 0.0
+    haze_rgb: tuple[float, float, float] = (0.75, 0.78, 0.82)
+
+    @classmethod
+    def random(cls, rng: np.random.Generator, weather: str = "clear") -> CameraFaults:
+        haze = {"clear": (0.0, 0.08), "hazy": (0.12, 0.3), "overcast": (0.05, 0.15)}[weather]
+        return cls(vignetting=float(rng.uniform(0.1, 0.35)), gain=float(rng.uniform(0.88, 1.12)),
+                   white_balance=tuple(float(x) for x in rng.uniform(0.95, 1.05, 3)),
+                   blur_px=float(rng.uniform(0.4, 1.1)), noise=float(rng.uniform(0.005, 0.02)),
+                   haze=float(rng.uniform(*haze)))
+
+
+def camera_faults(img: np.ndarray, faults: CameraFaults, rng: np.random.Generator,
+                  full_size: tuple[int, int] | None = None, offset: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Apply ``faults`` to ``img`` (rows x cols x 3 float32 0..1); returns uint8 RGB.
+
+    Vignetting is computed over the full sensor (``full_size`` = (rows, cols)) when ``img`` is a crop
+    starting at ``offset`` (col, row).
+    """
+    out = img
+    if faults.haze > 0:
+        out = out * (1 - faults.haze) + np.array(faults.haze_rgb, np.float32) * faults.haze
+    if faults.blur_px > 0.2:
+        out = cv2.GaussianBlur(out, (0, 0), faults.blur_px)
+    rows, cols = out.shape[:2]
+    fr, fc = full_size if full_size is not None else (rows, cols)
+    if faults.vignetting > 0:
+        yy = (np.arange(rows, dtype=np.float32) + offset[1] - fr / 2) / (fr / 2)
+        xx = (np.arange(cols, dtype=np.float32) + offset[0] - fc / 2) / (fc / 2) * (fc / max(fr, 1))
+        rr = (xx[None, :] ** 2 + yy[:, None] ** 2) / (1 + (fc / max(fr, 1)) ** 2)
+        out = out * (1 - faults.vignetting * rr)[:, :, None]
+    out = out * (faults.gain * np.array(faults.white_balance, np.float32))
+    if faults.noise > 0:
+        sigma = faults.noise * np.sqrt(np.clip(out, 0.02, 1) / 0.5)  # shot-noise-like: brighter, noisier
+        out = out + sigma * rng.standard_normal(out.shape, dtype=np.float32)
+    return np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8)
+

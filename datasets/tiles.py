@@ -1,0 +1,184 @@
+"""Training tiles: small randomised scenes seen by a virtual drone camera, with exact YOLO boxes.
+
+Each tile is its own little world (ground cover, buildings, trees, distractors and 0..n labelled
+objects), painted with :mod:`~skysieve.datasets.paint` and ray-cast through a nadir camera whose
+principal point is offset, as if the tile were cut from anywhere in a drone photo: tall objects lean
+away from the photo centre as they do in real imagery and orthomosaics. Boxes are the image-space
+bounds of each object's projected 3-D hull (base and top), clipped to the tile.
+
+Everything that is not the object is randomised (domain randomisation): ground cover and season,
+sun azimuth/elevation and shadow strength, haze, exposure, white balance, blur, noise, JPEG quality,
+GSD, clutter, and round hard negatives (planters, manholes, silos, haystacks).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from skysieve.datasets import props
+from skysieve.datasets.layout import PALETTES, climate_for
+from skysieve.datasets.optics import CameraFaults, camera_faults, cast
+from skysieve.datasets.paint import GridView, NoiseField, paint
+from skysieve.datasets.scene import CLASSES, Scene, Shape, rect
+
+from skysieve.camera import Camera, Pose, project
+
+__all__ = ["TileSpec", "Tile", "random_tile_spec", "render_tile", "tile_scene", "boxes_for"]
+
+
+@dataclass(frozen=True)
+class TileSpec:
+    """How one tile is made: seed, size (px), GSD (m/px), camera height (m), where the tile sits in the
+    photo (tan of the off-nadir angle of its centre, east and north), JPEG quality."""
+
+    seed: int
+    imgsz: int
+    gsd_m: float
+    height_m: float
+    tan_xy: tuple[float, float]
+    jpeg_quality: int
+    negative_only: bool = False
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A rendered tile: ``pixels`` (rows x cols x 3 uint8 RGB) and ``boxes`` (N x 5: class, x0, y0, x1, y1 px)."""
+
+    pixels: np.ndarray
+    boxes: np.ndarray
+
+
+def random_tile_spec(rng: np.random.Generator, seed: int, imgsz: int, gsd_range: tuple[float, float]) -> TileSpec:
+    lo, hi = gsd_range
+    gsd = float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+    return TileSpec(seed, imgsz, gsd, float(rng.uniform(30, 150)), tuple(float(t) for t in rng.uniform(-0.45, 0.45, 2)),
+                    int(rng.integers(55, 96)), bool(rng.random() < 0.15))
+
+
+def _ground(scene: Scene, rng, half: float, pal) -> None:
+    """Random ground cover over [-half, half]^2: fields, a yard, a road."""
+    ang = float(rng.uniform(0, 180))
+    for _ in range(int(rng.integers(1, 4))):
+        c = rng.uniform(-half, half, 2)
+        color = props._jitter(rng, pal["fields"][rng.integers(len(pal["fields"]))], 0.1)
+        stripe = (float(rng.uniform(0.5, 1.5)), ang, float(rng.uniform(0.0, 0.15))) if rng.random() < 0.7 else None
+        scene.add([Shape("poly", rect(c[0], c[1], rng.uniform(half, 3 * half), rng.uniform(half, 3 * half), ang),
+                         color, layer=0, stripe=stripe)])
+    if rng.random() < 0.75:  # a concrete / dirt yard: where workshops keep their kit
+        c = rng.uniform(-half / 2, half / 2, 2)
+        color = props._jitter(rng, [(0.62, 0.61, 0.58), (0.5, 0.44, 0.36), (0.7, 0.69, 0.66)][rng.integers(3)], 0.1)
+        poly = rect(c[0], c[1], rng.uniform(half, 2.5 * half), rng.uniform(half, 2.5 * half), ang + rng.uniform(-5, 5))
+        scene.add([Shape("poly", poly, color, layer=1)])
+        if rng.random() < 0.5:
+            scene.add(props.wall_segments(poly, props._jitter(rng, (0.8, 0.78, 0.74)), gate=int(rng.integers(4))))
+    if rng.random() < 0.5:
+        c = rng.uniform(-half, half)
+        w = float(rng.uniform(3, 8))
+        color = props._jitter(rng, (0.30, 0.30, 0.31) if rng.random() < 0.6 else (0.62, 0.61, 0.58))
+        pts = rect(c, 0, w, 4 * half, ang + 90 * rng.integers(2))
+        scene.add([Shape("poly", pts, color, layer=2)])
+
+
+def tile_scene(rng: np.random.Generator, half: float, toward, season: str, negative_only: bool) -> Scene:
+    """A random scene over [-half, half]^2 metres (the tile plus a margin)."""
+    pal = PALETTES[season]
+    scene = Scene()
+    _ground(scene, rng, half, pal)
+    taken: list[tuple[float, float, float]] = []
+
+    def spot(radius: float, spread: float = 0.8):
+        for _ in range(30):
+            x, y = rng.uniform(-spread * half, spread * half, 2)
+            if all(math.hypot(x - a, y - b) > radius + r for a, b, r in taken):
+                taken.append((x, y, radius))
+                return float(x), float(y)
+        return None
+
+    for _ in range(int(rng.integers(0, 4))):
+        s = spot(8)
+        if s:
+            scene.add(props.building(rng, *s, float(rng.uniform(5, 16)), float(rng.uniform(5, 20)),
+                                     float(rng.uniform(0, 180)), toward))
+    if not negative_only:
+        for _ in range(int(rng.integers(1, 7))):
+            cls = CLASSES[rng.choice(3, p=[0.45, 0.2, 0.35])]
+            makers = props.LABELLED_MAKERS[cls]
+            s = spot(4.0 if cls != "drum_stockpile" else 5.0, 0.6)
+            if s:
+                sh, truth = makers[rng.integers(len(makers))](rng, *s, toward)
+                scene.add(sh, truth)
+    for _ in range(int(rng.integers(0, 7))):  # hard negatives and clutter
+        kind = rng.choice(["planter", "manhole", "silo", "car", "haystack", "tree", "scrap"],
+                          p=[0.22, 0.12, 0.1, 0.16, 0.1, 0.22, 0.08])
+        s = spot(3.0)
+        if s is None:
+            continue
+        if kind == "planter":
+            scene.add(*props.planter(rng, *s, toward))
+        elif kind == "manhole":
+            scene.add(*props.manhole(rng, *s))
+        elif kind == "silo":
+            scene.add(*props.silo(rng, *s, toward))
+        elif kind == "car":
+            scene.add(*props.car(rng, *s, float(rng.uniform(0, 180))))
+        elif kind == "haystack":
+            scene.add(*props.haystack(rng, *s, toward))
+        elif kind == "tree":
+            scene.add(props.tree(rng, *s, pal["tree"], toward))
+        else:
+            scene.add(props.scrap_heap(rng, *s, float(rng.uniform(2, 5))))
+    return scene
+
+
+def boxes_for(scene: Scene, camera: Camera, pose: Pose, uv_offset: tuple[float, float], shape: tuple[int, int],
+              min_visible: float = 0.5, min_px: float = 3.0) -> np.ndarray:
+    """YOLO-ready boxes (N x 5: class index, x0, y0, x1, y1 in tile pixels) of the labelled objects:
+    bounds of the projected base and top outlines, clipped; dropped if less than ``min_visible`` of the
+    box is inside or a side is under ``min_px``."""
+    rows, cols = shape
+    out = []
+    for obj in scene.labelled():
+        poly = np.asarray(obj.polygon, float)
+        pts = np.vstack([np.column_stack([poly, np.zeros(len(poly))]),
+                         np.column_stack([poly, np.full(len(poly), obj.height_m)])])
+        uv = project(camera, pose, pts) - np.array(uv_offset)
+        if not np.isfinite(uv).all():
+            continue
+        x0, y0 = uv.min(axis=0)
+        x1, y1 = uv.max(axis=0)
+        cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, cols), min(y1, rows)
+        if cx1 - cx0 < min_px or cy1 - cy0 < min_px:
+            continue
+        if (cx1 - cx0) * (cy1 - cy0) < min_visible * (x1 - x0) * (y1 - y0):
+            continue
+        out.append([CLASSES.index(obj.cls), cx0, cy0, cx1, cy1])
+    return np.array(out, float).reshape(-1, 5)
+
+
+def render_tile(spec: TileSpec) -> Tile:
+    """Render one tile (deterministic in ``spec``)."""
+    rng = np.random.default_rng([spec.seed, 91])
+    climate = climate_for(rng)
+    toward = climate.sun.toward()
+    n = spec.imgsz
+    extent = n * spec.gsd_m
+    half = 0.75 * extent
+    scene = tile_scene(rng, half, toward, climate.season, spec.negative_only)
+    f = spec.height_m / spec.gsd_m
+    tx, ty = spec.tan_xy
+    # camera sits so that the tile centre (0, 0) is seen tan_xy off nadir; image top = north
+    pose = Pose(-tx * spec.height_m, -ty * spec.height_m, spec.height_m, 0.0)
+    camera = Camera(n, n, f, n / 2 - f * tx, n / 2 + f * ty)
+    view = GridView(-half, half, spec.gsd_m, int(round(2 * half / spec.gsd_m)), int(round(2 * half / spec.gsd_m)))
+    noise = NoiseField(spec.seed, (-half, -half, half, half),
+                       octaves=((30.0, 0.10 * rng.uniform(0.3, 1.5)), (5.0, 0.06 * rng.uniform(0.3, 1.5)),
+                                (0.7, 0.05 * rng.uniform(0.3, 1.5))))
+    layers = paint(scene.shapes, scene.bounds_array(), view, climate.style(), noise)
+    img = cast(layers, view, camera, pose, toward)
+    pixels = camera_faults(img, CameraFaults.random(rng, climate.weather), rng)
+    ok, buf = cv2.imencode(".jpg", pixels[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, spec.jpeg_quality])
+    pixels = cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1]
+    return Tile(np.ascontiguousarray(pixels), boxes_for(scene, camera, pose, (0.0, 0.0), (n, n)))

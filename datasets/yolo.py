@@ -1,0 +1,103 @@
+"""``build_dataset``: a YOLO-format training set (``images/``, ``labels/``, ``data.yaml``) of synthetic tiles.
+
+Layout (what ultralytics expects)::
+
+    OUT/data.yaml                 path: OUT (absolute), train/val, names {0: tank, 1: chimney, 2: drum_stockpile}
+    OUT/images/{train,val}/NNNNNN.jpg
+    OUT/labels/{train,val}/NNNNNN.txt   one line per box: class cx cy w h (normalised 0..1)
+
+Deterministic in ``seed``: tile ``i`` is rendered from seed (seed, i) whatever the worker count.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+from skysieve.datasets.scene import CLASSES
+from skysieve.datasets.tiles import Tile, random_tile_spec, render_tile
+
+from skysieve.atomic import write_bytes, write_text
+from skysieve.errors import DatasetError
+from skysieve.progress import progress
+
+__all__ = ["build_dataset", "yolo_lines", "write_data_yaml"]
+
+log = logging.getLogger(__name__)
+
+
+def yolo_lines(boxes: np.ndarray, cols: int, rows: int) -> str:
+    """Boxes (N x 5: class, x0, y0, x1, y1 px) as YOLO label text."""
+    lines = []
+    for c, x0, y0, x1, y1 in boxes:
+        lines.append(f"{int(c)} {(x0 + x1) / 2 / cols:.6f} {(y0 + y1) / 2 / rows:.6f} "
+                     f"{(x1 - x0) / cols:.6f} {(y1 - y0) / rows:.6f}")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def write_data_yaml(root: Path, names: tuple[str, ...] = CLASSES) -> Path:
+    """Write ``data.yaml`` for a dataset laid out as above; ``path`` is absolute."""
+    text = [f"path: {root.resolve()}", "train: images/train", "val: images/val", f"nc: {len(names)}", "names:"]
+    text += [f"  {i}: {n}" for i, n in enumerate(names)]
+    return write_text(root / "data.yaml", "\n".join(text) + "\n")
+
+
+def _tile_job(args: tuple[int, int, int, tuple[float, float]]) -> tuple[int, bytes, str]:
+    seed, i, imgsz, gsd_range = args
+    rng = np.random.default_rng([seed, i, 17])
+    tile: Tile = render_tile(random_tile_spec(rng, seed * 1_000_003 + i, imgsz, gsd_range))
+    ok, buf = cv2.imencode(".jpg", tile.pixels[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return i, buf.tobytes(), yolo_lines(tile.boxes, imgsz, imgsz)
+
+
+def build_dataset(out_dir: str | Path, n: int, imgsz: int = 640, gsd_range: tuple[float, float] = (0.02, 0.10),
+                  seed: int = 0, backgrounds: str | Path | None = None, real: str | Path | None = None,
+                  val_fraction: float = 0.15, workers: int | None = None) -> Path:
+    """Render ``n`` tiles of ``imgsz`` px at GSDs drawn log-uniformly from ``gsd_range`` (m/px) into a
+    YOLO dataset at ``out_dir``; returns the path of its ``data.yaml``.
+
+    ``backgrounds``: a folder of real aerial images to paint objects onto (sim-to-real); ``real``: a
+    YOLO dataset (images/ + labels/) whose tiles are copied into the training split. Tiles already
+    written are kept (a rerun resumes).
+    """
+    if n < 1:
+        raise DatasetError(f"n={n}: a dataset needs at least one tile")
+    if not (0.005 <= gsd_range[0] <= gsd_range[1] <= 1.0):
+        raise DatasetError(f"GSD range {gsd_range} is not a range of metres per pixel", hint="e.g. 0.02,0.10")
+    if imgsz < 64 or imgsz % 32:
+        raise DatasetError(f"imgsz {imgsz} must be a multiple of 32 and at least 64")
+    root = Path(out_dir)
+    n_val = max(1, int(math.ceil(n * val_fraction))) if n > 1 else 0
+    for split in ("train", "val"):
+        (root / "images" / split).mkdir(parents=True, exist_ok=True)
+        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
+
+    def where(i: int) -> tuple[Path, Path]:
+        split = "val" if i >= n - n_val else "train"
+        return root / "images" / split / f"{i:06d}.jpg", root / "labels" / split / f"{i:06d}.txt"
+
+    todo = [i for i in range(n) if not (where(i)[0].exists() and where(i)[1].exists())]
+    jobs = [(seed, i, imgsz, tuple(gsd_range)) for i in todo]
+    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    if workers > 1 and len(jobs) > 8:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        with ctx.Pool(workers) as pool:
+            results = pool.imap_unordered(_tile_job, jobs, chunksize=4)
+            for i, jpg, label in progress(results, "rendering tiles", total=len(jobs), unit="tile"):
+                img, lab = where(i)
+                write_bytes(img, jpg)
+                write_text(lab, label)
+    else:
+        for job in progress(jobs, "rendering tiles", total=len(jobs), unit="tile"):
+            i, jpg, label = _tile_job(job)
+            img, lab = where(i)
+            write_bytes(img, jpg)
+            write_text(lab, label)
+    log.info("dataset %s: %d tiles (%d rendered now)", root, n, len(jobs))
+    return write_data_yaml(root)
