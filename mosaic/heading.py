@@ -25,25 +25,36 @@ def wrap_deg(angle: float) -> float:
     return (angle + 180.0) % 360.0 - 180.0
 
 
-def travel_headings(xy: np.ndarray, min_step_m: float = 1.0) -> list[float | None]:
-    """Heading of travel (degrees clockwise from grid north) at each of N positions (N x 2, metres).
+def _agree(a: float | None, b: float | None, tolerance_deg: float) -> bool:
+    return a is not None and b is not None and abs(wrap_deg(a - b)) <= tolerance_deg
 
-    Uses the step to the next position (the previous one for the last photo); None where the drone
-    did not move ``min_step_m`` (hovering) or the flight has a single photo.
+
+def travel_headings(xy: np.ndarray, min_step_m: float = 1.0, turn_deg: float = 30.0) -> list[float | None]:
+    """Heading of travel (degrees clockwise from grid north) at each of N positions (N x 2, metres), in capture order.
+
+    A photo has an incoming and an outgoing step. Where they agree (within ``turn_deg``) it gets the
+    outgoing one; at a turn (the end or start of a survey line) it gets the step that continues a
+    straight run (agrees with the step beyond it), so the last photo of a line faces along the line,
+    not towards the next line. None where the drone moved less than ``min_step_m`` either side.
     """
     xy = np.asarray(xy, dtype=float).reshape(-1, 2)
+    steps: list[float | None] = []
+    for a in range(len(xy) - 1):
+        dx, dy = xy[a + 1] - xy[a]
+        steps.append(math.degrees(math.atan2(dx, dy)) if math.hypot(dx, dy) >= min_step_m else None)
+
+    def step(k: int) -> float | None:
+        return steps[k] if 0 <= k < len(steps) else None
+
     out: list[float | None] = []
     for i in range(len(xy)):
-        candidates = [(i, i + 1), (i - 1, i)] if i + 1 < len(xy) else [(i - 1, i)]
-        heading = None
-        for a, b in candidates:
-            if a < 0 or b >= len(xy):
-                continue
-            dx, dy = xy[b] - xy[a]
-            if math.hypot(dx, dy) >= min_step_m:
-                heading = math.degrees(math.atan2(dx, dy))
-                break
-        out.append(heading)
+        incoming, outgoing = step(i - 1), step(i)
+        if incoming is None or outgoing is None or _agree(incoming, outgoing, turn_deg):
+            out.append(outgoing if outgoing is not None else incoming)
+        elif _agree(incoming, step(i - 2), turn_deg) and not _agree(outgoing, step(i + 1), turn_deg):
+            out.append(incoming)
+        else:
+            out.append(outgoing)
     return out
 
 

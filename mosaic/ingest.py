@@ -7,7 +7,7 @@ sample distance and the grid cells it touches. Bad photos are rejected one by on
 (``REASONS``); the batch goes on.
 
 Kill safety: nothing is written until every photo is analysed; rows then go in transactions of
-``_CHUNK`` rows, the manifest and the picture by atomic rename. A rerun skips photos whose content hash
+``commit_every`` rows, the manifest and the picture by atomic rename. A rerun skips photos whose content hash
 is already in the workspace (the same image id: resumed; another id: a duplicate), and judges the new
 photos against the flight's stored ones (sharpness, take-off altitude, estimated height).
 """
@@ -58,7 +58,6 @@ REASONS = ("not_image", "unsupported", "unreadable", "duplicate", "no_gps", "obl
 #: file name endings ingest looks at; other files in the folder (videos, subtitles, logs) are ignored
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".dng", ".tif", ".tiff", ".png")
 _GENERIC_FOLDERS = re.compile(r"^(images?|photos?|dcim|img|pictures|\d{3}media)$", re.IGNORECASE)
-_CHUNK = 50
 
 
 @dataclass(frozen=True)
@@ -73,6 +72,7 @@ class IngestSettings:
     min_height_m: float = 5.0
     min_climb_m: float = 10.0
     coverage_png: bool = True
+    commit_every: int = 50  # rows per database transaction
 
     def quality(self) -> QualitySettings:
         return QualitySettings(reduce_factor=self.reduce_factor, dark_p98=self.dark_p98, bright_p02=self.bright_p02,
@@ -474,8 +474,9 @@ def ingest_flight(ws: Workspace, flight_dir: str | Path, flight_id: str | None =
 
     now = _now()
     rows = [_row(p, flight_id, now) for p in photos if p.duplicate_of is None]
-    for i in range(0, len(rows), _CHUNK):
-        ws.gpkg.insert(IMAGES.name, rows[i:i + _CHUNK], or_ignore=True)
+    chunk = max(1, settings.commit_every)
+    for i in range(0, len(rows), chunk):
+        ws.gpkg.insert(IMAGES.name, rows[i:i + chunk], or_ignore=True)
     if rows:
         ws.gpkg.update_extent(IMAGES.name)
 
