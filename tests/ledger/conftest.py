@@ -54,11 +54,11 @@ def survey(tmp_path: Path) -> dict[str, Any]:
                                  "township": "丹朱镇", "village": "东关村", "geometry": site}])
     ortho = ws.cell_dir(a.cell_id) / "ortho.tif"
     ortho.parent.mkdir(parents=True, exist_ok=True)
-    gsd = 0.25
+    gsd = 0.5
     n = int(CELL / gsd)
     rng = np.random.default_rng(7)
     img = rng.integers(60, 120, (3, n, n), dtype=np.uint8)
-    img[0, 400:420, 400:420] = 250  # a red "tank" at (x0 + 100..105, y0 + 145..150)
+    img[0, 200:210, 200:210] = 250  # a red "tank" at (x0 + 100..105, y0 + 145..150)
     with rasterio.open(ortho, "w", driver="GTiff", width=n, height=n, count=3, dtype="uint8", crs=ws.crs,
                        transform=from_origin(x0, y0 + CELL, gsd, gsd), tiled=True, blockxsize=256,
                        blockysize=256, compress="deflate") as dst:
