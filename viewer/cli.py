@@ -1,0 +1,41 @@
+"""``skysieve review WORKSPACE [--cell ID] [--reviewer NAME]``: open the review in napari."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from skysieve.cli import add_json_flag, emit
+
+__all__ = ["register"]
+
+
+def _cmd_review(args: argparse.Namespace) -> int:
+    from skysieve.viewer.launch import open_review, plan_review
+    from skysieve.viewer.widget import default_reviewer
+
+    plan = plan_review(args.workspace, args.cell)
+    reviewer = args.reviewer or default_reviewer()
+    missing = "".join(f"\n  note: {p}" for p in plan.problems)
+    if args.check:
+        emit(args, {"workspace": str(plan.workspace), "cell_id": plan.cell_id, "reviewer": reviewer,
+                    "problems": list(plan.problems)},
+             f"would review cell {plan.cell_id} of {plan.workspace} as {reviewer}{missing}")
+        return 0
+    import napari
+
+    open_review(plan.workspace, plan.cell_id, reviewer=reviewer)
+    emit(args, {"workspace": str(plan.workspace), "cell_id": plan.cell_id, "reviewer": reviewer},
+         f"reviewing cell {plan.cell_id} of {plan.workspace} as {reviewer}{missing}")
+    napari.run()
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("review", help="review the flags of a cell in napari (confirm, reject, push to suspects)")
+    p.add_argument("workspace", type=Path)
+    p.add_argument("--cell", help="cell id to open (default: the one with the most pending flags)")
+    p.add_argument("--reviewer", help="your name in the audit trail (default $SKYSIEVE_REVIEWER or login)")
+    p.add_argument("--check", action="store_true", help="check what would open, without starting napari")
+    add_json_flag(p)
+    p.set_defaults(func=_cmd_review)
