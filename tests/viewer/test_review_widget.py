@@ -131,6 +131,7 @@ def test_push_confirmed_makes_one_suspect_per_site_and_locks_review(make_napari_
     assert "suspect" in widget.message.text()
 
 
+@pytest.mark.slow
 def test_filters_and_neighbouring_cells(make_napari_viewer, qtbot, review_ws):
     widget = open_widget(make_napari_viewer, qtbot, review_ws)
     widget.class_combo.setCurrentText("tank")
@@ -166,6 +167,7 @@ def test_two_analysts_lose_no_decision(make_napari_viewer, qtbot, review_ws):
     assert alice.undo() is False and "no decision left" in alice.message.text()
 
 
+@pytest.mark.slow
 def test_plugin_reader_and_widget_from_the_plugins_menu(make_napari_viewer, qtbot, review_ws):
     from skysieve.viewer.reader import napari_get_reader
 
