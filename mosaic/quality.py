@@ -64,7 +64,7 @@ def reduced_decode(data: bytes, factor: int = 4) -> ReducedImage:
     try:
         img = Image.open(io.BytesIO(data))
         full_w = img.width
-        if img.format == "JPEG":
+        if img.format in ("JPEG", "MPO"):  # DJI files are MPO: a JPEG with a preview image appended
             img.draft("L", (max(1, img.width // factor), max(1, img.height // factor)))
         img.load()
         if img.mode != "L":
