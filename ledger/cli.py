@@ -122,10 +122,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("workspace", type=Path)
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
+    def status_list(text: str) -> list[str]:
+        values = [v.strip() for v in text.split(",") if v.strip()]
+        bad = [v for v in values if v not in statuses]
+        if bad:
+            raise argparse.ArgumentTypeError(f"unknown status {bad[0]!r} (choose from {', '.join(statuses)})")
+        return values
+
     def filters(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--status", nargs="+", choices=statuses, help="only these statuses")
+        q.add_argument("--status", type=status_list, action="extend",
+                       help="only these statuses (comma-separated or repeated): " + ", ".join(statuses))
         q.add_argument("--team", help="only this field team's suspects")
-        q.add_argument("--township", nargs="+", help="only these townships")
+        q.add_argument("--township", type=lambda t: [v.strip() for v in t.split(",") if v.strip()], action="extend",
+                       help="only these townships (comma-separated or repeated)")
 
     q = sub.add_parser("list", help="list suspects")
     filters(q)

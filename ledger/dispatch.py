@@ -14,6 +14,7 @@ import html
 import io
 import logging
 import re
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -52,7 +53,7 @@ class SheetSettings:
 
 
 def _team_file(team: str) -> str:
-    return re.sub(r"[^\w.-]+", "_", team).strip("._") or "team"
+    return re.sub(r"[^\w.-]+", "_", team).strip("._-") or "team"
 
 
 def team_sheets(records: Sequence[FieldRecord]) -> dict[str, list[FieldRecord]]:
@@ -146,7 +147,7 @@ table.info td{padding:1mm 3mm;border-bottom:1px solid #ccc;vertical-align:top;fo
 def _info_rows(r: FieldRecord) -> list[tuple[str, str]]:
     return [("编号 ID", r.suspect_id), ("类别 Category", r.category_label), ("状态 Status", r.status_label),
             ("位置 Place", f"{r.township} {r.village} (网格 {r.cell_id})"), ("场所 Site", r.site_name),
-            ("证据 Evidence", f"{r.classes} ({r.n_detections} 处, score ≤ {r.max_score or 0:.2f})"),
+            ("证据 Evidence", f"{r.classes} (共 {r.n_detections} 处, 最高分 max score {r.max_score or 0:.2f})"),
             ("WGS 84 (GPS)", f"{r.lat:.6f} N, {r.lon:.6f} E"),
             ("GCJ-02 (高德/腾讯)", f"{r.gcj_lat:.6f} N, {r.gcj_lon:.6f} E"),
             ("BD-09 (百度)", f"{r.bd_lat:.6f} N, {r.bd_lon:.6f} E"), ("备注 Note", r.note)]
@@ -201,6 +202,46 @@ def find_cjk_font() -> Path:
                       hint="install one, e.g. `apt-get install fonts-wqy-microhei`, or export --format html")
 
 
+def _sheet_figure(ws: Workspace, team: str, r: FieldRecord, i: int, n: int, fp, cells: Sequence[Cell],
+                  s: SheetSettings, now: str):
+    """One A4 matplotlib figure for suspect ``r`` (page ``i`` of ``n``)."""
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(8.27, 11.69))  # A4, inches
+    fig.text(0.06, 0.955, f"派发核查单 {r.suspect_id} · {team}", fontproperties=fp, fontsize=16)
+    fig.text(0.06, 0.94, f"{i}/{n} · {now}", fontproperties=fp, fontsize=8, color="#555")
+    ax = fig.add_axes((0.06, 0.56, 0.44, 0.37))
+    ax.imshow(map_chip(ws, r, s, cells))
+    ax.set_axis_off()
+    y = 0.925
+    for k, v in _info_rows(r):
+        if not v.strip():
+            continue
+        lines = textwrap.wrap(v, 44)[:2]
+        fig.text(0.53, y, k, fontproperties=fp, fontsize=7, color="#555")
+        fig.text(0.53, y - 0.012 * len(lines), "\n".join(lines), fontproperties=fp, fontsize=8.5)
+        y -= 0.029 + 0.012 * (len(lines) - 1)
+    fig.text(0.06, 0.535, "证据 Evidence", fontproperties=fp, fontsize=11)
+    for j, chip in enumerate(r.chips[:min(3, s.max_evidence)]):  # the fourth slot holds the QR code
+        ea = fig.add_axes((0.06 + j * 0.225, 0.36, 0.21, 0.165))
+        ea.imshow(np.asarray(Image.open(chip).convert("RGB")))
+        ea.set_axis_off()
+    qa = fig.add_axes((0.76, 0.395, 0.13, 0.13))
+    qa.imshow(np.asarray(Image.open(io.BytesIO(qr_png(amap_navigation_uri(r)))).convert("RGB")))
+    qa.set_axis_off()
+    fig.text(0.76, 0.365, "扫码导航 (高德)\nScan to navigate (Amap)", fontproperties=fp, fontsize=8)
+    if not r.chips:
+        fig.text(0.06, 0.50, "(无影像 no chips)", fontproperties=fp, fontsize=9, color="#555")
+    fig.text(0.06, 0.33, "现场核查情况 Findings on site", fontproperties=fp, fontsize=11)
+    boxes = ("核查结论 Result: □ 属实(违法) illegal   □ 排除 cleared", "现场情况 What was found:",
+             "处置措施 Measures: □ 停产整顿 □ 拆除设备 □ 关闭取缔 □ 移送公安/司法", "核查人 / 日期 Checked by / date:")
+    for j, label in enumerate(boxes):
+        top = 0.31 - j * 0.07
+        fig.add_artist(plt.Rectangle((0.06, top - 0.06), 0.88, 0.06, fill=False, lw=0.8, transform=fig.transFigure))
+        fig.text(0.07, top - 0.015, label, fontproperties=fp, fontsize=9, color="#333")
+    return fig
+
+
 def write_dispatch_pdf(ws: Workspace, team: str, records: Sequence[FieldRecord], out: Path,
                        s: SheetSettings = SheetSettings()) -> Path:
     """One PDF dispatch sheet for ``team``: an A4 page per suspect, Chinese text in an embedded CJK font."""
@@ -221,38 +262,7 @@ def write_dispatch_pdf(ws: Workspace, team: str, records: Sequence[FieldRecord],
         info["Title"] = f"Dispatch sheet {team}"
         info["Creator"] = "skysieve"
         for i, r in enumerate(records, 1):
-            fig = plt.figure(figsize=(8.27, 11.69))  # A4, inches
-            fig.text(0.06, 0.955, f"派发核查单 {r.suspect_id} · {team}", fontproperties=fp, fontsize=16)
-            fig.text(0.06, 0.94, f"{i}/{len(records)} · {now}", fontproperties=fp, fontsize=8, color="#555")
-            ax = fig.add_axes((0.06, 0.56, 0.46, 0.37))
-            ax.imshow(map_chip(ws, r, s, cells))
-            ax.set_axis_off()
-            y = 0.92
-            for k, v in _info_rows(r):
-                if not v.strip():
-                    continue
-                fig.text(0.55, y, k, fontproperties=fp, fontsize=8, color="#555")
-                fig.text(0.55, y - 0.014, v[:60], fontproperties=fp, fontsize=9)
-                y -= 0.034
-            qa = fig.add_axes((0.80, 0.56, 0.14, 0.10))
-            qa.imshow(np.asarray(Image.open(io.BytesIO(qr_png(amap_navigation_uri(r)))).convert("RGB")))
-            qa.set_axis_off()
-            fig.text(0.55, 0.60, "扫码导航 (高德)\nScan to navigate", fontproperties=fp, fontsize=8)
-            fig.text(0.06, 0.535, "证据 Evidence", fontproperties=fp, fontsize=11)
-            for j, chip in enumerate(r.chips[:s.max_evidence]):
-                ea = fig.add_axes((0.06 + j * 0.225, 0.36, 0.21, 0.165))
-                ea.imshow(np.asarray(Image.open(chip).convert("RGB")))
-                ea.set_axis_off()
-            if not r.chips:
-                fig.text(0.06, 0.50, "(无影像 no chips)", fontproperties=fp, fontsize=9, color="#555")
-            fig.text(0.06, 0.33, "现场核查情况 Findings on site", fontproperties=fp, fontsize=11)
-            boxes = ("核查结论 Result: □ 属实(违法) illegal   □ 排除 cleared", "现场情况 What was found:",
-                     "处置措施 Measures: □ 停产整顿 □ 拆除设备 □ 关闭取缔 □ 移送公安/司法", "核查人 / 日期 Checked by / date:")
-            for j, label in enumerate(boxes):
-                top = 0.31 - j * 0.07
-                fig.add_artist(plt.Rectangle((0.06, top - 0.06), 0.88, 0.06, fill=False, lw=0.8,
-                                             transform=fig.transFigure))
-                fig.text(0.07, top - 0.015, label, fontproperties=fp, fontsize=9, color="#333")
+            fig = _sheet_figure(ws, team, r, i, len(records), fp, cells, s, now)
             pdf.savefig(fig)
             plt.close(fig)
     return out

@@ -62,11 +62,17 @@ def export_records(ws: Workspace, records: Sequence[FieldRecord], fmt: str, out:
                               hint=f"give a folder, e.g. {out.with_suffix('')}")
         out.mkdir(parents=True, exist_ok=True)
         writer = write_dispatch_html if fmt == "html" else write_dispatch_pdf
-        paths = tuple(writer(ws, team, group, out / sheet_name(team, fmt))
-                      for team, group in team_sheets(records).items())
+        paths: list[Path] = []
+        for team, group in team_sheets(records).items():
+            target = out / sheet_name(team, fmt)
+            n = 1
+            while target in paths:  # two team names that make the same file name
+                n += 1
+                target = out / sheet_name(f"{team}-{n}", fmt)
+            paths.append(writer(ws, team, group, target))
         if not paths:
             log.warning("no suspects selected: no dispatch sheet written")
-        return ExportResult(fmt, paths, len(records))
+        return ExportResult(fmt, tuple(paths), len(records))
     raise ExportError(f"unknown export format {fmt!r}", hint="use one of " + ", ".join(EXPORT_FORMATS))
 
 
