@@ -68,7 +68,7 @@ class IngestSettings:
     reduce_factor: int = 4  # quality checks decode at 1/2, 1/4 or 1/8 of each side
     dark_p98: float = 40.0
     bright_p02: float = 215.0
-    blur_ratio: float = 0.35  # blurred: sharpness below this times the flight's median
+    blur_ratio: float = 0.4  # blurred: sharpness below this times the flight's median
     min_height_m: float = 5.0
     min_climb_m: float = 10.0
     coverage_png: bool = True

@@ -5,9 +5,11 @@ decodes only the luma channel, so a 4000 x 2250 photo becomes a 1000 x 563 grey 
 of a full decode's cost (measured in ``benchmarks/ingest_bench.py``). The same reduced image serves the
 exposure checks, the sharpness figure and, when a flight needs it, the height estimate from pixel shift.
 
-Sharpness is the variance of the discrete Laplacian of that reduced image (grey levels squared). Its
-scale depends on the scene (lawn is busier than water), so blur is judged against the flight's own
-distribution: a frame is blurred when its sharpness falls below ``blur_ratio`` times the flight's median.
+Sharpness is the variance of the discrete Laplacian of that reduced image (grey levels squared), taken
+per tile and summarised by a high percentile so that a frame half over water is not called blurred.
+Its scale still depends on the scene (lawn is busier than a car park), so blur is judged against the
+flight's own distribution: a frame is blurred when its sharpness falls below ``blur_ratio`` times the
+flight's median.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class QualitySettings:
     bright_p02: float = 215.0  # washed-out: 98 % of pixels brighter than this ...
     clipped_share: float = 0.5  # ... or this share of pixels clipped at >= 250
     min_contrast: float = 12.0  # p98 - p02 below this: a flat frame (lens cap, fog, sky)
-    blur_ratio: float = 0.35  # blurred: sharpness below this times the flight's median
+    blur_ratio: float = 0.4  # blurred: sharpness below this times the flight's median
     min_frames_for_blur: int = 3  # fewer frames: too few to judge blur
 
 
@@ -78,11 +80,19 @@ def reduced_decode(data: bytes, factor: int = 4) -> ReducedImage:
     return ReducedImage(pixels, pixels.shape[1] / full_w)
 
 
-def laplacian_variance(gray: np.ndarray) -> float:
-    """Variance of the 4-neighbour Laplacian of a grey image (grey levels squared)."""
+def laplacian_variance(gray: np.ndarray, tiles_rc: tuple[int, int] = (6, 8), percentile: float = 90.0) -> float:
+    """Sharpness of a grey image: the ``percentile`` of the 4-neighbour Laplacian's variance over a grid of
+    ``tiles_rc`` (rows, cols) tiles (grey levels squared).
+
+    Taking a high percentile over tiles rather than the whole image's variance keeps a frame that is
+    half water or bare concrete from looking blurred: its textured half still counts.
+    """
     g = gray.astype(np.float32)
     lap = g[1:-1, 2:] + g[1:-1, :-2] + g[2:, 1:-1] + g[:-2, 1:-1] - 4.0 * g[1:-1, 1:-1]
-    return float(lap.var())
+    rows, cols = (max(1, min(n, s // 8)) for n, s in zip(tiles_rc, lap.shape, strict=True))
+    th, tw = lap.shape[0] // rows, lap.shape[1] // cols
+    per_tile = lap[: th * rows, : tw * cols].reshape(rows, th, cols, tw).var(axis=(1, 3))
+    return float(np.percentile(per_tile, percentile))
 
 
 def frame_stats(image: ReducedImage) -> FrameStats:

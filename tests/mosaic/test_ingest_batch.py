@@ -45,7 +45,7 @@ EXPECTED_REJECTIONS = {
 
 
 def make_bad_flight(folder: Path) -> list[Path]:
-    """Eight good photos in two lines, one good photo without XMP, and one photo of each bad kind."""
+    """Eight good photos in two lines, one without XMP, one mostly over water, and one photo of each bad kind."""
     g = shared_ground()
     shots = survey_shots()
     paths = [write_shot(g, s, folder) for s in shots]
@@ -61,6 +61,9 @@ def make_bad_flight(folder: Path) -> list[Path]:
     write_shot(g, replace(base, name="DJI_0107.JPG"), folder, pixels=cv2.GaussianBlur(rgb, (0, 0), 5))
     shutil.copyfile(paths[2], folder / "copy_of_DJI_0003.JPG")
     write_shot(g, replace(shots[5], name="DJI_0109.JPG", xmp=False), folder)  # accepted, with a warning
+    water = render(g, shots[6].cam, shots[6].pose)  # 60 % calm water: featureless but not blurred
+    water[:, : water.shape[1] * 6 // 10] = (70, 90, 110)
+    write_shot(g, replace(shots[6], name="DJI_0110.JPG"), folder, pixels=water)
     (folder / "FLY001.SRT").write_text("1\n00:00:00,000 --> 00:00:01,000\n")  # not photo-named: ignored
     return paths
 
@@ -76,7 +79,7 @@ def test_each_bad_photo_is_rejected_with_its_reason(tmp_path: Path, bad_flight: 
     ws = Workspace.create(tmp_path / "ws")
     result = ingest_flight(ws, bad_flight)
     assert result.flight_id == "county-a-0512"
-    assert result.accepted == 9 and result.ignored == 1
+    assert result.accepted == 10 and result.ignored == 1
     assert result.rejected == {code: 1 for code in EXPECTED_REJECTIONS.values()}
     rows = {Path(r["path"]).name: r for r in ws.gpkg.select("images")}
     assert "copy_of_DJI_0003.JPG" not in rows  # a duplicate adds no row: each photo is stored once
@@ -86,7 +89,8 @@ def test_each_bad_photo_is_rejected_with_its_reason(tmp_path: Path, bad_flight: 
     manifest = json.loads(result.manifest.read_text())
     dup = [e for e in manifest["images"] if e["image_id"].endswith("copy_of_DJI_0003.JPG")]
     assert dup[0]["duplicate_of"] == "county-a-0512/DJI_0003.JPG"
-    assert manifest["accepted"] == 9 and sum(manifest["rejected"].values()) == 8
+    assert rows["DJI_0110.JPG"]["status"] == "accepted"
+    assert manifest["accepted"] == 10 and sum(manifest["rejected"].values()) == 8
     # missing XMP is a warning: height from GPS altitude calibrated on the flight's XMP photos
     noxmp = rows["DJI_0109.JPG"]
     assert noxmp["status"] == "accepted" and "no DJI XMP" in noxmp["reason"]
@@ -121,9 +125,9 @@ def test_rerun_and_reingest_add_nothing(tmp_path: Path, bad_flight: Path) -> Non
     ingest_flight(ws, bad_flight)
     before = ws.gpkg.select("images", order_by="image_id")
     again = ingest_flight(ws, bad_flight)
-    assert again.skipped == 16 and again.accepted == 0 and again.rejected == {"duplicate": 1}
+    assert again.skipped == 17 and again.accepted == 0 and again.rejected == {"duplicate": 1}
     other = ingest_flight(ws, bad_flight, flight_id="same-photos-other-id")
-    assert other.accepted == 0 and other.rejected == {"duplicate": 17}
+    assert other.accepted == 0 and other.rejected == {"duplicate": 18}
     after = ws.gpkg.select("images", order_by="image_id")
     assert [(r["image_id"], r["status"], r["reason"]) for r in after] == \
         [(r["image_id"], r["status"], r["reason"]) for r in before]
@@ -134,7 +138,7 @@ def test_cli_prints_summary_and_json(tmp_path: Path, bad_flight: Path, capsys: p
     capsys.readouterr()
     assert main(["ingest", str(tmp_path / "ws"), str(bad_flight), "--flight-id", "f1", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["accepted"] == 9 and summary["rejected"]["blurred"] == 1 and summary["mean_gsd_m"] > 0
+    assert summary["accepted"] == 10 and summary["rejected"]["blurred"] == 1 and summary["mean_gsd_m"] > 0
     assert set(summary["coverage"]) and all(0 < v <= 1 for v in summary["coverage"].values())
     assert main(["ingest", str(tmp_path / "ws"), str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
@@ -172,5 +176,5 @@ def test_kill_mid_ingest_leaves_a_valid_workspace_that_resumes(tmp_path: Path, b
     result = ingest_flight(ws, bad_flight)
     assert result.skipped == done_before
     rows = ws.gpkg.select("images")
-    assert len(rows) == 16 and sum(r["status"] == "accepted" for r in rows) == 9
-    assert json.loads(result.manifest.read_text())["accepted"] == 9
+    assert len(rows) == 17 and sum(r["status"] == "accepted" for r in rows) == 10
+    assert json.loads(result.manifest.read_text())["accepted"] == 10

@@ -10,6 +10,7 @@ from ingest_scene import top_edge_heading_deg
 from skysieve.mosaic.exif import read_meta
 from skysieve.mosaic.heading import grid_yaw_deg, wrap_deg
 from skysieve.mosaic.ingest import ingest_flight
+from skysieve.mosaic.quality import reduced_decode
 
 from skysieve.workspace import Workspace
 
@@ -51,6 +52,13 @@ def test_footprints_follow_gimbal_yaw(brighton_ws: Workspace) -> None:
         yaws.append(image_top_true)
     # lines flown both ways: image tops face about +45 and about -132 degrees
     assert sum(abs(wrap_deg(y - 45)) < 6 for y in yaws) == 12 and sum(abs(wrap_deg(y + 132)) < 9 for y in yaws) == 6
+
+
+def test_quality_decode_is_reduced_for_dji_mpo_files(brighton: Path) -> None:
+    # DJI JPEGs carry a preview image (Pillow calls them MPO); draft mode must still apply
+    data = (brighton / "images" / "DJI_0018.JPG").read_bytes()
+    img = reduced_decode(data, 4)
+    assert img.pixels.shape == (563, 1000) and img.scale == 0.25
 
 
 def test_manifest_and_rerun(brighton_ws: Workspace, brighton: Path) -> None:
