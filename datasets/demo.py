@@ -23,7 +23,7 @@ class DemoInputs:
     truth_sites: Path
 
 
-def demo_inputs(out_dir: str | Path, seed: int = 7, size_m: float = 240.0, altitude_m: float = 60.0,
+def demo_inputs(out_dir: str | Path, seed: int = 3, size_m: float = 240.0, altitude_m: float = 60.0,
                 scale: float = 0.25) -> DemoInputs:
     """Make ``out_dir/world`` (``size_m`` square at 5 cm/px) and ``out_dir/flight`` (a survey of its
     central part at ``altitude_m``; images ``scale`` of an FC300S frame). Seconds on two cores."""

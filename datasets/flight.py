@@ -29,7 +29,7 @@ from skysieve.datasets.world import LoadedWorld, load_world
 
 from skysieve.atomic import write_bytes, write_json, write_text
 from skysieve.camera import Camera, Pose, footprint
-from skysieve.crs import parse_crs, to_lonlat
+from skysieve.crs import from_lonlat, parse_crs, to_lonlat
 from skysieve.errors import DatasetError
 from skysieve.progress import progress
 
@@ -151,6 +151,15 @@ def render_photo(world: LoadedWorld, camera: Camera, pose: Pose, rng: np.random.
     return camera_faults(img, faults, rng)
 
 
+def true_north_yaw_deg(crs, x: float, y: float, grid_yaw_deg: float) -> float:
+    """A heading clockwise from ``crs``'s grid north at (x, y) turned into one from true north (what a
+    DJI drone records); degrees in [-180, 180). The two differ by the meridian convergence."""
+    lon, lat = to_lonlat(crs, x, y)
+    x1, y1 = from_lonlat(crs, lon, lat + 1e-4)
+    north_on_grid = math.degrees(math.atan2(x1 - x, y1 - y))
+    return (grid_yaw_deg - north_on_grid + 180) % 360 - 180
+
+
 def _noisy(pose: Pose, rng: np.random.Generator, sigma_m: float) -> Pose:
     if sigma_m <= 0:
         return pose
@@ -200,7 +209,7 @@ def fly(world_dir: str | Path, out_dir: str | Path, plan: FlightPlan = FlightPla
         r_abs = replace(rec, x=rec.x + origin[0], y=rec.y + origin[1])
         lon, lat = to_lonlat(crs, r_abs.x, r_abs.y)
         name = f"DJI_{i + 1:04d}.JPG"
-        yaw = (rec.yaw_deg + 180) % 360 - 180
+        yaw = true_north_yaw_deg(crs, r_abs.x, r_abs.y, rec.yaw_deg)
         dji = DJIMeta(lon=float(lon), lat=float(lat), gps_altitude_m=round(ground_elev + rec.z, 3),
                       relative_altitude_m=round(rec.z, 2), gimbal_yaw_deg=round(yaw, 2),
                       gimbal_pitch_deg=round(rec.pitch_deg, 2), gimbal_roll_deg=round(rec.roll_deg, 2),

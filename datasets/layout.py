@@ -166,6 +166,8 @@ def _free_spot(rng, yard: Polygon, taken: list, radius: float, tries: int = 40):
 
 def _site(scene: Scene, rng, kind: str, idx: int, village: str, size: float, occ: _Occupancy, toward, pal) -> None:
     (lo, hi), _, p_illegal = SITE_SPECS[kind]
+    hi = min(hi, max(16.0, 0.3 * size))  # small worlds get small sites
+    lo = min(lo, hi)
     w, length = float(rng.uniform(lo, hi)), float(rng.uniform(lo, hi))
     placed = _place(rng, size, w, length, occ, margin=6.0)
     if placed is None:
@@ -243,7 +245,7 @@ def _village(scene: Scene, rng, cx: float, cy: float, size: float, occ: _Occupan
     ang = float(rng.uniform(-10, 10))
     a = math.radians(ang)
     ux, uy = np.array([math.cos(a), math.sin(a)]), np.array([-math.sin(a), math.cos(a)])
-    n = int(rng.integers(3, 6))
+    n = int(rng.integers(2, 6)) if size > 300 else int(rng.integers(1, 4))
     for i in range(-n, n + 1):
         for j in range(-n, n + 1):
             if rng.random() < 0.2 or i * i + j * j > n * n:
@@ -288,18 +290,18 @@ def world_scene(seed: int, size_m: float) -> tuple[Scene, Climate]:
     _fields(scene, rng, size_m, pal)
     lines = _roads(scene, rng, size_m, occ)
     names = list(rng.choice(VILLAGE_NAMES, size=3, replace=False))
-    area_units = max(1.0, size_m * size_m / 360000)
-    for _k in range(max(1, int(round(area_units * rng.uniform(0.8, 1.6))))):
-        cx, cy = rng.uniform(0.2, 0.8, 2) * size_m
-        _village(scene, rng, cx, cy, size_m, occ, pal, toward)
+    area_units = size_m * size_m / 360000  # 1 for a 600 m world
     kinds = list(SITE_SPECS)
     weights = np.array([SITE_SPECS[k][1] for k in kinds], float)
-    n_sites = max(2, int(round(area_units * rng.uniform(7, 11))))
+    n_sites = max(4, int(round(area_units * rng.uniform(7, 11))))
     for i in range(n_sites):
         kind = str(rng.choice(kinds, p=weights / weights.sum()))
         _site(scene, rng, kind, i + 1, names[i % len(names)], size_m, occ, toward, pal)
+    for _ in range(max(1, int(round(area_units * rng.uniform(0.8, 1.6))))):
+        cx, cy = rng.uniform(0.2, 0.8, 2) * size_m
+        _village(scene, rng, cx, cy, size_m, occ, pal, toward)
     _roadside_trees(scene, rng, lines, pal, toward, size_m, occ)
-    for _ in range(int(area_units * rng.integers(15, 40))):  # stray trees, haystacks, planters
+    for _ in range(int(max(area_units, 0.1) * rng.integers(15, 40))):  # stray trees, haystacks, planters
         x, y = rng.uniform(0, size_m, 2)
         if not occ.free(Point(x, y).buffer(3)):
             continue

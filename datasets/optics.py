@@ -59,23 +59,26 @@ def cast(layers: Layers, view: GridView, camera: Camera, pose: Pose, toward_sun:
     z_max = float(height.max()) if height.size else 0.0
     hit = np.zeros((rows, cols), np.float32)
     on_wall = np.zeros((rows, cols), bool)
-    done = np.zeros((rows, cols), bool)
     if z_max > 0:
         tan_max = float(np.sqrt(tx * tx + ty * ty).max())
-        step = step_m if step_m is not None else max(0.25, min(1.0, 2.5 * g / max(tan_max, 1e-3)))
-        levels = march_levels(z_max, step)
-        for k, z in enumerate(levels):
-            hz = cv2.remap(height, mx0 + z * mdx, my0 + z * mdy, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
-            new = (hz >= z) & ~done
-            if not new.any():
-                continue
-            gap = (levels[k - 1] - z) if k > 0 else step
-            roof = hz <= z + gap
-            hit[new & roof] = hz[new & roof]
-            wall_new = new & ~roof
-            hit[wall_new] = z
-            on_wall |= wall_new
-            done |= new
+        step = step_m if step_m is not None else max(0.3, min(1.0, 4.0 * g / max(tan_max, 1e-3)))
+        levels = march_levels(z_max, step)[::-1]  # ascending: the highest level inside the surface wins
+        level = np.zeros((rows, cols), np.float32)
+        mx, my = np.empty_like(mx0), np.empty_like(my0)
+        for z in levels:
+            cv2.scaleAdd(mdx, float(z), mx0, dst=mx)
+            cv2.scaleAdd(mdy, float(z), my0, dst=my)
+            hz = cv2.remap(height, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+            np.copyto(level, z, where=hz >= z)
+        # at the highest level inside, the surface is a roof if its height is below the next level up
+        # (the ray crossed the top between two levels): then it is seen at its own height; else a wall
+        hz = cv2.remap(height, mx0 + level * mdx, my0 + level * mdy, cv2.INTER_NEAREST,
+                       borderMode=cv2.BORDER_REPLICATE)
+        upper = np.interp(level, levels, np.append(levels[1:], np.inf)).astype(np.float32)
+        inside = level > 0
+        roof = inside & (hz < upper)
+        on_wall = inside & ~roof
+        hit = np.where(roof, hz, level).astype(np.float32)
     mx, my = mx0 + hit * mdx, my0 + hit * mdy
     img = cv2.remap(layers.rgb, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     if on_wall.any():

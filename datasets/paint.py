@@ -118,26 +118,36 @@ def _fill(img: np.ndarray, view: GridView, shape: Shape, value) -> None:
         cv2.fillPoly(img, [view._cv(shape.pts)], value, cv2.LINE_8, shift=_SHIFT)
 
 
+_WAVE = (1.0 + np.sin(np.linspace(0, 2 * math.pi, 64, endpoint=False))).astype(np.float32)[None, :]
+
+
 def _stripes(rgb: np.ndarray, view: GridView, shape: Shape) -> None:
+    """Modulate the pixels of ``shape`` by a sine wave of ``shape.stripe`` (a function of scene x/y)."""
     period, angle, amp = shape.stripe
     xmin, ymin, xmax, ymax = shape.bounds()
     c0 = max(0, int((xmin - view.x0) / view.gsd_m))
     c1 = min(view.cols, int(math.ceil((xmax - view.x0) / view.gsd_m)) + 1)
     r0 = max(0, int((view.y_top - ymax) / view.gsd_m))
     r1 = min(view.rows, int(math.ceil((view.y_top - ymin) / view.gsd_m)) + 1)
-    if c0 >= c1 or r0 >= r1:
+    if c0 >= c1 or r0 >= r1 or amp <= 0:
         return
     sub = GridView(view.x0 + c0 * view.gsd_m, view.y_top - r0 * view.gsd_m, view.gsd_m, r1 - r0, c1 - c0)
     mask = np.zeros((sub.rows, sub.cols), np.uint8)
     _fill(mask, sub, shape, 1)
+    # phase (in wave samples) of pixel (c, r): k * (x cos a + y sin a), x/y at the pixel centre
     a = math.radians(angle)
-    xs = sub.x0 + (np.arange(sub.cols, dtype=np.float32) + 0.5) * sub.gsd_m
-    ys = sub.y_top - (np.arange(sub.rows, dtype=np.float32) + 0.5) * sub.gsd_m
-    phase = (xs[None, :] * math.cos(a) + ys[:, None] * math.sin(a)) * (2 * math.pi / period)
-    pattern = 1.0 + amp * np.sin(phase).astype(np.float32)
+    k = _WAVE.shape[1] / period
+    ca, sa = math.cos(a), math.sin(a)
+    g = sub.gsd_m
+    m = np.array([[k * g * ca, -k * g * sa, k * ((sub.x0 + 0.5 * g) * ca + (sub.y_top - 0.5 * g) * sa)],
+                  [0.0, 0.0, 0.0]])
+    m[0, 2] %= _WAVE.shape[1]
+    wave = cv2.warpAffine(_WAVE, m, (sub.cols, sub.rows), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_WRAP)
+    pattern = (1.0 - amp) + amp * wave  # mean 1: (1 - amp) .. (1 + amp)
+    pattern[mask == 0] = 1.0
     region = rgb[r0:r1, c0:c1]
-    m = mask.astype(bool)
-    region[m] *= pattern[m][:, None]
+    np.multiply(region, pattern[:, :, None], out=region)
 
 
 def _shadow_hull(view: GridView, shape: Shape, sun: Sun) -> np.ndarray:
@@ -148,15 +158,17 @@ def _shadow_hull(view: GridView, shape: Shape, sun: Sun) -> np.ndarray:
 
 
 def paint(shapes: list[Shape], bounds: np.ndarray, view: GridView, style: PaintStyle,
-          noise: NoiseField | None = None) -> Layers:
+          noise: NoiseField | None = None, walls: bool = True) -> Layers:
     """Paint ``shapes`` (with their precomputed ``bounds``, N x 4) into ``view``: a true ortho.
 
     Flat shapes are drawn in layer order, then the ground is textured by ``noise`` and shadowed, then
     raised shapes are drawn lowest first, so each pixel shows the highest surface above it.
+    ``walls=False`` skips the wall-colour layer (a true ortho never shows walls); ``rgb`` may then
+    exceed 1 slightly where texture brightens it: clip or saturate when converting.
     """
     rgb = np.empty((view.rows, view.cols, 3), np.float32)
     rgb[:] = style.ground
-    wall = np.zeros_like(rgb)
+    wall = np.zeros_like(rgb) if walls else np.zeros((1, 1, 3), np.float32)
     height = np.zeros((view.rows, view.cols), np.float32)
     box = view.bounds
     reach = 0.0
@@ -172,18 +184,23 @@ def paint(shapes: list[Shape], bounds: np.ndarray, view: GridView, style: PaintS
         _fill(rgb, view, s, s.color)
         if s.stripe is not None:
             _stripes(rgb, view, s)
+    factor = None
     if noise is not None and style.texture > 0:
-        rgb *= (1.0 + style.texture * noise.sample(view))[:, :, None]
-
-    shade = np.zeros((view.rows, view.cols), np.float32)
+        factor = noise.sample(view)
+        factor *= style.texture
+        factor += 1.0
+    shade = np.zeros((view.rows, view.cols), np.uint8)
     for i in wide:
         s = shapes[i]
         if s.height_m > 0 and s.shadow:
-            cv2.fillPoly(shade, [_shadow_hull(view, s, style.sun)], 1.0, cv2.LINE_8, shift=_SHIFT)
+            cv2.fillPoly(shade, [_shadow_hull(view, s, style.sun)], 255, cv2.LINE_8, shift=_SHIFT)
     if shade.any():
-        sigma = max(0.5, style.penumbra_m / view.gsd_m)
-        shade = cv2.GaussianBlur(shade, (0, 0), sigma)
-        rgb *= (1.0 - style.sun.shadow * shade)[:, :, None]
+        k = 2 * int(round(2 * max(0.5, style.penumbra_m / view.gsd_m))) + 1
+        shade = cv2.stackBlur(shade, (k, k))
+        lut = (1.0 - style.sun.shadow * np.arange(256, dtype=np.float32) / 255).astype(np.float32)
+        factor = lut[shade] if factor is None else factor * lut[shade]
+    if factor is not None:
+        rgb *= factor[:, :, None]
 
     raised = sorted((i for i in idx if shapes[i].height_m > 0), key=lambda i: shapes[i].height_m)
     for i in raised:
@@ -191,9 +208,11 @@ def paint(shapes: list[Shape], bounds: np.ndarray, view: GridView, style: PaintS
         _fill(rgb, view, s, s.color)
         if s.stripe is not None:
             _stripes(rgb, view, s)
-        _fill(wall, view, s, s.wall if s.wall is not None else tuple(0.7 * c for c in s.color))
+        if walls:
+            _fill(wall, view, s, s.wall if s.wall is not None else tuple(0.7 * c for c in s.color))
         _fill(height, view, s, float(s.height_m))
     if style.tint != (1.0, 1.0, 1.0):
-        rgb *= np.array(style.tint, np.float32)
-    np.clip(rgb, 0.0, 1.0, out=rgb)
+        cv2.multiply(rgb, (*style.tint, 0.0), dst=rgb)
+    if walls:
+        np.clip(rgb, 0.0, 1.0, out=rgb)
     return Layers(rgb, wall, height)

@@ -182,7 +182,7 @@ def tree(rng: Rng, x: float, y: float, palette, toward) -> list[Shape]:
     r = float(rng.uniform(1.5, 4.0))
     h = float(rng.uniform(4, 12))
     base = _jitter(rng, palette, 0.12)
-    out = [Shape("disc", np.array([[x, y]]), _shade(base, 0.75), h, r, wall=_shade(base, 0.6))]
+    out = [Shape("disc", np.array([[x, y]]), _shade(base, 0.75), h, r, wall=_shade(base, 0.7))]
     for _ in range(int(rng.integers(2, 5))):
         off = rng.normal(0, r / 3, 2) + 0.2 * r * np.asarray(toward)
         out.append(Shape("disc", np.array([[x + off[0], y + off[1]]]), _shade(base, rng.uniform(0.9, 1.2)),

@@ -22,6 +22,7 @@ import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import rasterio
 from affine import Affine
@@ -141,7 +142,7 @@ def _write_truth(scene: Scene, root: Path, crs, origin: np.ndarray) -> None:
 
 def _profile(crs, transform: Affine, n: int, count: int, dtype: str, **extra) -> dict:
     return dict(driver="GTiff", width=n, height=n, count=count, dtype=dtype, crs=crs, transform=transform,
-                tiled=True, blockxsize=512, blockysize=512, BIGTIFF="IF_SAFER", **extra)
+                tiled=True, blockxsize=512, blockysize=512, BIGTIFF="IF_SAFER", NUM_THREADS="2", **extra)
 
 
 def make_world(out_dir: str | Path, seed: int, size_m: float = 600.0, gsd_m: float = 0.03,
@@ -174,8 +175,8 @@ def make_world(out_dir: str | Path, seed: int, size_m: float = 600.0, gsd_m: flo
         for r, c in progress(windows, "painting world", total=len(windows), unit="win"):
             h, w = min(_BLOCK, n - r), min(_BLOCK, n - c)
             view = GridView(c * gsd_m, (n - r) * gsd_m, gsd_m, h, w)
-            layers = paint(scene.shapes, bounds, view, style, noise)
-            rgb = np.round(layers.rgb * 255).astype(np.uint8)
+            layers = paint(scene.shapes, bounds, view, style, noise, walls=False)
+            rgb = cv2.convertScaleAbs(layers.rgb, alpha=255.0)  # rounds and saturates
             win = Window(c, r, w, h)
             dst_o.write(np.moveaxis(rgb, 2, 0), window=win)
             dst_h.write(layers.height[None], window=win)
