@@ -67,3 +67,33 @@ def test_manifest_and_rerun(brighton_ws: Workspace, brighton: Path) -> None:
     assert (brighton_ws.flight_dir("brighton-beach") / "coverage.png").stat().st_size > 10_000
     again = ingest_flight(brighton_ws, brighton / "images")
     assert again.skipped == 18 and again.photos == 0 and brighton_ws.gpkg.count("images") == 18
+
+
+def _strip_xmp(data: bytes) -> bytes:
+    """The same JPEG without its XMP APP1 segment (what some photo tools do to DJI files)."""
+    out, pos = bytearray(data[:2]), 2
+    while data[pos] == 0xFF and data[pos + 1] != 0xDA:
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        segment = data[pos:pos + 2 + length]
+        if not (data[pos + 1] == 0xE1 and segment[4:33] == b"http://ns.adobe.com/xap/1.0/\x00"):
+            out += segment
+        pos += 2 + length
+    return bytes(out + data[pos:])
+
+
+@pytest.mark.slow
+def test_real_flight_without_xmp_gets_its_height_from_the_images(brighton: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "brighton-noxmp"
+    folder.mkdir()
+    for p in sorted((brighton / "images").glob("*.JPG")):
+        (folder / p.name).write_bytes(_strip_xmp(p.read_bytes()))
+    assert not read_meta((folder / "DJI_0018.JPG").read_bytes()).has_xmp
+    ws = Workspace.create(tmp_path / "ws")
+    result = ingest_flight(ws, folder)
+    # GPSAltitude is about 198.5 m above sea level throughout: no take-off evidence, so the images decide
+    assert result.accepted == 18 and result.altitude_sources == {"image_estimate": 18}
+    heights = [r["altitude_m"] for r in ws.gpkg.select("images")]
+    assert sorted(heights)[9] == pytest.approx(40.0, rel=0.10)  # XMP says 39.8-40.2 m above take-off
+    # yaw from the direction of travel: the lines were flown with the image top forward
+    for r in ws.gpkg.select("images"):
+        assert min(abs(wrap_deg(r["yaw_deg"] - 44.3)), abs(wrap_deg(r["yaw_deg"] + 132.7))) < 8, r["image_id"]
