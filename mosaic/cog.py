@@ -1,0 +1,97 @@
+"""Cloud-Optimized GeoTIFF writing, block by block, atomically.
+
+Blocks are written into a tiled scratch GeoTIFF (RGB + alpha, ZSTD), which GDAL's COG driver then copies
+into the final layout (tiles, JPEG or DEFLATE compression, internal overviews, the alpha turned into a
+mask band under JPEG) under a temporary name; only a finished file is renamed to ``ortho.tif``. A run
+killed at any point leaves the previous ortho (or none), never half of one. GDAL's block cache is
+capped (``cache_mb``) so memory does not grow with the raster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pyproj import CRS
+from skysieve.mosaic.render import OutputGrid, PixelWindow
+
+from skysieve.atomic import atomic_path
+
+__all__ = ["CogSettings", "write_cog"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CogSettings:
+    """Layout of the written COG."""
+
+    compress: str = "JPEG"  # JPEG (with a mask band), DEFLATE or ZSTD (with an alpha band)
+    quality: int = 90  # JPEG quality
+    blocksize: int = 512
+    cache_mb: int = 256  # GDAL block cache while writing
+
+
+def _env(settings: CogSettings):
+    import rasterio
+
+    return rasterio.Env(GDAL_CACHEMAX=settings.cache_mb, GDAL_NUM_THREADS="1", GDAL_TIFF_INTERNAL_MASK=True)
+
+
+@contextlib.contextmanager
+def _scratch(target: Path):
+    """A temporary file beside ``target`` (``.<name>.scratch.*.tif``), always removed afterwards."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.stem}.scratch.", suffix=".tif", dir=target.parent)
+    os.close(fd)
+    try:
+        yield Path(name)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+
+
+def write_cog(target: str | Path, grid: OutputGrid, crs: CRS, blocks: Iterable[tuple[PixelWindow, np.ndarray, np.ndarray]],
+              settings: CogSettings | None = None, tags: dict[str, str] | None = None) -> int:
+    """Write RGB blocks (window, (rows, cols, 3) uint8, coverage bool) as a COG at ``target``.
+
+    Parts of the grid no block covers are no-data (alpha / mask 0). Returns the count of covered pixels.
+    """
+    import rasterio
+    import rasterio.shutil
+    from rasterio.windows import Window
+
+    settings = settings or CogSettings()
+    target = Path(target)
+    covered = 0
+    with _env(settings), _scratch(target) as scratch:
+        profile = dict(driver="GTiff", width=grid.width, height=grid.height, count=4, dtype="uint8",
+                       crs=crs, transform=grid.transform, tiled=True, blockxsize=settings.blocksize,
+                       blockysize=settings.blocksize, compress="ZSTD", zstd_level=1, bigtiff="IF_SAFER",
+                       photometric="RGB", alpha="YES", sparse_ok=True)
+        with rasterio.open(scratch, "w", **profile) as dst:
+            for win, rgb, cov in blocks:
+                w = Window(win.col_off, win.row_off, win.width, win.height)
+                dst.write(np.moveaxis(rgb, -1, 0), indexes=[1, 2, 3], window=w)
+                dst.write((cov * 255).astype(np.uint8), indexes=4, window=w)
+                covered += int(cov.sum())
+            if tags:
+                dst.update_tags(**tags)
+        opts = dict(driver="COG", blocksize=settings.blocksize, overview_resampling="AVERAGE",
+                    resampling="AVERAGE", bigtiff="IF_SAFER", num_threads="1")
+        if settings.compress.upper() == "JPEG":
+            opts.update(compress="JPEG", quality=settings.quality)
+        else:
+            opts.update(compress=settings.compress.upper(), predictor="2")
+        with atomic_path(target) as tmp:
+            rasterio.shutil.copy(scratch, tmp, **opts)
+            with contextlib.suppress(OSError):
+                os.chmod(tmp, 0o644)
+    log.debug("wrote %s (%d x %d px, %d covered)", target, grid.width, grid.height, covered)
+    return covered

@@ -1,0 +1,128 @@
+"""An orthophoto made elsewhere (OpenDroneMap, DJI Terra, Pix4D) cut into the workspace's cells.
+
+The file is reprojected to the workspace CRS through a :class:`rasterio.vrt.WarpedVRT` aligned with each
+cell's output grid and read window by window, so a county-sized orthophoto never sits in memory. Each
+cell gets a COG ``cells/<cell_id>/ortho.tif`` and an ``ortho.json`` (``source`` names the file), just as
+a mosaic built here, so detection and review work on it too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from shapely.geometry import box
+from skysieve.mosaic.cog import CogSettings, write_cog
+from skysieve.mosaic.ortho import ORTHO_FILE, REPORT_FILE
+from skysieve.mosaic.render import OutputGrid, windows
+
+from skysieve.atomic import write_json
+from skysieve.errors import MosaicError
+
+__all__ = ["import_ortho"]
+
+log = logging.getLogger(__name__)
+
+
+def _source_grid(src, crs) -> tuple[tuple[float, float, float, float], float]:
+    """Bounds (workspace CRS) and native pixel size (metres) of the source raster."""
+    from rasterio.warp import calculate_default_transform, transform_bounds
+
+    bounds = transform_bounds(src.crs, crs, *src.bounds, densify_pts=21)
+    transform, _, _ = calculate_default_transform(src.crs, crs, src.width, src.height, *src.bounds)
+    return bounds, float(abs(transform.a))
+
+
+def import_ortho(workspace, ortho: str | Path, gsd_m: float | None = None, margin_m: float = 5.0,
+                 settings: CogSettings | None = None) -> list[dict[str, Any]]:
+    """Cut ``ortho`` (any CRS, 8-bit RGB[A] or grey) into the cells it covers; one report per cell written.
+
+    ``gsd_m``: output pixel size (metres; default: the file's own). A workspace without a CRS takes one
+    from the file's centre. Raises :class:`MosaicError` for a file without georeferencing.
+    """
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.errors import RasterioIOError
+    from rasterio.features import geometry_mask
+    from rasterio.vrt import WarpedVRT
+    from rasterio.windows import Window
+
+    from skysieve.workspace import Workspace
+
+    ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
+    ortho = Path(ortho)
+    try:
+        src = rasterio.open(ortho)
+    except RasterioIOError as e:
+        raise MosaicError(f"cannot open the orthophoto: {e}", path=ortho, hint="give a GeoTIFF") from e
+    reports = []
+    with src:
+        if src.crs is None or src.transform.is_identity:
+            raise MosaicError("the orthophoto has no CRS or georeferencing", path=ortho,
+                              hint="export it as a GeoTIFF with its CRS (ODM: odm_orthophoto.tif)")
+        if src.dtypes[0] != "uint8":
+            raise MosaicError(f"the orthophoto is {src.dtypes[0]}, not 8-bit", path=ortho,
+                              hint="convert it to 8-bit RGB first (gdal_translate -ot Byte -scale)")
+        if ws.crs is None:
+            from rasterio.warp import transform as warp_xy
+
+            cx, cy = (src.bounds.left + src.bounds.right) / 2, (src.bounds.bottom + src.bounds.top) / 2
+            lon, lat = warp_xy(src.crs, "EPSG:4326", [cx], [cy])
+            ws.ensure_crs(lon[0], lat[0])
+        crs = ws.require_crs()
+        bounds, native = _source_grid(src, crs)
+        gsd = float(gsd_m or round(native, 4))
+        bands = [1, 2, 3] if src.count >= 3 else [1, 1, 1]
+        area = box(*bounds)
+        stat = ortho.stat()
+        digest = hashlib.sha256(f"{ortho.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{gsd}|{margin_m}".encode()).hexdigest()
+        for cell in ws.cells_touching(area):
+            t0 = time.perf_counter()
+            keep = cell.geometry.buffer(margin_m, join_style="mitre")
+            part = keep.intersection(area)
+            if part.is_empty:
+                continue
+            grid = OutputGrid.covering(part.bounds, gsd)
+            counts = {"cell": 0}
+            with WarpedVRT(src, crs=crs, transform=grid.transform, width=grid.width, height=grid.height,
+                           resampling=Resampling.bilinear) as vrt:
+
+                def blocks(vrt=vrt, grid=grid, keep=keep, cell=cell, counts=counts):
+                    for win in windows(grid, 512):
+                        w = Window(win.col_off, win.row_off, win.width, win.height)
+                        rgb = np.moveaxis(vrt.read(bands, window=w), 0, -1)
+                        cov = vrt.read_masks(1, window=w) > 0
+                        t = grid.transform @ grid.transform.translation(win.col_off, win.row_off)
+                        cov &= geometry_mask([keep], cov.shape, t, invert=True)
+                        if not cov.any():
+                            continue
+                        counts["cell"] += int((cov & geometry_mask([cell.geometry], cov.shape, t, invert=True)).sum())
+                        rgb[~cov] = 0
+                        yield win, np.ascontiguousarray(rgb), cov
+
+                cell_dir = ws.cell_dir(cell.cell_id)
+                covered = write_cog(cell_dir / ORTHO_FILE, grid, crs, blocks(), settings,
+                                    tags={"SKYSIEVE_CELL": cell.cell_id, "SKYSIEVE_SOURCE": ortho.name})
+            if not covered:
+                (cell_dir / ORTHO_FILE).unlink(missing_ok=True)
+                continue
+            report = {
+                "cell_id": cell.cell_id, "status": "imported", "source": str(ortho.resolve()),
+                "ortho": str(cell_dir / ORTHO_FILE), "crs": f"EPSG:{crs.to_epsg()}", "gsd_m": gsd,
+                "width_px": grid.width, "height_px": grid.height, "images_used": [], "images_flagged": [],
+                "cell_covered": round(counts["cell"] * gsd * gsd / cell.geometry.area, 4),
+                "seconds": round(time.perf_counter() - t0, 2), "inputs_digest": digest,
+                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+            write_json(cell_dir / REPORT_FILE, report)
+            reports.append(report)
+            log.info("imported %s into cell %s (%.0f%% covered)", ortho.name, cell.cell_id, 100 * report["cell_covered"])
+    if not reports:
+        raise MosaicError("the orthophoto covers no grid cell", path=ortho,
+                          hint="check that it lies in the survey area (and its CRS is right)")
+    return reports

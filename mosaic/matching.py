@@ -1,0 +1,210 @@
+"""Tie points between overlapping photos: SIFT on reduced images, ratio test, robust homography (MAGSAC).
+
+All photos are reduced to about the same ground resolution (``match_gsd_m``) before detecting features, so
+two cameras (or two altitudes) in one flight match alike. Only photos whose GPS footprints overlap are
+compared. Tie points come back in each photo's native pixels (col, row; centres at integer + 0.5).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from skysieve.mosaic.photos import Photo, apply_homography, ground_homography, read_image
+
+__all__ = ["MatchSettings", "Features", "TiePair", "detect_features", "candidate_pairs", "match_pair",
+           "match_photos", "match_gsd", "MatchResult"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MatchSettings:
+    """How photos are reduced and matched."""
+
+    match_size_px: int = 1200  # long side of the median reduced photo (pixels)
+    max_features: int = 4000  # SIFT keypoints per photo, at most
+    pixels_per_feature: float = 150.0  # and at most one per this many reduced pixels
+    ratio: float = 0.8  # Lowe's ratio test
+    ransac_px: float = 3.0  # MAGSAC threshold, reduced pixels
+    min_inliers: int = 20  # fewer inliers: the pair does not match
+    max_ties: int = 120  # tie points kept per pair (spread over the overlap)
+    gps_margin_px: float = 150.0  # GPS/yaw error allowance when limiting matches to the overlap (reduced px)
+    min_overlap: float = 0.05  # footprint overlap / smaller footprint, to try a pair
+
+
+@dataclass(frozen=True)
+class Features:
+    """SIFT keypoints (N x 2, native pixels col/row) and descriptors (N x 128 uint8) of one photo."""
+
+    uv: np.ndarray
+    descriptors: np.ndarray
+    scale: float  # reduced / native
+    size: tuple[int, int] = (0, 0)  # native (width, height) pixels
+
+
+@dataclass(frozen=True)
+class TiePair:
+    """Matched points of photos ``i`` and ``j`` (indices into the cell's photo list), native pixels."""
+
+    i: int
+    j: int
+    uv_i: np.ndarray  # N x 2 (col, row)
+    uv_j: np.ndarray
+
+
+def match_gsd(photos: list[Photo], settings: MatchSettings) -> float:
+    """Common ground resolution (metres per pixel) photos are reduced to for matching."""
+    widths = [p.gsd_m * max(p.camera.width_px, p.camera.height_px) for p in photos]
+    return float(np.median(widths)) / settings.match_size_px
+
+
+def detect_features(photo: Photo, gsd_m: float, settings: MatchSettings) -> Features:
+    """SIFT features of the photo reduced to about ``gsd_m`` metres per pixel (never enlarged)."""
+    import cv2
+
+    scale = min(1.0, photo.gsd_m / gsd_m)
+    img, sx, sy = read_image(photo, scale, gray=True)
+    size = (photo.camera.width_px, photo.camera.height_px)
+    img = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(img)  # dull areas still give corners
+    n = int(min(settings.max_features, img.size / settings.pixels_per_feature))
+    sift = cv2.SIFT_create(nfeatures=max(n, 200), contrastThreshold=0.02)
+    kps, desc = sift.detectAndCompute(img, None)
+    if desc is None or not kps:
+        return Features(np.zeros((0, 2)), np.zeros((0, 128), np.uint8), sx, size)
+    pts = np.array([k.pt for k in kps], dtype=float)
+    uv = (pts + 0.5) / np.array([sx, sy])  # cv2 centres at integers -> camera convention, native pixels
+    return Features(uv, np.clip(desc, 0, 255).astype(np.uint8), sx, size)
+
+
+def candidate_pairs(photos: list[Photo], settings: MatchSettings) -> list[tuple[int, int]]:
+    """Pairs (i < j) whose GPS footprints overlap by at least ``min_overlap`` of the smaller one."""
+    from skysieve.camera import footprint
+
+    polys = [footprint(p.camera, p.pose).buffer(0) for p in photos]
+    tree = shapely.STRtree(polys)
+    pairs = []
+    for i, poly in enumerate(polys):
+        for j in tree.query(poly, predicate="intersects"):
+            j = int(j)
+            if j <= i:
+                continue
+            inter = poly.intersection(polys[j]).area
+            if inter >= settings.min_overlap * min(poly.area, polys[j].area):
+                pairs.append((i, j))
+    return pairs
+
+
+def _spread(idx: np.ndarray, pts: np.ndarray, n: int) -> np.ndarray:
+    """At most ``n`` of ``idx``, spread over the points' extent (one per grid bin first)."""
+    if len(idx) <= n:
+        return idx
+    p = pts[idx]
+    lo, hi = p.min(0), p.max(0) + 1e-9
+    k = max(1, int(np.sqrt(n)))
+    b = np.floor((p - lo) / (hi - lo) * k).astype(int)
+    _, first = np.unique(b[:, 0] * k + b[:, 1], return_index=True)
+    rest = np.setdiff1d(np.arange(len(idx)), first)
+    rng = np.random.default_rng(0)
+    extra = rng.choice(rest, size=max(0, n - len(first)), replace=False) if n > len(first) else []
+    chosen = np.concatenate([first, np.asarray(extra, dtype=int)])[:n]
+    return idx[np.sort(chosen)]
+
+
+def _inside(uv: np.ndarray, h_from: np.ndarray, h_to: np.ndarray, size_to: tuple[int, int],
+            margin_px: float) -> np.ndarray:
+    """Indices of points (native pixels of one photo) that GPS places inside the other photo (+ margin)."""
+    p = apply_homography(np.linalg.inv(h_to) @ h_from, uv) if len(uv) else np.zeros((0, 2))
+    w, h = size_to
+    ok = (p[:, 0] > -margin_px) & (p[:, 0] < w + margin_px) & (p[:, 1] > -margin_px) & (p[:, 1] < h + margin_px)
+    return np.flatnonzero(ok)
+
+
+def match_pair(fi: Features, fj: Features, i: int, j: int, settings: MatchSettings,
+               hi: np.ndarray | None = None, hj: np.ndarray | None = None) -> TiePair | None:
+    """Robust matches between two photos, or None when they do not match.
+
+    With the GPS homographies ``hi``/``hj`` (pixels -> ground) the candidate matches are first limited to
+    those whose ground positions agree within a generous radius (GPS error, yaw error), which removes
+    repeated-texture confusions before MAGSAC.
+    """
+    import cv2
+
+    if len(fi.uv) < settings.min_inliers or len(fj.uv) < settings.min_inliers:
+        return None
+    sel_i, sel_j = np.arange(len(fi.uv)), np.arange(len(fj.uv))
+    if hi is not None and hj is not None:
+        # only features that GPS puts inside the other photo (plus a margin) can match
+        sel_i = _inside(fi.uv, hi, hj, fj.size, settings.gps_margin_px / fj.scale)
+        sel_j = _inside(fj.uv, hj, hi, fi.size, settings.gps_margin_px / fi.scale)
+        if len(sel_i) < settings.min_inliers or len(sel_j) < settings.min_inliers:
+            return None
+    index = dict(algorithm=1, trees=4)  # FLANN KD-tree
+    matcher = cv2.FlannBasedMatcher(index, dict(checks=48))
+    knn = matcher.knnMatch(fi.descriptors[sel_i].astype(np.float32), fj.descriptors[sel_j].astype(np.float32), k=2)
+    good = [m[0] for m in knn if len(m) == 2 and m[0].distance < settings.ratio * m[1].distance]
+    if len(good) < settings.min_inliers:
+        return None
+    qi = sel_i[np.array([m.queryIdx for m in good])]
+    tj = sel_j[np.array([m.trainIdx for m in good])]
+    ui, uj = fi.uv[qi], fj.uv[tj]
+    if hi is not None and hj is not None:
+        gi, gj = apply_homography(hi, ui), apply_homography(hj, uj)
+        d = np.linalg.norm(gi - gj, axis=1)
+        keep = d < max(15.0, 4 * np.median(d))
+        ui, uj = ui[keep], uj[keep]
+        if len(ui) < settings.min_inliers:
+            return None
+    h, mask = cv2.findHomography((ui * fi.scale).astype(np.float32), (uj * fj.scale).astype(np.float32),
+                                 cv2.USAC_MAGSAC, settings.ransac_px, maxIters=5000, confidence=0.999)
+    if h is None or mask is None:
+        return None
+    inl = np.flatnonzero(mask.ravel())
+    if len(inl) < settings.min_inliers:
+        return None
+    inl = _spread(inl, ui, settings.max_ties)
+    return TiePair(i, j, ui[inl], uj[inl])
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """Tie points of a set of photos and what happened on the way."""
+
+    ties: list[TiePair]
+    pairs_tried: int
+    n_features: list[int]  # per photo
+    unreadable: dict[int, str]  # photo index -> why it could not be read
+
+
+def match_photos(photos: list[Photo], settings: MatchSettings | None = None) -> MatchResult:
+    """Tie points for every overlapping pair of ``photos``.
+
+    Features are computed once per photo and kept compactly (uint8 descriptors, ~0.5 MB a photo), so
+    memory grows with the photo count only by that, not with the photos' size. A photo that cannot be
+    decoded gets no features and is reported in ``unreadable``; the others go on.
+    """
+    from skysieve.errors import ImageReadError
+    from skysieve.progress import progress
+
+    settings = settings or MatchSettings()
+    gsd = match_gsd(photos, settings) if photos else 1.0
+    feats, unreadable = [], {}
+    for k, p in enumerate(progress(photos, "features", len(photos))):
+        try:
+            feats.append(detect_features(p, gsd, settings))
+        except ImageReadError as e:
+            unreadable[k] = str(e)
+            feats.append(Features(np.zeros((0, 2)), np.zeros((0, 128), np.uint8), 1.0))
+    if len(photos) < 2:
+        return MatchResult([], 0, [len(f.uv) for f in feats], unreadable)
+    homs = [ground_homography(p) for p in photos]
+    pairs = candidate_pairs(photos, settings)
+    ties = []
+    for i, j in progress(pairs, "matching", len(pairs)):
+        tp = match_pair(feats[i], feats[j], i, j, settings, homs[i], homs[j])
+        if tp is not None:
+            ties.append(tp)
+        log.debug("pair %s-%s: %s ties", photos[i].image_id, photos[j].image_id, len(tp.uv_i) if tp else 0)
+    return MatchResult(ties, len(pairs), [len(f.uv) for f in feats], unreadable)

@@ -1,0 +1,283 @@
+"""One orthomosaic per grid cell: the per-cell job and the parallel driver.
+
+:func:`mosaic_cell` is a plain function of picklable arguments (workspace folder, cell id, settings)
+that reads the workspace, writes ``cells/<cell_id>/ortho.tif`` and ``ortho.json``, and returns the
+report, so any scheduler (a process pool here; Dask or Ray later) can run it. Its steps:
+
+1. the accepted photos whose footprints touch the cell (plus a margin);
+2. tie points between overlapping photos (:mod:`~skysieve.mosaic.matching`);
+3. all placements solved together with GPS as a prior (:mod:`~skysieve.mosaic.adjust`);
+4. exposure gains, then windowed rendering with centre-preferring seams (:mod:`~skysieve.mosaic.render`)
+   straight into a COG (:mod:`~skysieve.mosaic.cog`), clipped to the cell plus ``margin_m``.
+
+A rerun skips a cell whose inputs (photos, their poses, the cell, the settings) did not change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+from skysieve.mosaic.adjust import AdjustSettings, adjust
+from skysieve.mosaic.cog import CogSettings, write_cog
+from skysieve.mosaic.matching import MatchSettings, TiePair, match_gsd, match_photos
+from skysieve.mosaic.photos import Photo, ground_homography, photo_from_row
+from skysieve.mosaic.render import OutputGrid, PlacedPhoto, estimate_gains, render_windows
+from skysieve.mosaic.seams import BlendSettings
+
+from skysieve.atomic import write_json
+from skysieve.errors import MosaicError, NotFoundError, SkysieveError
+
+__all__ = ["MosaicSettings", "mosaic_cell", "build_mosaics", "cells_with_photos", "ORTHO_FILE", "REPORT_FILE"]
+
+log = logging.getLogger(__name__)
+
+ORTHO_FILE = "ortho.tif"
+REPORT_FILE = "ortho.json"
+FORMAT_VERSION = 1  # bump when the output changes for the same inputs, so reruns rebuild
+
+
+@dataclass(frozen=True)
+class MosaicSettings:
+    """``[mosaic]`` table of skysieve.toml."""
+
+    gsd_m: float | None = None  # output pixel size (metres); None: the photos' median native GSD
+    margin_m: float = 5.0  # the mosaic reaches this far beyond the cell
+    window_px: int = 512  # rendering block
+    gps_sigma_m: float = 1.5  # GPS error per photo (one sigma, metres)
+    yaw_sigma_deg: float = 5.0
+    match_size_px: int = 1200  # photos are reduced to about this long side for matching
+    max_features: int = 4000
+    band_px: float = 16.0  # blending band across seamlines (output pixels)
+    compress: str = "JPEG"
+    quality: int = 90
+    workers: int | None = None  # processes; None: CPU count, at most the cell count
+
+    def match(self) -> MatchSettings:
+        return MatchSettings(match_size_px=self.match_size_px, max_features=self.max_features)
+
+    def adjustment(self) -> AdjustSettings:
+        return AdjustSettings(gps_sigma_m=self.gps_sigma_m, yaw_sigma_deg=self.yaw_sigma_deg)
+
+    def blend(self) -> BlendSettings:
+        return BlendSettings(band_px=self.band_px)
+
+    def cog(self) -> CogSettings:
+        return CogSettings(compress=self.compress, quality=self.quality)
+
+
+def _accepted_rows(ws) -> list[dict[str, Any]]:
+    if not ws.gpkg.has_layer("images"):
+        return []
+    return [r for r in ws.gpkg.select("images", "status = ?", ("accepted",)) if r.get("geometry") is not None]
+
+
+def cells_with_photos(ws) -> list[str]:
+    """Ids of the cells that accepted photos' footprints touch."""
+    rows = _accepted_rows(ws)
+    if not rows:
+        return []
+    tree = shapely.STRtree([r["geometry"] for r in rows])
+    return [c.cell_id for c in ws.cells() if len(tree.query(c.geometry, predicate="intersects"))]
+
+
+def _digest(cell_geom: shapely.Geometry, rows: list[dict[str, Any]], settings: MosaicSettings) -> str:
+    keys = ("image_id", "sha256", "path", "x", "y", "altitude_m", "yaw_deg", "pitch_deg", "roll_deg", "focal_mm",
+            "sensor_width_mm", "width_px", "height_px")
+    items = sorted([[r.get(k) for k in keys] for r in rows], key=lambda x: str(x[0]))
+    for item, r in zip(items, sorted(rows, key=lambda r: str(r["image_id"])), strict=False):
+        if not r.get("sha256"):  # no content hash: fall back to size and time
+            with_stat = Path(r["path"])
+            st = with_stat.stat() if with_stat.exists() else None
+            item.append([st.st_size, st.st_mtime_ns] if st else None)
+    blob = json.dumps({"v": FORMAT_VERSION, "cell": cell_geom.wkt, "images": items,
+                       "settings": {k: v for k, v in asdict(settings).items() if k != "workers"}},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _is_current(cell_dir: Path, digest: str) -> dict[str, Any] | None:
+    try:
+        report = json.loads((cell_dir / REPORT_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if report.get("inputs_digest") == digest and (cell_dir / ORTHO_FILE).exists():
+        return report
+    return None
+
+
+def _clip_blocks(blocks, grid: OutputGrid, keep: shapely.Geometry, cell: shapely.Geometry, counts: dict[str, int]):
+    """Blank what lies outside ``keep`` (cell + margin); count covered pixels inside ``cell``."""
+    from rasterio.features import geometry_mask
+
+    for win, rgb, cov in blocks:
+        t = grid.transform @ grid.transform.translation(win.col_off, win.row_off)
+        shape = (win.height, win.width)
+        box = grid.window_box(win)
+        if not keep.contains(box):
+            cov = cov & geometry_mask([keep], shape, t, invert=True)
+            rgb[~cov] = 0
+        in_cell = cov if cell.contains(box) else cov & geometry_mask([cell], shape, t, invert=True)
+        counts["cell"] += int(in_cell.sum())
+        yield win, rgb, cov
+
+
+def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | None = None,
+                force: bool = False) -> dict[str, Any]:
+    """Build ``cells/<cell_id>/ortho.tif`` and ``ortho.json``; returns the report (also for a skip).
+
+    ``report["status"]`` is ``built``, ``skipped`` (inputs unchanged) or ``empty`` (no accepted photo).
+    Raises :class:`NotFoundError` for an unknown cell and :class:`MosaicError` when no mosaic can be made.
+    """
+    from skysieve.workspace import Workspace
+
+    t0 = time.perf_counter()
+    settings = settings or MosaicSettings()
+    ws = Workspace.open(workspace)
+    crs = ws.require_crs()
+    found = ws.cells("cell_id = ?", (cell_id,))
+    if not found:
+        raise NotFoundError("no such cell in the workspace", ref=cell_id, hint="list cells with `ogrinfo survey.gpkg cells`")
+    cell = found[0].geometry
+    keep = cell.buffer(settings.margin_m, join_style="mitre")
+    rows = [r for r in _accepted_rows(ws) if r["geometry"].intersects(keep)]
+    cell_dir = ws.cell_dir(cell_id)
+    if not rows:
+        return {"cell_id": cell_id, "status": "empty", "images_used": [], "images_flagged": []}
+    digest = _digest(cell, rows, settings)
+    if not force and (old := _is_current(cell_dir, digest)):
+        log.info("cell %s: inputs unchanged, kept %s", cell_id, cell_dir / ORTHO_FILE)
+        return {**old, "status": "skipped"}
+
+    flagged: list[dict[str, str]] = []
+    photos: list[Photo] = []
+    for r in sorted(rows, key=lambda r: str(r["image_id"])):
+        try:
+            photo = photo_from_row(r)
+            ground_homography(photo)
+            photos.append(photo)
+        except SkysieveError as e:
+            flagged.append({"image_id": str(r["image_id"]), "reason": f"not used: {e}"})
+
+    matched = match_photos(photos, settings.match())
+    for k in sorted(matched.unreadable, reverse=True):
+        flagged.append({"image_id": photos[k].image_id, "reason": f"not used: {matched.unreadable[k]}"})
+    usable = [k for k in range(len(photos)) if k not in matched.unreadable]
+    if not usable:
+        raise MosaicError("no photo of the cell can be read", ref=cell_id, hint="check the flight folder's files")
+    remap = {k: n for n, k in enumerate(usable)}
+    photos = [photos[k] for k in usable]
+    ties = [TiePair(remap[t.i], remap[t.j], t.uv_i, t.uv_j) for t in matched.ties if t.i in remap and t.j in remap]
+    tie_sigma = match_gsd(photos, settings.match())
+    adj = adjust(photos, ties, tie_sigma, settings.adjustment())
+    if len(photos) > 1:
+        for k in np.flatnonzero(~adj.tied):
+            flagged.append({"image_id": photos[k].image_id,
+                            "reason": "matches no other photo: kept at its GPS placement"})
+
+    gsd = settings.gsd_m or round(float(np.median([p.gsd_m for p in photos])), 4)
+    placed = [PlacedPhoto(p, h) for p, h in zip(photos, adj.homographies, strict=False)]
+    gains = estimate_gains(placed, settings.blend())
+    placed = [PlacedPhoto(pp.photo, pp.homography, tuple(float(g) for g in gains[k])) for k, pp in enumerate(placed)]
+    cover = shapely.union_all([pp.footprint() for pp in placed]).intersection(keep)
+    if cover.is_empty:
+        raise MosaicError("after adjustment no photo reaches the cell", ref=cell_id)
+    grid = OutputGrid.covering(cover.bounds, gsd)
+    counts = {"cell": 0}
+    blocks = _clip_blocks(render_windows(placed, grid, settings.window_px, settings.blend()), grid, keep, cell, counts)
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    for stale in cell_dir.glob(".ortho.*"):  # temporaries of a killed run
+        stale.unlink(missing_ok=True)
+    write_cog(cell_dir / ORTHO_FILE, grid, crs, blocks, settings.cog(),
+              tags={"SKYSIEVE_CELL": cell_id, "SKYSIEVE_INPUTS": digest})
+
+    to_px = 1.0 / gsd
+    report = {
+        "cell_id": cell_id,
+        "status": "built",
+        "ortho": str(cell_dir / ORTHO_FILE),
+        "crs": ws.settings.crs,
+        "gsd_m": gsd,
+        "width_px": grid.width,
+        "height_px": grid.height,
+        "bounds": [grid.x_min, grid.y_max - grid.height * gsd, grid.x_min + grid.width * gsd, grid.y_max],
+        "images_used": [p.image_id for p in photos],
+        "images_flagged": flagged,
+        "pairs_tried": matched.pairs_tried,
+        "pairs_matched": len(ties),
+        "tie_points": adj.n_ties,
+        "tie_outliers": adj.n_outliers,
+        "tie_rms_before_px": _num(adj.rms_before_m * to_px),
+        "tie_rms_after_px": _num(adj.rms_after_m * to_px),
+        "mean_shift_from_gps_m": _num(float(np.mean(adj.shift_m))),
+        "max_shift_from_gps_m": _num(float(np.max(adj.shift_m))),
+        "mean_abs_yaw_change_deg": _num(float(np.mean(np.abs(adj.yaw_change_deg)))),
+        "cell_covered": round(counts["cell"] * gsd * gsd / cell.area, 4),
+        "seconds": round(time.perf_counter() - t0, 2),
+        "inputs_digest": digest,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "format_version": FORMAT_VERSION,
+    }
+    write_json(cell_dir / REPORT_FILE, report)
+    log.info("cell %s: %d photos (%d flagged), ties %.2f -> %.2f px, %.0f%% covered, %.1f s", cell_id, len(photos),
+             len(flagged), report["tie_rms_before_px"] or math.nan, report["tie_rms_after_px"] or math.nan,
+             100 * report["cell_covered"], report["seconds"])
+    return report
+
+
+def _num(v: float) -> float | None:
+    return None if v is None or not math.isfinite(v) else round(float(v), 4)
+
+
+def _job(args: tuple[str, str, MosaicSettings, bool]) -> dict[str, Any]:
+    root, cell_id, settings, force = args
+    try:
+        return mosaic_cell(root, cell_id, settings, force)
+    except SkysieveError as e:
+        log.error("cell %s: %s", cell_id, e)
+        return {"cell_id": cell_id, "status": "failed", "error": str(e)}
+
+
+def build_mosaics(ws, cells: list[str] | None = None, gsd_m: float | None = None, workers: int | None = None,
+                  settings: MosaicSettings | None = None, force: bool = False) -> list[dict[str, Any]]:
+    """Mosaic every cell with accepted photos (or ``cells``), in parallel processes; one report per cell.
+
+    ``ws``: a :class:`~skysieve.workspace.Workspace` or its folder. A cell that fails is reported with
+    ``status = "failed"`` and its reason; the others go on.
+    """
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    from skysieve.progress import progress
+    from skysieve.workspace import Workspace
+
+    if not isinstance(ws, Workspace):
+        ws = Workspace.open(ws)
+    settings = settings or ws.section("mosaic", MosaicSettings)
+    if gsd_m is not None:
+        if gsd_m <= 0:
+            raise MosaicError(f"--gsd must be positive metres per pixel, got {gsd_m}")
+        settings = MosaicSettings(**{**asdict(settings), "gsd_m": float(gsd_m)})
+    ids = list(cells) if cells else cells_with_photos(ws)
+    known = {c.cell_id for c in ws.cells()}
+    reports = [{"cell_id": c, "status": "failed", "error": "no such cell"} for c in ids if c not in known]
+    ids = [c for c in ids if c in known]
+    n = workers or settings.workers or os.cpu_count() or 1
+    n = max(1, min(n, len(ids)))
+    jobs = [(str(ws.root), c, settings, force) for c in ids]
+    if n == 1:
+        reports += [_job(j) for j in progress(jobs, "cells", len(jobs), unit="cell")]
+    else:
+        with ProcessPoolExecutor(n, mp_context=mp.get_context("spawn")) as pool:
+            reports += list(progress(pool.map(_job, jobs), "cells", len(jobs), unit="cell"))
+    return reports

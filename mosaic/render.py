@@ -1,0 +1,222 @@
+"""Windowed rendering of placed photos onto a north-up grid in the workspace CRS.
+
+The output is produced window by window (``window_px`` square), in strips; each photo is decoded once,
+when the first window needs it, and dropped after the last window that needs it, so memory holds the
+photos of about one strip, never the survey. Each window's pixels come from the photos that cover it,
+resampled by one perspective warp each (output pixel -> ground -> photo pixel) and blended with
+:func:`skysieve.mosaic.seams.seam_weights`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from affine import Affine
+from shapely.geometry import box
+from skysieve.mosaic.photos import Photo, apply_homography, jpeg_reduction, read_image
+from skysieve.mosaic.seams import BlendSettings, edge_taper, seam_weights, solve_gains
+
+__all__ = ["OutputGrid", "PixelWindow", "PlacedPhoto", "windows", "render_windows", "estimate_gains"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OutputGrid:
+    """A north-up raster: west edge ``x_min``, north edge ``y_max`` (metres, workspace CRS), pixel size
+    ``gsd_m``, ``width`` columns by ``height`` rows."""
+
+    x_min: float
+    y_max: float
+    gsd_m: float
+    width: int
+    height: int
+
+    @classmethod
+    def covering(cls, bounds: tuple[float, float, float, float], gsd_m: float) -> OutputGrid:
+        """The grid snapped to multiples of ``gsd_m`` that covers (minx, miny, maxx, maxy)."""
+        minx, miny, maxx, maxy = bounds
+        x0 = math.floor(minx / gsd_m) * gsd_m
+        y1 = math.ceil(maxy / gsd_m) * gsd_m
+        w = max(1, math.ceil((maxx - x0) / gsd_m - 1e-9))
+        h = max(1, math.ceil((y1 - miny) / gsd_m - 1e-9))
+        return cls(x0, y1, gsd_m, w, h)
+
+    @property
+    def transform(self) -> Affine:
+        return Affine(self.gsd_m, 0.0, self.x_min, 0.0, -self.gsd_m, self.y_max)
+
+    def pixel_to_ground(self, row_off: int, col_off: int) -> np.ndarray:
+        """3 x 3 matrix: window pixel indices (col, row), centres at integers -> ground x/y (metres)."""
+        g = self.gsd_m
+        return np.array([[g, 0.0, self.x_min + (col_off + 0.5) * g], [0.0, -g, self.y_max - (row_off + 0.5) * g],
+                         [0.0, 0.0, 1.0]])
+
+    def window_box(self, win: PixelWindow) -> shapely.Polygon:
+        g = self.gsd_m
+        return box(self.x_min + win.col_off * g, self.y_max - (win.row_off + win.height) * g,
+                   self.x_min + (win.col_off + win.width) * g, self.y_max - win.row_off * g)
+
+
+@dataclass(frozen=True)
+class PixelWindow:
+    """A block of the output grid: offsets and size in pixels (row/col order as rasterio's Window)."""
+
+    row_off: int
+    col_off: int
+    height: int
+    width: int
+
+
+@dataclass(frozen=True)
+class PlacedPhoto:
+    """A photo with its adjusted placement: native pixels (col, row) -> ground x/y homography, RGB gain."""
+
+    photo: Photo
+    homography: np.ndarray
+    gain: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+    @property
+    def centre_xy(self) -> np.ndarray:
+        """Ground position (metres) of the image centre."""
+        cam = self.photo.camera
+        return apply_homography(self.homography, [[cam.cx, cam.cy]])[0]
+
+    def footprint(self) -> shapely.Polygon:
+        cam = self.photo.camera
+        w, h = cam.width_px, cam.height_px
+        return shapely.Polygon(apply_homography(self.homography, [[0, 0], [w, 0], [w, h], [0, h]]))
+
+
+def windows(grid: OutputGrid, window_px: int) -> list[PixelWindow]:
+    """Blocks of the grid in strip order (row-major)."""
+    return [PixelWindow(r, c, min(window_px, grid.height - r), min(window_px, grid.width - c))
+            for r in range(0, grid.height, window_px) for c in range(0, grid.width, window_px)]
+
+
+def _render_scale(photo: Photo, gsd_m: float) -> float:
+    """Decoder reduction for rendering: as small as the output GSD allows, never below it."""
+    return 1.0 / jpeg_reduction(photo.gsd_m / gsd_m)
+
+
+def render_window(placed: list[PlacedPhoto], images: dict[int, tuple[np.ndarray, float, float]], idx: list[int],
+                  grid: OutputGrid, win: PixelWindow, blend: BlendSettings) -> tuple[np.ndarray, np.ndarray]:
+    """RGB (rows, cols, 3) uint8 and coverage (rows, cols) bool of one window from photos ``idx``."""
+    import cv2
+
+    a = grid.pixel_to_ground(win.row_off, win.col_off)
+    cols, rows = np.meshgrid(np.arange(win.width, dtype=np.float32), np.arange(win.height, dtype=np.float32))
+    gx = a[0, 0] * cols + a[0, 2]
+    gy = a[1, 1] * rows + a[1, 2]
+    dists, tapers, warped = [], [], []
+    for i in idx:
+        pp = placed[i]
+        cam = pp.photo.camera
+        m = np.linalg.inv(pp.homography) @ a  # window pixel -> native photo pixel (camera convention)
+        den = m[2, 0] * cols + m[2, 1] * rows + m[2, 2]
+        u = (m[0, 0] * cols + m[0, 1] * rows + m[0, 2]) / den
+        v = (m[1, 0] * cols + m[1, 1] * rows + m[1, 2]) / den
+        taper = edge_taper(u, v, cam.width_px, cam.height_px, blend.taper_px)
+        del u, v, den
+        if not taper.any():
+            continue
+        img, sx, sy = images[i]
+        to_src = np.array([[sx, 0.0, -0.5], [0.0, sy, -0.5], [0.0, 0.0, 1.0]]) @ m  # -> cv2 pixel indices
+        w = cv2.warpPerspective(img, to_src, (win.width, win.height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                borderMode=cv2.BORDER_REPLICATE)
+        c = pp.centre_xy
+        dists.append(np.hypot(gx - np.float32(c[0]), gy - np.float32(c[1])))
+        tapers.append(taper)
+        warped.append((w, pp.gain))
+    num = np.zeros((win.height, win.width, 3), np.float32)
+    den = np.zeros((win.height, win.width), np.float32)
+    if warped:
+        for wgt, (img, gain) in zip(seam_weights(dists, tapers, blend.band_px * grid.gsd_m), warped, strict=False):
+            num += img.astype(np.float32) * (wgt[..., None] * np.asarray(gain, np.float32))
+            den += wgt
+    covered = den > 1e-4
+    rgb = np.zeros_like(num, dtype=np.uint8)
+    rgb[covered] = np.clip(num[covered] / den[covered][:, None] + 0.5, 0, 255).astype(np.uint8)
+    return rgb, covered
+
+
+def render_windows(placed: list[PlacedPhoto], grid: OutputGrid, window_px: int,
+                   blend: BlendSettings) -> Iterator[tuple[PixelWindow, np.ndarray, np.ndarray]]:
+    """Yield (window, RGB, coverage) for every window that some photo covers, decoding each photo once."""
+    from skysieve.progress import progress
+
+    wins = windows(grid, window_px)
+    fps = [pp.footprint() for pp in placed]
+    tree = shapely.STRtree(fps)
+    needs = [sorted(int(i) for i in tree.query(grid.window_box(w), predicate="intersects")) for w in wins]
+    last_use: dict[int, int] = {}
+    for k, idx in enumerate(needs):
+        for i in idx:
+            last_use[i] = k
+    images: dict[int, tuple[np.ndarray, float, float]] = {}
+    peak = 0
+    for k, win in enumerate(progress(wins, "rendering", len(wins), unit="window")):
+        if not needs[k]:
+            continue
+        for i in needs[k]:
+            if i not in images:
+                images[i] = read_image(placed[i].photo, _render_scale(placed[i].photo, grid.gsd_m))
+        peak = max(peak, len(images))
+        rgb, covered = render_window(placed, images, needs[k], grid, win, blend)
+        for i in needs[k]:
+            if last_use[i] == k:
+                del images[i]
+        if covered.any():
+            yield win, rgb, covered
+    log.debug("rendering held at most %d decoded photos", peak)
+
+
+def estimate_gains(placed: list[PlacedPhoto], blend: BlendSettings, coarse_px: int = 160) -> np.ndarray:
+    """Per-photo RGB gains (n x 3) from the photos' overlaps, on coarse renders (~``coarse_px`` across)."""
+    import cv2
+
+    if len(placed) < 2:
+        return np.ones((len(placed), 3))
+    gsd = float(np.median([math.sqrt(pp.footprint().area) for pp in placed])) / coarse_px
+    patches = []
+    for pp in placed:
+        fp = pp.footprint()
+        g = OutputGrid.covering(fp.bounds, gsd)
+        img, sx, sy = read_image(pp.photo, min(1.0, pp.photo.gsd_m / gsd))
+        a = g.pixel_to_ground(0, 0)
+        m = np.linalg.inv(pp.homography) @ a
+        to_src = np.array([[sx, 0.0, -0.5], [0.0, sy, -0.5], [0.0, 0.0, 1.0]]) @ m
+        w = cv2.warpPerspective(img, to_src, (g.width, g.height), flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP)
+        cols, rows = np.meshgrid(np.arange(g.width, dtype=np.float32), np.arange(g.height, dtype=np.float32))
+        den = m[2, 0] * cols + m[2, 1] * rows + m[2, 2]
+        u = (m[0, 0] * cols + m[0, 1] * rows + m[0, 2]) / den
+        v = (m[1, 0] * cols + m[1, 1] * rows + m[1, 2]) / den
+        mask = edge_taper(u, v, pp.photo.camera.width_px, pp.photo.camera.height_px, 0.05 * pp.photo.camera.width_px) > 0.99
+        patches.append((round(g.x_min / gsd), round(g.y_max / gsd), w.astype(np.float32), mask))
+    fps = [pp.footprint() for pp in placed]
+    tree = shapely.STRtree(fps)
+    overlaps = []
+    for i, (xi, yi, wi, mi) in enumerate(patches):
+        for j in tree.query(fps[i], predicate="intersects"):
+            j = int(j)
+            if j <= i:
+                continue
+            xj, yj, wj, mj = patches[j]
+            # overlap of the two patches in coarse-grid indices (cols from west, rows from north)
+            c0, c1 = max(xi, xj), min(xi + wi.shape[1], xj + wj.shape[1])
+            r0, r1 = max(-yi, -yj), min(-yi + wi.shape[0], -yj + wj.shape[0])
+            if c1 <= c0 or r1 <= r0:
+                continue
+            si = (slice(r0 + yi, r1 + yi), slice(c0 - xi, c1 - xi))
+            sj = (slice(r0 + yj, r1 + yj), slice(c0 - xj, c1 - xj))
+            both = mi[si] & mj[sj]
+            nij = int(both.sum())
+            if nij < 20:
+                continue
+            overlaps.append((i, j, float(nij), wi[si][both].mean(0), wj[sj][both].mean(0)))
+    return solve_gains(len(placed), overlaps, blend)

@@ -1,0 +1,173 @@
+"""Per-cell orthomosaics on small generated flights: placement against the true ortho, the COG layout,
+the report, and what happens to a single photo, a photo that matches nothing, water, two cameras,
+bad inputs and reruns."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from ortho_scene import ORIGIN, Shot, grid_shots, make_ground, make_workspace, truth_window
+from skysieve.mosaic.accuracy import compare_rasters
+from skysieve.mosaic.ortho import MosaicSettings, build_mosaics, mosaic_cell
+
+from skysieve.camera import Camera, Pose
+from skysieve.cli import main
+
+CELL = "E576000N5188000"
+CAM = Camera(400, 300, 400.0)  # 30 m up: 7.5 cm/px, 30 x 22.5 m footprint
+
+
+@pytest.fixture(scope="module")
+def ground():
+    return make_ground(80.0, 0.05, seed=3)
+
+
+def _shots(gps_sigma_m: float = 1.5, seed: int = 1) -> list[Shot]:
+    return grid_shots(CAM, 30.0, 18, 20, 4, 3, 9.0, 9.0, gps_sigma_m=gps_sigma_m, seed=seed)
+
+
+def _read(path: Path) -> tuple[np.ndarray, np.ndarray, rasterio.coords.BoundingBox, float]:
+    with rasterio.open(path) as ds:
+        return np.moveaxis(ds.read([1, 2, 3]), 0, -1), ds.read_masks(1) > 0, ds.bounds, ds.res[0]
+
+
+def _misfit(ground, ortho: Path):
+    rgb, valid, b, gsd = _read(ortho)
+    truth = truth_window(ground, (b.left, b.bottom, b.right, b.top), gsd)
+    return compare_rasters(rgb, truth, valid, gsd, patch_px=64)
+
+
+def test_mosaic_sits_on_the_true_ortho_and_is_a_cog(tmp_path: Path, ground) -> None:
+    shots = _shots()
+    ws = make_workspace(tmp_path / "ws", ground, shots)
+    [report] = build_mosaics(ws, workers=1)
+    assert report["status"] == "built" and report["cell_id"] == CELL
+    assert len(report["images_used"]) == 12 and report["images_flagged"] == []
+    # GPS noise of 1.5 m leaves tens of pixels between overlapping photos; the adjustment removes it
+    assert report["tie_rms_before_px"] > 5 and report["tie_rms_after_px"] < 1.0
+    assert 0.5 < report["mean_shift_from_gps_m"] < 4
+    assert report["gsd_m"] == pytest.approx(0.075)
+    assert 0.1 < report["cell_covered"] < 0.3  # ~57 x 40 m of a 100 m cell
+    on_disk = json.loads((ws.cell_dir(CELL) / "ortho.json").read_text())
+    assert on_disk["inputs_digest"] == report["inputs_digest"]
+
+    misfit = _misfit(ground, Path(report["ortho"]))
+    assert misfit.n_patches >= 15
+    assert misfit.mean_offset_m < 0.5  # where the mosaic sits (the truth: GPS errors average out)
+    # ... and it sits where the mean GPS error puts it: a 2-D adjustment cannot see a shared bias
+    mean_err = np.mean([s.gps_error for s in shots], axis=0)
+    assert np.hypot(misfit.mean_dx_m - mean_err[0], misfit.mean_dy_m - mean_err[1]) < 0.15
+    assert misfit.local_p90_px < 3.0  # how well it holds together
+
+    with rasterio.open(report["ortho"]) as ds:
+        assert ds.crs.to_epsg() == 32615
+        assert ds.profile["tiled"] and ds.profile["blockxsize"] == 512
+        assert ds.compression.name == "jpeg" and ds.overviews(1)  # compressed, internal overviews
+        assert rasterio.enums.MaskFlags.per_dataset in ds.mask_flag_enums[0]
+        assert ds.tags()["SKYSIEVE_CELL"] == CELL
+        assert ds.transform.a == pytest.approx(0.075) and ds.transform.c / 0.075 == pytest.approx(round(ds.transform.c / 0.075))
+    assert not [p for p in ws.cell_dir(CELL).iterdir() if p.name.startswith(".")]  # no temporaries left
+
+
+def test_single_photo_cell_keeps_its_gps_placement(tmp_path: Path, ground) -> None:
+    shot = Shot("f1/ONE.JPG", CAM, Pose(ORIGIN[0] + 40, ORIGIN[1] + 40, 30.0, 30.0))
+    ws = make_workspace(tmp_path / "ws", ground, [shot])
+    report = mosaic_cell(ws.root, CELL)
+    assert report["status"] == "built" and report["images_used"] == ["f1/ONE.JPG"]
+    assert report["images_flagged"] == [] and report["tie_rms_after_px"] is None
+    assert report["mean_shift_from_gps_m"] == 0
+    misfit = _misfit(ground, Path(report["ortho"]))
+    assert misfit.mean_offset_m < 0.05 and misfit.local_p90_px < 1.0  # exact pose: exact placement
+
+
+def test_photo_that_matches_nothing_is_flagged_and_kept_at_gps(tmp_path: Path, ground) -> None:
+    shots = _shots(gps_sigma_m=0.5)
+    stranger = replace(shots[5], image_id="f1/STRANGER.JPG")
+    ws = make_workspace(tmp_path / "ws", ground, shots[:5] + shots[6:] + [stranger])
+    other = make_ground(80.0, 0.05, seed=99)  # overwrite its pixels with another place entirely
+    import cv2
+    from ortho_scene import render_photo
+
+    path = ws.flight_dir("f1") / "STRANGER.JPG"
+    cv2.imwrite(str(path), cv2.cvtColor(render_photo(other, stranger.camera, stranger.pose), cv2.COLOR_RGB2BGR))
+    report = mosaic_cell(ws.root, CELL)
+    assert report["status"] == "built"
+    assert [f["image_id"] for f in report["images_flagged"]] == ["f1/STRANGER.JPG"]
+    assert "GPS placement" in report["images_flagged"][0]["reason"]
+    assert "f1/STRANGER.JPG" in report["images_used"]  # still rendered where GPS puts it
+    assert report["tie_rms_after_px"] < 1.0
+
+
+def test_featureless_water_photo_is_flagged_and_the_mosaic_still_covers_it(tmp_path: Path) -> None:
+    # a lake over most of the last strip: the photos over it see nothing but water
+    water = make_ground(80.0, 0.05, seed=3, water=(12, 24, 75, 75))
+    shots = _shots(gps_sigma_m=0.5)
+    ws = make_workspace(tmp_path / "ws", water, shots)
+    report = mosaic_cell(ws.root, CELL)
+    assert report["status"] == "built"
+    flagged = {f["image_id"] for f in report["images_flagged"]}
+    assert flagged and flagged <= {s.image_id for s in shots[8:]}  # only photos over the lake
+    assert len(report["images_used"]) == 12
+    rgb, valid, b, gsd = _read(Path(report["ortho"]))
+    # the lake is in the mosaic (covered, water-coloured), not a hole
+    col = int((ORIGIN[0] + 45 - b.left) / gsd)
+    row = int((b.top - (ORIGIN[1] + 40)) / gsd)
+    assert valid[row, col]
+    assert np.abs(rgb[row, col].astype(int) - [70, 90, 110]).max() < 25
+
+
+def test_two_cameras_in_one_flight(tmp_path: Path, ground) -> None:
+    other_cam = Camera(600, 400, 700.0)  # a second drone: longer lens, higher up (6.4 cm/px at 45 m)
+    a = grid_shots(CAM, 30.0, 18, 20, 4, 2, 9.0, 9.0, gps_sigma_m=1.0, seed=4, prefix="f1")
+    b = grid_shots(other_cam, 45.0, 20, 34, 3, 1, 12.0, 9.0, gps_sigma_m=1.0, seed=5, prefix="f1")
+    mean_err = np.mean([s.gps_error for s in a + b], axis=0)
+    b = [replace(s, image_id=s.image_id.replace("IMG_", "B_")) for s in b]
+    ws = make_workspace(tmp_path / "ws", ground, a + b)
+    report = mosaic_cell(ws.root, CELL, MosaicSettings(gsd_m=0.08))
+    assert report["images_flagged"] == [] and len(report["images_used"]) == 11
+    assert report["tie_rms_after_px"] < 1.0
+    misfit = _misfit(ground, Path(report["ortho"]))
+    assert misfit.local_p90_px < 3.0
+    # 11 fixes with 1 m noise: the mosaic sits at their mean error (here ~0.5 m), not farther
+    assert np.hypot(misfit.mean_dx_m - mean_err[0], misfit.mean_dy_m - mean_err[1]) < 0.15
+
+
+def test_bad_inputs_are_reported_and_the_batch_goes_on(tmp_path: Path, ground) -> None:
+    shots = _shots(gps_sigma_m=0.5)
+    ws = make_workspace(tmp_path / "ws", ground, shots)
+    (ws.flight_dir("f1") / "IMG_0000.JPG").write_bytes(b"not a jpeg any more")
+    reports = build_mosaics(ws, cells=[CELL, "E999N999"], workers=1)
+    by_id = {r["cell_id"]: r for r in reports}
+    assert by_id["E999N999"]["status"] == "failed" and "no such cell" in by_id["E999N999"]["error"]
+    built = by_id[CELL]
+    assert built["status"] == "built" and "f1/IMG_0000.JPG" not in built["images_used"]
+    [bad] = [f for f in built["images_flagged"] if f["image_id"] == "f1/IMG_0000.JPG"]
+    assert "not used" in bad["reason"] and "decode" in bad["reason"]
+    with pytest.raises(Exception, match="positive"):
+        build_mosaics(ws, gsd_m=-1)
+
+
+def test_rerun_skips_unchanged_cells_and_rebuilds_changed_ones(tmp_path: Path, ground) -> None:
+    ws = make_workspace(tmp_path / "ws", ground, _shots(gps_sigma_m=0.5))
+    first = mosaic_cell(ws.root, CELL)
+    mtime = Path(first["ortho"]).stat().st_mtime_ns
+    assert mosaic_cell(ws.root, CELL)["status"] == "skipped"
+    assert Path(first["ortho"]).stat().st_mtime_ns == mtime
+    ws.gpkg.update("images", "image_id = ?", ("f1/IMG_0101.JPG",), {"yaw_deg": 181.0})
+    again = mosaic_cell(ws.root, CELL)
+    assert again["status"] == "built" and again["inputs_digest"] != first["inputs_digest"]
+
+
+def test_cli_mosaic_prints_a_summary_and_json(tmp_path: Path, ground, capsys: pytest.CaptureFixture) -> None:
+    ws = make_workspace(tmp_path / "ws", ground, _shots(gps_sigma_m=0.5)[:4])
+    assert main(["mosaic", str(ws.root), "--gsd", "0.15", "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"{CELL}: built, 4 photos" in out and "1 cells built" in out
+    assert main(["mosaic", str(ws.root), "--gsd", "0.15", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["cells"][0]["status"] == "skipped" and summary["cells"][0]["gsd_m"] == 0.15
