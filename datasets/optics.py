@@ -119,11 +119,12 @@ def camera_faults(img: np.ndarray, faults: CameraFaults, rng: np.random.Generato
     """Apply ``faults`` to ``img`` (rows x cols x 3 float32 0..1); returns uint8 RGB.
 
     Vignetting is computed over the full sensor (``full_size`` = (rows, cols)) when ``img`` is a crop
-    starting at ``offset`` (col, row).
+    starting at ``offset`` (col, row). Deterministic in ``rng``.
     """
     out = img
     if faults.haze > 0:
-        out = out * (1 - faults.haze) + np.array(faults.haze_rgb, np.float32) * faults.haze
+        h = faults.haze
+        out = cv2.add(cv2.multiply(out, (1 - h,) * 3 + (0,)), tuple(float(c * h) for c in faults.haze_rgb) + (0,))
     if faults.blur_px > 0.2:
         out = cv2.GaussianBlur(out, (0, 0), faults.blur_px)
     rows, cols = out.shape[:2]
@@ -133,9 +134,11 @@ def camera_faults(img: np.ndarray, faults: CameraFaults, rng: np.random.Generato
         xx = (np.arange(cols, dtype=np.float32) + offset[0] - fc / 2) / (fc / 2) * (fc / max(fr, 1))
         rr = (xx[None, :] ** 2 + yy[:, None] ** 2) / (1 + (fc / max(fr, 1)) ** 2)
         out = out * (1 - faults.vignetting * rr)[:, :, None]
-    out = out * (faults.gain * np.array(faults.white_balance, np.float32))
+    gains = faults.gain * np.array(faults.white_balance, np.float32)
+    out = cv2.multiply(out, (*(float(g) for g in gains), 0.0))
     if faults.noise > 0:
-        sigma = faults.noise * np.sqrt(np.clip(out, 0.02, 1) / 0.5)  # shot-noise-like: brighter, noisier
-        out = out + sigma * rng.standard_normal(out.shape, dtype=np.float32)
-    return np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8)
-
+        grain = np.empty_like(out)
+        cv2.setRNGSeed(int(rng.integers(0, 2**31 - 1)))
+        cv2.randn(grain, (0.0, 0.0, 0.0), (faults.noise,) * 3)
+        out = cv2.add(out, grain)
+    return cv2.convertScaleAbs(cv2.max(out, (0.0, 0.0, 0.0, 0.0)), alpha=255.0)  # rounds, saturates at 255

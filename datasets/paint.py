@@ -158,16 +158,22 @@ def _shadow_hull(view: GridView, shape: Shape, sun: Sun) -> np.ndarray:
 
 
 def paint(shapes: list[Shape], bounds: np.ndarray, view: GridView, style: PaintStyle,
-          noise: NoiseField | None = None, walls: bool = True) -> Layers:
+          noise: NoiseField | None = None, walls: bool = True, base: np.ndarray | None = None) -> Layers:
     """Paint ``shapes`` (with their precomputed ``bounds``, N x 4) into ``view``: a true ortho.
 
     Flat shapes are drawn in layer order, then the ground is textured by ``noise`` and shadowed, then
     raised shapes are drawn lowest first, so each pixel shows the highest surface above it.
     ``walls=False`` skips the wall-colour layer (a true ortho never shows walls); ``rgb`` may then
-    exceed 1 slightly where texture brightens it: clip or saturate when converting.
+    exceed 1 slightly where texture brightens it: clip or saturate when converting. ``base``
+    (rows x cols x 3 float32 0..1) replaces the plain ground colour: a real photo to paint objects on.
     """
-    rgb = np.empty((view.rows, view.cols, 3), np.float32)
-    rgb[:] = style.ground
+    if base is not None:
+        if base.shape != (view.rows, view.cols, 3):
+            raise ValueError(f"base image {base.shape} does not match the view {(view.rows, view.cols, 3)}")
+        rgb = base.astype(np.float32, copy=True)
+    else:
+        rgb = np.empty((view.rows, view.cols, 3), np.float32)
+        rgb[:] = style.ground
     wall = np.zeros_like(rgb) if walls else np.zeros((1, 1, 3), np.float32)
     height = np.zeros((view.rows, view.cols), np.float32)
     box = view.bounds
@@ -208,7 +214,7 @@ def paint(shapes: list[Shape], bounds: np.ndarray, view: GridView, style: PaintS
         _fill(rgb, view, s, s.color)
         if s.stripe is not None:
             _stripes(rgb, view, s)
-        if walls:
+        if walls and (s.shadow or s.wall is not None):  # bodies only: lids and decorations have no walls
             _fill(wall, view, s, s.wall if s.wall is not None else tuple(0.7 * c for c in s.color))
         _fill(height, view, s, float(s.height_m))
     if style.tint != (1.0, 1.0, 1.0):

@@ -13,8 +13,11 @@ GSD, clutter, and round hard negatives (planters, manholes, silos, haystacks).
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -25,8 +28,10 @@ from skysieve.datasets.paint import GridView, NoiseField, paint
 from skysieve.datasets.scene import CLASSES, Scene, Shape, rect
 
 from skysieve.camera import Camera, Pose, project
+from skysieve.errors import DatasetError
 
-__all__ = ["TileSpec", "Tile", "random_tile_spec", "render_tile", "tile_scene", "boxes_for"]
+__all__ = ["TileSpec", "Tile", "random_tile_spec", "render_tile", "tile_scene", "boxes_for", "background_crop",
+           "list_images"]
 
 
 @dataclass(frozen=True)
@@ -82,11 +87,14 @@ def _ground(scene: Scene, rng, half: float, pal) -> None:
         scene.add([Shape("poly", pts, color, layer=2)])
 
 
-def tile_scene(rng: np.random.Generator, half: float, toward, season: str, negative_only: bool) -> Scene:
-    """A random scene over [-half, half]^2 metres (the tile plus a margin)."""
+def tile_scene(rng: np.random.Generator, half: float, toward, season: str, negative_only: bool,
+               ground: bool = True) -> Scene:
+    """A random scene over [-half, half]^2 metres (the tile plus a margin). ``ground=False`` leaves out
+    ground cover and buildings (for painting onto a real background, which has its own)."""
     pal = PALETTES[season]
     scene = Scene()
-    _ground(scene, rng, half, pal)
+    if ground:
+        _ground(scene, rng, half, pal)
     taken: list[tuple[float, float, float]] = []
 
     def spot(radius: float, spread: float = 0.8):
@@ -97,7 +105,7 @@ def tile_scene(rng: np.random.Generator, half: float, toward, season: str, negat
                 return float(x), float(y)
         return None
 
-    for _ in range(int(rng.integers(0, 4))):
+    for _ in range(int(rng.integers(0, 4)) if ground else 0):
         s = spot(8)
         if s:
             scene.add(props.building(rng, *s, float(rng.uniform(5, 16)), float(rng.uniform(5, 20)),
@@ -158,27 +166,69 @@ def boxes_for(scene: Scene, camera: Camera, pose: Pose, uv_offset: tuple[float, 
     return np.array(out, float).reshape(-1, 5)
 
 
-def render_tile(spec: TileSpec) -> Tile:
-    """Render one tile (deterministic in ``spec``)."""
+@functools.lru_cache(maxsize=8)
+def _load_background(path: str) -> np.ndarray:
+    """A background photo as RGB uint8, decoded at half size (cached per process)."""
+    img = cv2.imread(path, cv2.IMREAD_REDUCED_COLOR_2)
+    if img is None:
+        raise DatasetError("background image could not be read", path=path, hint="remove it or convert it to JPEG/PNG")
+    return img[:, :, ::-1]
+
+
+def background_crop(rng: np.random.Generator, path: Path, rows: int, cols: int) -> np.ndarray:
+    """A random crop of a real photo, randomly scaled (0.6..1.6), turned and flipped, as float32 0..1."""
+    img = _load_background(str(path))
+    scale = float(rng.uniform(0.6, 1.6))
+    ch, cw = min(img.shape[0], int(rows / scale)), min(img.shape[1], int(cols / scale))
+    r0 = int(rng.integers(0, img.shape[0] - ch + 1))
+    c0 = int(rng.integers(0, img.shape[1] - cw + 1))
+    crop = np.rot90(img[r0:r0 + ch, c0:c0 + cw], int(rng.integers(4)))
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    crop = cv2.resize(np.ascontiguousarray(crop), (cols, rows), interpolation=cv2.INTER_AREA)
+    return crop.astype(np.float32) / 255.0
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files (jpg, jpeg, png, tif) under ``folder``, sorted; raises if there are none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError("not a folder of images", path=folder, hint="give a folder holding JPEG/PNG photos")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".tif", ".tiff"))
+    if not files:
+        raise DatasetError("no images (.jpg, .png, .tif) in the folder", path=folder)
+    return files
+
+
+def render_tile(spec: TileSpec, backgrounds: Sequence[Path] = ()) -> Tile:
+    """Render one tile (deterministic in ``spec`` and the ``backgrounds`` list). When backgrounds are given,
+    half the tiles paint their objects onto a random crop of one of them instead of synthetic ground."""
     rng = np.random.default_rng([spec.seed, 91])
     climate = climate_for(rng)
     toward = climate.sun.toward()
     n = spec.imgsz
     extent = n * spec.gsd_m
-    half = 0.75 * extent
-    scene = tile_scene(rng, half, toward, climate.season, spec.negative_only)
+    half = 0.65 * extent
+    real_ground = bool(backgrounds) and rng.random() < 0.5
+    scene = tile_scene(rng, half, toward, climate.season, spec.negative_only, ground=not real_ground)
     f = spec.height_m / spec.gsd_m
     tx, ty = spec.tan_xy
     # camera sits so that the tile centre (0, 0) is seen tan_xy off nadir; image top = north
     pose = Pose(-tx * spec.height_m, -ty * spec.height_m, spec.height_m, 0.0)
     camera = Camera(n, n, f, n / 2 - f * tx, n / 2 + f * ty)
-    view = GridView(-half, half, spec.gsd_m, int(round(2 * half / spec.gsd_m)), int(round(2 * half / spec.gsd_m)))
-    noise = NoiseField(spec.seed, (-half, -half, half, half),
-                       octaves=((30.0, 0.10 * rng.uniform(0.3, 1.5)), (5.0, 0.06 * rng.uniform(0.3, 1.5)),
-                                (0.7, 0.05 * rng.uniform(0.3, 1.5))))
-    layers = paint(scene.shapes, scene.bounds_array(), view, climate.style(), noise)
+    side = int(round(2 * half / spec.gsd_m))
+    view = GridView(-half, half, spec.gsd_m, side, side)
+    base = background_crop(rng, backgrounds[int(rng.integers(len(backgrounds)))], side, side) if real_ground else None
+    noise = None if real_ground else NoiseField(
+        spec.seed, (-half, -half, half, half),
+        octaves=((30.0, 0.10 * rng.uniform(0.3, 1.5)), (5.0, 0.06 * rng.uniform(0.3, 1.5)),
+                 (0.7, 0.05 * rng.uniform(0.3, 1.5))))
+    layers = paint(scene.shapes, scene.bounds_array(), view, climate.style(), noise, base=base)
     img = cast(layers, view, camera, pose, toward)
-    pixels = camera_faults(img, CameraFaults.random(rng, climate.weather), rng)
+    faults = CameraFaults.random(rng, climate.weather)
+    if real_ground:  # the photo already went through a camera: add little
+        faults = replace(faults, vignetting=0.0, haze=0.0, noise=faults.noise / 2, blur_px=min(faults.blur_px, 0.6))
+    pixels = camera_faults(img, faults, rng)
     ok, buf = cv2.imencode(".jpg", pixels[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, spec.jpeg_quality])
     pixels = cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1]
     return Tile(np.ascontiguousarray(pixels), boxes_for(scene, camera, pose, (0.0, 0.0), (n, n)))

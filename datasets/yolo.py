@@ -18,8 +18,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from skysieve.datasets.realdata import import_real
 from skysieve.datasets.scene import CLASSES
-from skysieve.datasets.tiles import Tile, random_tile_spec, render_tile
+from skysieve.datasets.tiles import Tile, list_images, random_tile_spec, render_tile
 
 from skysieve.atomic import write_bytes, write_text
 from skysieve.errors import DatasetError
@@ -46,10 +47,11 @@ def write_data_yaml(root: Path, names: tuple[str, ...] = CLASSES) -> Path:
     return write_text(root / "data.yaml", "\n".join(text) + "\n")
 
 
-def _tile_job(args: tuple[int, int, int, tuple[float, float]]) -> tuple[int, bytes, str]:
-    seed, i, imgsz, gsd_range = args
+def _tile_job(args: tuple[int, int, int, tuple[float, float], tuple[str, ...]]) -> tuple[int, bytes, str]:
+    seed, i, imgsz, gsd_range, backgrounds = args
     rng = np.random.default_rng([seed, i, 17])
-    tile: Tile = render_tile(random_tile_spec(rng, seed * 1_000_003 + i, imgsz, gsd_range))
+    tile: Tile = render_tile(random_tile_spec(rng, seed * 1_000_003 + i, imgsz, gsd_range),
+                             [Path(b) for b in backgrounds])
     ok, buf = cv2.imencode(".jpg", tile.pixels[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
     return i, buf.tobytes(), yolo_lines(tile.boxes, imgsz, imgsz)
 
@@ -60,9 +62,11 @@ def build_dataset(out_dir: str | Path, n: int, imgsz: int = 640, gsd_range: tupl
     """Render ``n`` tiles of ``imgsz`` px at GSDs drawn log-uniformly from ``gsd_range`` (m/px) into a
     YOLO dataset at ``out_dir``; returns the path of its ``data.yaml``.
 
-    ``backgrounds``: a folder of real aerial images to paint objects onto (sim-to-real); ``real``: a
-    YOLO dataset (images/ + labels/) whose tiles are copied into the training split. Tiles already
-    written are kept (a rerun resumes).
+    ``backgrounds``: a folder of real aerial images; half the tiles paint their objects onto crops of
+    them (sim-to-real). ``real``: a YOLO dataset (images/ + labels/ + data.yaml or classes.txt) copied
+    into the training split with its classes mapped by name (see :mod:`.realdata`); RarePlanes'
+    finding is to fine-tune on real data in a second stage instead, so prefer a separate dataset.
+    Tiles already written are kept (a rerun resumes); ``workers`` processes render (default: 2).
     """
     if n < 1:
         raise DatasetError(f"n={n}: a dataset needs at least one tile")
@@ -81,7 +85,8 @@ def build_dataset(out_dir: str | Path, n: int, imgsz: int = 640, gsd_range: tupl
         return root / "images" / split / f"{i:06d}.jpg", root / "labels" / split / f"{i:06d}.txt"
 
     todo = [i for i in range(n) if not (where(i)[0].exists() and where(i)[1].exists())]
-    jobs = [(seed, i, imgsz, tuple(gsd_range)) for i in todo]
+    bgs = tuple(str(p) for p in list_images(backgrounds)) if backgrounds is not None else ()
+    jobs = [(seed, i, imgsz, tuple(gsd_range), bgs) for i in todo]
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     if workers > 1 and len(jobs) > 8:
         import multiprocessing as mp
@@ -100,4 +105,6 @@ def build_dataset(out_dir: str | Path, n: int, imgsz: int = 640, gsd_range: tupl
             write_bytes(img, jpg)
             write_text(lab, label)
     log.info("dataset %s: %d tiles (%d rendered now)", root, n, len(jobs))
+    if real is not None:
+        import_real(real, root, "train")
     return write_data_yaml(root)

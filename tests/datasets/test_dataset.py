@@ -1,0 +1,111 @@
+"""Training tiles: labels that fit the pixels, a dataset ultralytics accepts, reproducibility, options, bad input."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from skysieve.datasets import CLASSES, build_dataset
+from skysieve.datasets.optics import cast
+from skysieve.datasets.paint import GridView, PaintStyle, paint
+from skysieve.datasets.props import chimney, drum_stockpile, vertical_tank
+from skysieve.datasets.realdata import class_map, import_real
+from skysieve.datasets.scene import Scene, Sun
+from skysieve.datasets.tiles import TileSpec, boxes_for, render_tile
+
+from skysieve.camera import Camera, Pose
+from skysieve.errors import DatasetError
+
+
+@pytest.mark.parametrize("maker,tan", [(vertical_tank, (0.0, 0.0)), (vertical_tank, (0.3, -0.2)),
+                                       (chimney, (0.15, 0.1)), (drum_stockpile, (-0.3, 0.1))])
+def test_box_is_the_object_in_the_pixels(maker, tan):
+    """On plain ground, without shadow, the label box is the bounding box of the pixels the object covers."""
+    rng = np.random.default_rng(5)
+    scene = Scene()
+    shapes, truth = maker(rng, 0.0, 0.0, np.array([0.0, 1.0]))
+    scene.add(shapes, truth)
+    gsd, n, height = 0.04, 640, 60.0
+    f = height / gsd
+    pose = Pose(-tan[0] * height, -tan[1] * height, height)
+    camera = Camera(n, n, f, n / 2 - f * tan[0], n / 2 + f * tan[1])
+    view = GridView(-30, 30, 0.02, 3000, 3000)
+    style = PaintStyle(ground=(0.5, 0.5, 0.5), sun=Sun(180, 60, shadow=0.0))
+    layers = paint(scene.shapes, scene.bounds_array(), view, style)
+    img = cast(layers, view, camera, pose, np.array([0.0, -1.0]), step_m=0.1)
+    mask = (np.abs(img - 0.5).max(axis=2) > 0.01).astype(np.uint8)
+    x, y, w, h = cv2.boundingRect(mask)
+    (cls, x0, y0, x1, y1), = boxes_for(scene, camera, pose, (0, 0), (n, n))
+    assert CLASSES[int(cls)] == truth.cls
+    assert abs(x - x0) <= 1.5 and abs(y - y0) <= 1.5 and abs(x + w - x1) <= 1.5 and abs(y + h - y1) <= 1.5
+
+
+def test_tile_is_deterministic_and_labelled_in_range():
+    spec = TileSpec(seed=12, imgsz=256, gsd_m=0.05, height_m=80, tan_xy=(0.2, -0.1), jpeg_quality=80)
+    a, b = render_tile(spec), render_tile(spec)
+    assert a.pixels.shape == (256, 256, 3) and a.pixels.dtype == np.uint8
+    assert (a.pixels == b.pixels).all() and (a.boxes == b.boxes).all()
+    assert ((a.boxes[:, 1:] >= 0) & (a.boxes[:, 1:] <= 256)).all()
+
+
+def test_dataset_is_accepted_by_ultralytics(tmp_path):
+    from ultralytics.data.utils import check_det_dataset
+
+    yaml_path = build_dataset(tmp_path / "ds", 12, imgsz=160, seed=3, workers=1)
+    info = check_det_dataset(str(yaml_path))
+    assert info["nc"] == 3 and list(info["names"].values()) == list(CLASSES)
+    train = sorted((tmp_path / "ds" / "images" / "train").glob("*.jpg"))
+    val = sorted((tmp_path / "ds" / "images" / "val").glob("*.jpg"))
+    assert len(train) + len(val) == 12 and len(val) >= 1
+    rows = [line.split() for p in (tmp_path / "ds" / "labels").rglob("*.txt") for line in p.read_text().splitlines()]
+    assert rows, "some tiles hold objects"
+    vals = np.array([[float(v) for v in r] for r in rows])
+    assert set(vals[:, 0].astype(int)) <= {0, 1, 2}
+    assert ((vals[:, 1:] >= 0) & (vals[:, 1:] <= 1)).all()
+    # same seed, same bytes; a rerun keeps what is there
+    again = build_dataset(tmp_path / "ds2", 12, imgsz=160, seed=3, workers=1)
+    for p in train:
+        assert p.read_bytes() == (again.parent / "images" / "train" / p.name).read_bytes()
+
+
+def test_backgrounds_and_real_data(tmp_path):
+    bg = tmp_path / "bg"
+    bg.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        cv2.imwrite(str(bg / f"b{i}.jpg"), rng.integers(0, 255, (400, 500, 3), dtype=np.uint8))
+    real = tmp_path / "real"
+    (real / "images").mkdir(parents=True)
+    (real / "labels").mkdir()
+    (real / "classes.txt").write_text("storage_tank\nperson\n")
+    cv2.imwrite(str(real / "images" / "r1.jpg"), np.zeros((64, 64, 3), np.uint8))
+    (real / "labels" / "r1.txt").write_text("0 0.5 0.5 0.2 0.2\n1 0.1 0.1 0.05 0.05\n")
+    cv2.imwrite(str(real / "images" / "r2.jpg"), np.zeros((64, 64, 3), np.uint8))
+    (real / "labels" / "r2.txt").write_text("0 0.5 0.5 not-a-number 0.2\n")
+    yaml_path = build_dataset(tmp_path / "ds", 6, imgsz=128, seed=1, backgrounds=bg, real=real, workers=1)
+    root = yaml_path.parent
+    assert (root / "labels" / "train" / "real_r1.txt").read_text() == "0 0.5 0.5 0.2 0.2\n"  # person dropped
+    assert not (root / "images" / "train" / "real_r2.jpg").exists()  # bad label: skipped, batch went on
+    assert len(list((root / "images").rglob("*.jpg"))) == 7
+
+
+def test_class_names_map_by_meaning():
+    assert class_map(["oil_tank", "Chimney", "flue stack", "barrels", "car"]) == {0: 0, 1: 1, 2: 1, 3: 2, 4: None}
+
+
+def test_bad_dataset_arguments(tmp_path):
+    with pytest.raises(DatasetError, match="at least one"):
+        build_dataset(tmp_path / "x", 0)
+    with pytest.raises(DatasetError, match="GSD"):
+        build_dataset(tmp_path / "x", 2, gsd_range=(0.1, 0.02))
+    with pytest.raises(DatasetError, match="multiple of 32"):
+        build_dataset(tmp_path / "x", 2, imgsz=100)
+    with pytest.raises(DatasetError, match="no images"):
+        build_dataset(tmp_path / "x", 2, backgrounds=tmp_path / "x")
+    (tmp_path / "r" / "images").mkdir(parents=True)
+    (tmp_path / "r" / "labels").mkdir()
+    with pytest.raises(DatasetError, match="class names"):
+        import_real(tmp_path / "r", tmp_path / "x")
+    (tmp_path / "r" / "classes.txt").write_text("person\n")
+    with pytest.raises(DatasetError, match="maps onto"):
+        import_real(tmp_path / "r", tmp_path / "x")
