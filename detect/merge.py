@@ -1,0 +1,86 @@
+"""Merging the boxes of overlapping slices into one box per object (pure functions).
+
+Every object no larger than the slice overlap lies whole inside at least one slice. A box that touches
+a slice edge lying inside the raster (:attr:`Slice.cut_left` ...) is *truncated*: it may be only the
+part of an object that slice saw. The merge therefore
+
+1. visits boxes complete-first, then by falling score;
+2. drops a box whose class matches a kept box that it overlaps enough (IoU >= ``iou``, or
+   intersection over the smaller box >= ``ios``): a duplicate from the neighbouring slice, or a
+   fragment of an object seen whole elsewhere;
+3. joins two *truncated* boxes into their union (an object larger than the overlap, seen in parts),
+   keeping the higher score, when they overlap by ``ios_parts`` of the smaller (the shared strip).
+
+Boxes are ``(x0, y0, x1, y1)`` in model-grid pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from skysieve.detect.slicing import Slice
+
+__all__ = ["MergeSettings", "truncated_mask", "merge_boxes"]
+
+
+@dataclass(frozen=True)
+class MergeSettings:
+    iou: float = 0.5  # IoU above which two boxes of one class are one object
+    ios: float = 0.6  # intersection over the smaller box above which they are one object
+    ios_parts: float = 0.3  # the same, between two truncated boxes (parts of one large object)
+    edge_px: float = 3.0  # a box within this many pixels of a cut slice edge is truncated
+
+
+def truncated_mask(xyxy_local: np.ndarray, sl: Slice, edge_px: float = 3.0) -> np.ndarray:
+    """Which boxes (slice-local pixels) touch an edge of ``sl`` that lies inside the raster."""
+    x0, y0, x1, y1 = (xyxy_local[:, i] for i in range(4))
+    s = sl.size
+    return ((sl.cut_left & (x0 <= edge_px)) | (sl.cut_top & (y0 <= edge_px))
+            | (sl.cut_right & (x1 >= s - edge_px)) | (sl.cut_bottom & (y1 >= s - edge_px)))
+
+
+def _overlaps(box: np.ndarray, others: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """IoU and intersection-over-smaller of ``box`` (4,) against ``others`` (K, 4)."""
+    ix = np.clip(np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]), 0, None)
+    iy = np.clip(np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]), 0, None)
+    inter = ix * iy
+    a = (box[2] - box[0]) * (box[3] - box[1])
+    b = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
+    iou = inter / np.maximum(a + b - inter, 1e-9)
+    ios = inter / np.maximum(np.minimum(a, b), 1e-9)
+    return iou, ios
+
+
+def merge_boxes(xyxy: np.ndarray, score: np.ndarray, cls: np.ndarray, truncated: np.ndarray,
+                settings: MergeSettings = MergeSettings()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One box per object from the boxes of all slices (model-grid pixels); returns ``xyxy, score, cls``."""
+    xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
+    n = len(xyxy)
+    if n == 0:
+        return xyxy.astype(np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
+    order = np.lexsort((-np.asarray(score), np.asarray(truncated, bool)))  # complete first, then by score
+    kept_box: list[np.ndarray] = []
+    kept_score: list[float] = []
+    kept_cls: list[int] = []
+    kept_trunc: list[bool] = []
+    for i in order:
+        c = int(cls[i])
+        same = [j for j, kc in enumerate(kept_cls) if kc == c]
+        if same:
+            iou, ios = _overlaps(xyxy[i], np.array([kept_box[j] for j in same]))
+            ios_thr = np.where([truncated[i] and kept_trunc[j] for j in same], settings.ios_parts, settings.ios)
+            hits = np.nonzero((iou >= settings.iou) | (ios >= ios_thr))[0]
+            if len(hits):
+                j = same[int(hits[np.argmax(ios[hits])])]
+                if truncated[i] and kept_trunc[j]:
+                    b = kept_box[j]
+                    kept_box[j] = np.array([min(b[0], xyxy[i, 0]), min(b[1], xyxy[i, 1]),
+                                            max(b[2], xyxy[i, 2]), max(b[3], xyxy[i, 3])])
+                    kept_score[j] = max(kept_score[j], float(score[i]))
+                continue
+        kept_box.append(xyxy[i].copy())
+        kept_score.append(float(score[i]))
+        kept_cls.append(c)
+        kept_trunc.append(bool(truncated[i]))
+    return (np.array(kept_box, np.float32), np.array(kept_score, np.float32), np.array(kept_cls, np.int64))

@@ -1,0 +1,162 @@
+"""``detect_cells``: run the detector over the workspace's cell mosaics and store georeferenced boxes.
+
+For each cell with ``cells/<cell_id>/ortho.tif``: sliced inference (:mod:`skysieve.detect.sliced`),
+boxes mapped to the workspace CRS, kept when their centre lies in the cell (neighbouring mosaics may
+overlap), then written to the ``detections`` layer in one transaction per cell that first deletes this
+model's *pending* boxes of the cell. Reviewed boxes (confirmed, rejected, unsure) are kept, and a new
+box of the same class overlapping a reviewed one (IoU >= 0.5) is not added again: the analyst already
+decided about that object. Then triage (:mod:`skysieve.detect.triage`) recomputes sites, candidates and
+priorities. A cell without a mosaic is reported with its reason and the others go on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import shapely
+from pyproj import CRS, Transformer
+from skysieve.detect.runtime import Detector, load_detector
+from skysieve.detect.sliced import RasterDetections, SliceSettings, detect_raster
+from skysieve.detect.triage import triage_workspace
+
+from skysieve.errors import DetectionError, NotFoundError
+from skysieve.schema import DETECTIONS
+from skysieve.workspace import Workspace
+
+__all__ = ["DetectConfig", "detect_cells", "store_detections", "ortho_path"]
+
+log = logging.getLogger(__name__)
+
+_REVIEW_IOU = 0.5
+
+
+@dataclass
+class DetectConfig:
+    """``[detect]`` table of skysieve.toml (command-line flags override it)."""
+
+    model: str | None = None  # name or path; None = the shipped default
+    conf: float = 0.25
+    overlap: float = 0.25  # fraction of a slice shared with its neighbour
+    batch: int = 8
+    backend: str | None = None  # openvino | onnxruntime | torch; None = fastest available
+
+
+def ortho_path(ws: Workspace, cell_id: str):
+    return ws.cell_dir(cell_id) / "ortho.tif"
+
+
+def _det_id(cell_id: str, model: str, cls: str, x: float, y: float) -> str:
+    h = hashlib.sha1(f"{cell_id}|{model}|{cls}|{x:.2f}|{y:.2f}".encode()).hexdigest()[:8]
+    return f"{cell_id}-{h}"
+
+
+def _iou(a: shapely.Geometry, b: shapely.Geometry) -> float:
+    inter = a.intersection(b).area
+    return inter / max(a.area + b.area - inter, 1e-9)
+
+
+def store_detections(ws: Workspace, cell_id: str, found: RasterDetections, model: str) -> int:
+    """Replace ``model``'s pending boxes of ``cell_id`` with ``found``; returns how many were written."""
+    crs = ws.require_crs()
+    ws.layer(DETECTIONS)
+    polys = found.polygons
+    if found.crs is not None and not CRS.from_user_input(found.crs).equals(crs):
+        tr = Transformer.from_crs(CRS.from_user_input(found.crs), crs, always_xy=True)
+        polys = [shapely.transform(p, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1]))) for p in polys]
+    cell = ws.cells("cell_id=?", (cell_id,))
+    cell_geom = cell[0].geometry if cell else None
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    rows: list[dict[str, Any]] = []
+    with ws.gpkg.transaction():
+        reviewed = ws.gpkg.select(DETECTIONS.name, "cell_id=? AND review_status<>'pending'", (cell_id,))
+        ws.gpkg.delete(DETECTIONS.name, "cell_id=? AND model=? AND review_status='pending'", (cell_id, model))
+        taken = {r["det_id"] for r in ws.gpkg.select(DETECTIONS.name, "cell_id=?", (cell_id,))}
+        for poly, score, c in zip(polys, found.score, found.cls, strict=True):
+            centre = poly.centroid
+            if cell_geom is not None and not cell_geom.covers(centre):
+                continue
+            cls = found.classes[int(c)]
+            if any(r["class"] == cls and r["geometry"] is not None and _iou(r["geometry"], poly) >= _REVIEW_IOU
+                   for r in reviewed):
+                continue
+            det_id = _det_id(cell_id, model, cls, centre.x, centre.y)
+            while det_id in taken:
+                det_id += "x"
+            taken.add(det_id)
+            lon, lat = ws.to_lonlat(centre.x, centre.y)
+            (x0, y0), (x1, y1), (x2, y2) = poly.exterior.coords[:3]
+            rows.append({"det_id": det_id, "cell_id": cell_id, "class": cls, "score": round(float(score), 4),
+                         "model": model, "x": centre.x, "y": centre.y, "lon": lon, "lat": lat,
+                         "width_m": float(np.hypot(x1 - x0, y1 - y0)), "height_m": float(np.hypot(x2 - x1, y2 - y1)),
+                         "review_status": "pending", "created_at": now, "geometry": poly})
+        ws.gpkg.insert(DETECTIONS.name, rows)
+    return len(rows)
+
+
+def _cells_to_run(ws: Workspace, cells: list[str] | None) -> tuple[list[str], list[tuple[str, str]]]:
+    rejected: list[tuple[str, str]] = []
+    if cells is None:
+        return sorted(p.parent.name for p in (ws.root / "cells").glob("*/ortho.tif")), rejected
+    known_ids = {c.cell_id for c in ws.cells()}
+    run = []
+    for cid in cells:
+        if cid not in known_ids and not ortho_path(ws, cid).exists():
+            rejected.append((cid, "no such cell in the workspace"))
+        elif not ortho_path(ws, cid).exists():
+            rejected.append((cid, f"no mosaic ({ortho_path(ws, cid)} is missing); run `skysieve mosaic` first"))
+        else:
+            run.append(cid)
+    return run, rejected
+
+
+def detect_cells(ws: Workspace, cells: list[str] | None = None, model: str | None = None,
+                 conf: float | None = None, *, backend: str | None = None,
+                 detector: Detector | None = None) -> dict[str, Any]:
+    """Detect tanks, chimneys and drum stockpiles in the given cells (default: every cell with a mosaic).
+
+    ``model``: name or path (default: ``[detect] model`` of skysieve.toml, else the shipped model);
+    ``conf``: score threshold (default ``[detect] conf``); ``backend``: force a runtime; ``detector``: an
+    already loaded model (reused across calls). Returns a summary dict: cells run, boxes per
+    class, rejected cells with reasons, model, runtime and seconds. Raises :class:`DetectionError` when
+    no requested cell has a mosaic, :class:`~skysieve.errors.ModelError` for a bad model.
+    """
+    t0 = time.perf_counter()
+    cfg: DetectConfig = ws.section("detect", DetectConfig)
+    run, rejected = _cells_to_run(ws, cells)
+    if not run:
+        if cells is not None and all(r[1] == "no such cell in the workspace" for r in rejected):
+            raise NotFoundError(f"no such cell: {', '.join(cells)}", ref=",".join(cells),
+                                hint="list the cells with `ogrinfo survey.gpkg cells`")
+        why = "; ".join(f"{c}: {r}" for c, r in rejected) or "no cell has a mosaic yet"
+        raise DetectionError(f"nothing to detect on: {why}", path=ws.root,
+                             hint="build the mosaics first with `skysieve mosaic WORKSPACE`")
+    det = detector or load_detector(model or cfg.model, backend=backend or cfg.backend)
+    settings = SliceSettings(conf=cfg.conf if conf is None else float(conf), overlap=cfg.overlap, batch=cfg.batch)
+    by_class = dict.fromkeys(det.meta.classes, 0)
+    done: list[str] = []
+    for cid in run:
+        try:
+            found = detect_raster(ortho_path(ws, cid), det, settings, desc=f"detect {cid}")
+        except DetectionError as e:
+            rejected.append((cid, str(e)))
+            log.warning("cell %s skipped: %s", cid, e)
+            continue
+        store_detections(ws, cid, found, det.name)
+        done.append(cid)
+    triage_workspace(ws)
+    marks = ",".join("?" * len(done))
+    for cls in by_class:
+        by_class[cls] = ws.gpkg.count(DETECTIONS.name, f"model=? AND class=? AND cell_id IN ({marks})",
+                                      (det.name, cls, *done)) if done else 0
+    summary = {"cells": done, "rejected": rejected, "detections": sum(by_class.values()), "by_class": by_class,
+               "model": det.name, "backend": det.backend_name, "gsd_m": det.meta.gsd_m, "conf": settings.conf,
+               "seconds": round(time.perf_counter() - t0, 1)}
+    log.info("detect: %d cells, %d boxes (%s), %d rejected, %.1f s", len(done), summary["detections"],
+             ", ".join(f"{k} {v}" for k, v in by_class.items()), len(rejected), summary["seconds"])
+    return summary
