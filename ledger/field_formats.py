@@ -13,18 +13,23 @@ from __future__ import annotations
 import csv
 import json
 import re
+import struct
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
+import numpy as np
+import shapely
 from pyproj import CRS
 
 from skysieve.atomic import atomic_path
-from skysieve.gpkg import Column, GeoPackage, LayerSpec
+from skysieve.gpkg import Column, GeoPackage, LayerSpec, encode_geometry
 
 from .records import RECORD_COLUMNS, FieldRecord, record_values
 
-__all__ = ["write_geojson", "write_gpx", "write_csv", "write_gpkg", "neutralise_formula", "xml_text"]
+__all__ = ["write_geojson", "write_gpx", "write_csv", "write_gpkg", "neutralise_formula", "xml_text", "xml_attr",
+           "xml_cdata"]
 
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -33,9 +38,20 @@ _GIS_COLUMNS = tuple(c for c in RECORD_COLUMNS if not c.startswith(("gcj_", "bd_
 _NUMERIC = {"lon", "lat", "gcj_lon", "gcj_lat", "bd_lon", "bd_lat", "n_detections", "max_score", "priority"}
 
 
+_XML_SPECIAL = re.compile("[&<>\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
 def xml_text(value: object) -> str:
     """Text safe inside an XML element: entities escaped, characters XML 1.0 forbids removed."""
-    return escape(_XML_INVALID.sub("", "" if value is None else str(value)))
+    text = "" if value is None else str(value)
+    if not _XML_SPECIAL.search(text):  # the common case: nothing to do
+        return text
+    return escape(_XML_INVALID.sub("", text))
+
+
+def xml_cdata(text: str) -> str:
+    """A CDATA section holding ``text`` (forbidden characters removed, ``]]>`` split)."""
+    return "<![CDATA[" + _XML_INVALID.sub("", text).replace("]]>", "]]]]><![CDATA[>") + "]]>"
 
 
 def xml_attr(value: object) -> str:
@@ -112,23 +128,49 @@ _EXPORT_OUTLINES = LayerSpec("suspect_outlines", (Column("suspect_id", "TEXT"), 
                              "POLYGON", "Site outlines of the suspects (WGS 84)")
 
 
+def _encode_many(geoms: Sequence[Any], srs_id: int) -> list[bytes | None]:
+    """GeoPackage blobs for many geometries: WKB and envelopes computed in vectorised calls."""
+    arr = np.array(list(geoms), dtype=object)
+    wkb = shapely.to_wkb(arr, byte_order=1)
+    bounds = shapely.bounds(arr)
+    empty = shapely.is_empty(arr)
+    out: list[bytes | None] = []
+    for g, w, b, e in zip(arr, wkb, bounds, empty, strict=True):
+        if g is None or e:
+            out.append(encode_geometry(g, srs_id))
+        else:
+            out.append(b"GP\x00\x03" + struct.pack("<i4d", srs_id, b[0], b[2], b[1], b[3]) + w)
+    return out
+
+
+def _bulk_insert(gp: GeoPackage, spec: LayerSpec, rows: list[dict[str, Any]], geoms: list[Any]) -> None:
+    names = [c.name for c in spec.columns]
+    blobs = _encode_many(geoms, 4326)
+    cols = ", ".join(f'"{n}"' for n in (*names, "geom"))
+    sql = f'INSERT INTO "{spec.name}" ({cols}) VALUES ({", ".join("?" * (len(names) + 1))})'
+    con = gp.connection()
+    con.executemany(sql, ([r.get(n) for n in names] + [blob] for r, blob in zip(rows, blobs, strict=True)))
+    valid = [g for g in geoms if g is not None and not g.is_empty]
+    if valid:
+        minx, miny, maxx, maxy = shapely.total_bounds(np.array(valid, dtype=object))
+        con.execute("UPDATE gpkg_contents SET min_x=?, min_y=?, max_x=?, max_y=? WHERE table_name=?",
+                    (minx, miny, maxx, maxy, spec.name))
+
+
 def write_gpkg(records: Sequence[FieldRecord], out: Path) -> Path:
     """A GeoPackage (EPSG:4326) with a ``suspects`` point layer and a ``suspect_outlines`` layer."""
-    from shapely.geometry import Point
-
     with atomic_path(out, suffix=".gpkg") as tmp:
         gp = GeoPackage.create(tmp, CRS.from_epsg(4326))
         try:
             gp.ensure_layer(_EXPORT_POINTS)
             gp.ensure_layer(_EXPORT_OUTLINES)
+            points = shapely.points(np.array([[r.lon, r.lat] for r in records], dtype=float).reshape(-1, 2))
             with gp.transaction():
-                gp.insert("suspects", ({**{c: v for c, v in record_values(r).items() if c in _GIS_COLUMNS},
-                                        "det_ids": " ".join(r.det_ids), "geometry": Point(r.lon, r.lat)}
-                                       for r in records))
-                gp.insert("suspect_outlines", ({"suspect_id": r.suspect_id, "status": r.status,
-                                                "geometry": r.outline} for r in records if r.outline is not None))
-            for layer in ("suspects", "suspect_outlines"):
-                gp.update_extent(layer)
+                _bulk_insert(gp, _EXPORT_POINTS, [{**record_values(r), "det_ids": " ".join(r.det_ids)}
+                                                  for r in records], list(points))
+                with_outline = [r for r in records if r.outline is not None]
+                _bulk_insert(gp, _EXPORT_OUTLINES, [{"suspect_id": r.suspect_id, "status": r.status}
+                                                    for r in with_outline], [r.outline for r in with_outline])
         finally:
             gp.close()
     return out

@@ -1,18 +1,19 @@
 """KML and KMZ of the suspect list: placemarks styled by status, outlines, evidence chips in the KMZ.
 
 KML holds WGS 84 lon/lat (what Google Earth, 奥维互动地图 / Ovital and most phone GIS apps read).
-Text is XML-escaped; the description is HTML (escaped once more as element text, as KML expects).
+Text is XML-escaped; the description is HTML (values HTML-escaped) in a CDATA section.
 """
 
 from __future__ import annotations
 
+import re
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from skysieve.atomic import atomic_path
 
-from .field_formats import xml_attr, xml_text
+from .field_formats import xml_attr, xml_cdata, xml_text
 from .lifecycle import STATUSES
 from .records import FieldRecord
 
@@ -36,7 +37,12 @@ def _styles() -> str:
     return "".join(out)
 
 
+_HTML_SPECIAL = re.compile('[&<>"]')
+
+
 def _html_escape(text: str) -> str:
+    if not _HTML_SPECIAL.search(text):
+        return text
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
@@ -83,7 +89,7 @@ def kml_document(records: Sequence[FieldRecord], title: str = "skysieve suspects
         for r in group:
             data = "".join(f'<Data name="{f}"><value>{xml_text(getattr(r, f))}</value></Data>' for f in _DATA_FIELDS)
             parts.append(f"<Placemark id={xml_attr(r.suspect_id)}><name>{xml_text(r.name)}</name>"
-                         f"<description>{xml_text(_description(r, chip_hrefs.get(r.suspect_id, [])))}</description>"
+                         f"<description>{xml_cdata(_description(r, chip_hrefs.get(r.suspect_id, [])))}</description>"
                          f"<styleUrl>#status-{s.code}</styleUrl><ExtendedData>{data}</ExtendedData>"
                          f"{_geometry(r)}</Placemark>\n")
         parts.append("</Folder>")
@@ -107,7 +113,7 @@ def write_kmz(records: Sequence[FieldRecord], out: Path) -> Path:
             name = f"files/{chip.name}"
             files[name] = chip
             hrefs.setdefault(r.suspect_id, []).append(name)
-    with atomic_path(out) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+    with atomic_path(out) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
         z.writestr("doc.kml", kml_document(records, chip_hrefs=hrefs))
         for name, path in files.items():
             z.write(path, name, compress_type=zipfile.ZIP_STORED)  # PNG is compressed already
