@@ -47,6 +47,7 @@ class TownshipStats:
     by_category: Counter = field(default_factory=Counter)  # category code ('' = not yet known) -> suspects
     by_status: Counter = field(default_factory=Counter)
     measures: Counter = field(default_factory=Counter)  # disposal measure -> suspects
+    disposed: int = 0  # suspects with at least one disposal measure taken
 
     @property
     def coverage_pct(self) -> float:
@@ -57,7 +58,7 @@ class TownshipStats:
         return self.flags - self.reviewed.get("pending", 0)
 
     def add(self, other: TownshipStats) -> None:
-        for name in ("cells", "cells_flown", "cell_area_m2", "covered_m2", "flags", "suspects"):
+        for name in ("cells", "cells_flown", "cell_area_m2", "covered_m2", "flags", "suspects", "disposed"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for name in ("reviewed", "by_category", "by_status", "measures"):
             getattr(self, name).update(getattr(other, name))
@@ -125,6 +126,7 @@ def campaign_stats(ws: Workspace) -> CampaignStats:
         t.by_category[s.get("category") or ""] += 1
         t.by_status[s["status"]] += 1
         t.measures.update(set(s["measures"]))
+        t.disposed += int(bool(s["measures"]))
     county = TownshipStats(COUNTY)
     for t in rows.values():
         county.add(t)
@@ -143,6 +145,7 @@ def _columns() -> list[tuple[str, Any]]:
     cols += [(f"({c.number}) {c.zh}", lambda t, c=c: t.by_category.get(c.code, 0)) for c in SUSPECT_CATEGORIES]
     cols.append(("类别未定 Category unknown", lambda t: t.by_category.get("", 0)))
     cols += [(f"{s.zh} {s.code}", lambda t, s=s: t.by_status.get(s.code, 0)) for s in STATUSES]
+    cols.append(("已处置 Disposed of", lambda t: t.disposed))
     cols += [(m.zh, lambda t, m=m: t.measures.get(m.code, 0)) for m in DISPOSAL_MEASURES]
     return cols
 
@@ -250,7 +253,7 @@ td:first-child,th:first-child{{text-align:left}} th{{background:#eee}} tr.total 
 <div class="figures"><span>网格 cells flown: <b>{c.cells_flown}/{c.cells}</b></span>
 <span>覆盖率 coverage: <b>{c.coverage_pct:.1f}%</b></span><span>发现 flags: <b>{c.flags}</b>
 (已审 reviewed {c.flags_reviewed})</span><span>疑似点 suspects: <b>{c.suspects}</b></span>
-<span>已处置 disposed: <b>{c.by_status.get('disposed', 0) + c.by_status.get('closed', 0)}</b></span></div>
+<span>已处置 disposed of: <b>{c.disposed}</b></span></div>
 <h2>地图 Map</h2><p>{legend}</p>{_svg_map(stats)}
 <h2>乡镇汇总 By township</h2><table><tr>{head}</tr>{body}</table>
 </body></html>

@@ -148,6 +148,8 @@ def test_csv_has_three_datums_and_no_live_formulas(ledger, tmp_path: Path) -> No
     assert rows["S00001"]["note"] == "'" + NASTY  # the formula is inert text
     assert rows["S00002"]["team"] == "'-team <b>"
     assert rows["S00001"]["det_ids"] == "d1 d2"
+    stored = {r[1] for r in ledger["ws"].gpkg.connection().execute("PRAGMA table_info(suspects)")}
+    assert not any("gcj" in c or "bd" in c for c in stored)  # offset datums are never stored
     for row in rows.values():
         assert not any(v.startswith(("=", "+", "-", "@")) for v in row.values())
 
@@ -193,6 +195,16 @@ def test_filters_select_by_status_team_township(ledger, tmp_path: Path) -> None:
         export_suspects(ws, "html", tmp_path / "x.html")
     with pytest.raises(ExportError, match="is a folder"):
         export_suspects(ws, "csv", tmp_path)
+
+
+def test_cli_push_reports_what_it_skipped(survey, detection_factory, capsys) -> None:
+    ws = survey["ws"]
+    detection_factory("p1", survey["x0"] + 10, survey["y0"] + 10)
+    detection_factory("p2", survey["x0"] + 200, survey["y0"] + 10)
+    decide(ws, "p1", "confirmed", "li")
+    assert main(["suspects", str(ws.root), "push", "--by", "li", "--det", "p1", "p2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["created"] == ["S00001"] and out["skipped"] == {"p2": "not confirmed (review status pending)"}
 
 
 def test_cli_export_each_format(ledger, tmp_path: Path, capsys) -> None:

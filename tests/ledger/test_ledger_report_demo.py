@@ -61,7 +61,8 @@ def test_report_counts_by_township_and_county(survey, detection_factory, tmp_pat
     assert (b.cells, b.cells_flown, b.coverage_pct) == (1, 0, 0.0)  # a rejected photo covers nothing
     assert (a.flags, a.flags_reviewed, b.flags, b.flags_reviewed) == (4, 3, 2, 1)
     assert (a.suspects, a.by_category["unlicensed_workshop"], a.by_category[""]) == (2, 1, 1)
-    assert (b.by_category["over_scope"], b.by_status["disposed"], b.measures["dismantle"]) == (1, 1, 1)
+    assert (b.by_category["over_scope"], b.by_status["disposed"], b.measures["dismantle"], b.disposed) == (1, 1, 1, 1)
+    assert (a.disposed, report.stats.county.disposed) == (0, 1)
     assert (c.cells, c.flags, c.suspects, round(c.coverage_pct, 1)) == (2, 6, 3, 25.0)
 
     wb = load_workbook(report.xlsx)
@@ -74,6 +75,7 @@ def test_report_counts_by_township_and_county(survey, detection_factory, tmp_pat
     assert county["发现 Flags"] == 6 and county["疑似点 Suspects"] == 3 and county["覆盖率 Coverage %"] == 25.0
     assert by_name["大堡头镇"]["(1) 化工企业超范围生产储存"] == 1
     assert by_name["大堡头镇"]["拆除生产储存装置、清理原料产品"] == 1
+    assert by_name["全县 County"]["已处置 Disposed of"] == 1
     assert wb["疑似点 Suspects"].max_row == 4
     page = report.html.read_text(encoding="utf-8")
     assert "<svg" in page and page.count("<circle") == 3 and page.count("<polygon") == 2
