@@ -181,6 +181,9 @@ def _place(ws: Workspace, group: list[dict[str, Any]], s: PushSettings) -> dict[
             "outline": outline, "outline_source": source}
 
 
+_SITE_REACH_M = 500.0  # a site outline is looked for among suspects this close (a large factory compound)
+
+
 def _nearby_suspect(ws: Workspace, x: float, y: float, radius_m: float) -> dict[str, Any] | None:
     gp = ws.gpkg
     rows = gp.select(SUSPECTS.name, "x BETWEEN ? AND ? AND y BETWEEN ? AND ?",
@@ -190,12 +193,15 @@ def _nearby_suspect(ws: Workspace, x: float, y: float, radius_m: float) -> dict[
         dist = float(np.hypot(r["x"] - x, r["y"] - y))
         if dist <= radius_m and (best is None or dist < best[0]):
             best = (dist, r)
-    if best is None:  # inside an outline (a big site) also counts
+    if best is None:  # inside the outline of a (big) site nearby also counts
         p = Point(x, y)
-        for o in gp.select(SUSPECT_OUTLINES.name):
-            if o["geometry"] is not None and o["geometry"].contains(p):
-                rows = gp.select(SUSPECTS.name, "suspect_id=?", (o["suspect_id"],))
-                return rows[0] if rows else None
+        reach = _SITE_REACH_M
+        near = gp.select(SUSPECTS.name, "x BETWEEN ? AND ? AND y BETWEEN ? AND ?",
+                         (x - reach, x + reach, y - reach, y + reach), order_by="suspect_id")
+        for r in near:
+            outline = gp.select(SUSPECT_OUTLINES.name, "suspect_id=?", (r["suspect_id"],))
+            if outline and outline[0]["geometry"] is not None and outline[0]["geometry"].contains(p):
+                return r
         return None
     return best[1]
 

@@ -11,7 +11,7 @@ from skysieve.gpkg import Column, LayerSpec
 from skysieve.schema import DETECTIONS
 from skysieve.workspace import Workspace
 
-__all__ = ["SUSPECTS", "SUSPECT_OUTLINES", "DECISIONS", "AUDIT", "LEDGER_LAYERS", "ensure_ledger"]
+__all__ = ["SUSPECTS", "SUSPECT_OUTLINES", "DECISIONS", "AUDIT", "LEDGER_LAYERS", "APPEND_ONLY", "ensure_ledger"]
 
 SUSPECTS = LayerSpec(
     "suspects",
@@ -100,8 +100,23 @@ AUDIT = LayerSpec(
 LEDGER_LAYERS = (SUSPECTS, SUSPECT_OUTLINES, DECISIONS, AUDIT)
 
 
+APPEND_ONLY = (DECISIONS.name, AUDIT.name)
+
+
 def ensure_ledger(ws: Workspace, *, detections: bool = True) -> None:
-    """Create the ledger's tables (and the shared detections table) unless they exist."""
+    """Create the ledger's tables (and the shared detections table) unless they exist.
+
+    ``decisions`` and ``audit`` get triggers that refuse UPDATE and DELETE (also from QGIS or sqlite3):
+    the trail can only grow.
+    """
+    created = False
     for spec in ((DETECTIONS,) if detections else ()) + LEDGER_LAYERS:
         if not ws.gpkg.has_layer(spec.name):
             ws.layer(spec)
+            created = True
+    if created:
+        with ws.gpkg.transaction() as con:
+            for table in APPEND_ONLY:
+                for verb in ("UPDATE", "DELETE"):
+                    con.execute(f'CREATE TRIGGER IF NOT EXISTS "{table}_no_{verb.lower()}" BEFORE {verb} ON "{table}" '
+                                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END")

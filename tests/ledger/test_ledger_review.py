@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +142,30 @@ def test_undo_skips_a_decision_another_reviewer_replaced(survey, detection_facto
     assert undo_last(ws, "li") is None
     row = undo_last(ws, "wang")
     assert row["review_status"] == "confirmed" and row["reviewed_by"] == "li"
+
+
+def test_decisions_and_audit_are_append_only(survey, detection_factory) -> None:
+    ws = survey["ws"]
+    detection_factory("d1", survey["x0"] + 10, survey["y0"] + 10)
+    decide(ws, "d1", "confirmed", "li")
+    con = sqlite3.connect(ws.gpkg.path)  # as QGIS or a curious user would
+    for sql in ("UPDATE audit SET who='x'", "DELETE FROM audit", "UPDATE decisions SET reviewer='x'",
+                "DELETE FROM decisions"):
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            con.execute(sql)
+    con.close()
+    assert audit_trail(ws)[0]["who"] == "li"
+
+
+def test_push_joins_a_big_site_whose_outline_holds_the_spot(survey, detection_factory) -> None:
+    ws, x0, y0 = survey["ws"], survey["x0"], survey["y0"]
+    detection_factory("d1", x0 + 102.5, y0 + 147.5, site_id="F001")  # site F001 is 60 m x 50 m
+    decide(ws, "d1", "confirmed", "li")
+    [sid] = push_to_suspects(ws, "li")
+    detection_factory("d2", x0 + 158, y0 + 102, candidate_id="other")  # 75 m away, inside the site
+    decide(ws, "d2", "confirmed", "li")
+    assert push_to_suspects(ws, "li") == [sid]
+    assert get_suspect(ws, sid)["det_ids"] == ["d1", "d2"]
 
 
 def test_set_note_and_category_are_audited(survey, detection_factory) -> None:
