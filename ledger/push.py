@@ -23,6 +23,7 @@ import numpy as np
 import shapely
 from shapely.geometry import Point
 
+from skysieve.gpkg import GeoPackage
 from skysieve.schema import DETECTIONS
 from skysieve.workspace import Workspace
 
@@ -226,6 +227,8 @@ def push_confirmed(ws: Workspace, reviewer: str, *, det_ids: Iterable[str] | Non
             sid = _push_group(ws, group, reviewer, chips, s, result)
             ids = [d["det_id"] for d in group]
             gp.update(DETECTIONS.name, f"det_id IN ({','.join('?' * len(ids))})", ids, {"suspect_id": sid})
+        for table, geoms in _new_geoms(gp, result).items():
+            _grow_extent(gp, table, geoms)
     for det, why in result.skipped.items():
         log.warning("not pushed: %s: %s", det, why)
     log.info("push by %s: %d suspects created, %d extended, %d detections skipped", reviewer,
@@ -282,6 +285,30 @@ def _push_group(ws: Workspace, group: list[dict[str, Any]], reviewer: str, chips
                  note=f"from confirmed detection(s) {', '.join(ids)}", at=now)
     result.created.append(sid)
     return sid
+
+
+def _new_geoms(gp: GeoPackage, result: PushResult) -> dict[str, list[shapely.Geometry]]:
+    """Geometries of the suspects (and outlines) this push wrote, by table."""
+    ids = result.suspect_ids
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    return {t: [r["geometry"] for r in gp.select(t, f"suspect_id IN ({marks})", ids) if r["geometry"] is not None]
+            for t in (SUSPECTS.name, SUSPECT_OUTLINES.name)}
+
+
+def _grow_extent(gp: GeoPackage, table: str, geoms: list[shapely.Geometry]) -> None:
+    """Widen the table's extent in ``gpkg_contents`` (QGIS' "zoom to layer") to hold ``geoms``."""
+    if not geoms:
+        return
+    con = gp.connection()
+    bounds = [shapely.total_bounds(np.array(geoms, dtype=object)).tolist()]
+    old = con.execute("SELECT min_x, min_y, max_x, max_y FROM gpkg_contents WHERE table_name=?", (table,)).fetchone()
+    if old is not None and None not in tuple(old):
+        bounds.append(list(old))
+    b = np.array(bounds)
+    con.execute("UPDATE gpkg_contents SET min_x=?, min_y=?, max_x=?, max_y=? WHERE table_name=?",
+                (b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max(), table))
 
 
 def _majority_category(group: list[dict[str, Any]]) -> str | None:

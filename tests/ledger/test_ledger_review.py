@@ -218,6 +218,10 @@ def test_push_groups_by_candidate_and_proximity_with_chips(survey, detection_fac
     for d in ("d1", "d2", "d3", "d4", "d5"):
         assert get_detection(ws, d)["suspect_id"] in {s["suspect_id"] for s in by_dets.values()}
     assert [a["action"] for a in audit_trail(ws, "suspect", s1["suspect_id"])] == ["create"]
+    ext = ws.gpkg.connection().execute(
+        "SELECT min_x, min_y, max_x, max_y FROM gpkg_contents WHERE table_name='suspects'").fetchone()
+    xs, ys = [s["x"] for s in by_dets.values()], [s["y"] for s in by_dets.values()]
+    assert tuple(ext) == pytest.approx((min(xs), min(ys), max(xs), max(ys)))  # QGIS zooms to the layer
     # a pushed detection's review is closed; pushing again does nothing
     with pytest.raises(LedgerError, match="evidence of suspect"):
         decide(ws, "d1", "rejected", "li")
