@@ -41,7 +41,7 @@ from .heading import choose_yaw, grid_yaw_deg, travel_headings
 from .quality import (
     FrameStats,
     QualitySettings,
-    blur_threshold,
+    blur_verdicts,
     exposure_problem,
     frame_stats,
     reduced_decode,
@@ -68,15 +68,17 @@ class IngestSettings:
     reduce_factor: int = 4  # quality checks decode at 1/2, 1/4 or 1/8 of each side
     dark_p98: float = 40.0
     bright_p02: float = 215.0
-    blur_ratio: float = 0.4  # blurred: sharpness below this times the flight's median
+    min_width_px: int = 800  # ... but keep at least this many columns
+    blur_ratio: float = 0.4  # blurred: sharpness below this times its neighbours' median ...
+    edge_ratio: float = 0.75  # ... and edge sharpness below this times the flight's median
     min_height_m: float = 5.0
     min_climb_m: float = 10.0
     coverage_png: bool = True
     commit_every: int = 50  # rows per database transaction
 
     def quality(self) -> QualitySettings:
-        return QualitySettings(reduce_factor=self.reduce_factor, dark_p98=self.dark_p98, bright_p02=self.bright_p02,
-                               blur_ratio=self.blur_ratio)
+        return QualitySettings(reduce_factor=self.reduce_factor, min_width_px=self.min_width_px, dark_p98=self.dark_p98,
+                               bright_p02=self.bright_p02, blur_ratio=self.blur_ratio, edge_ratio=self.edge_ratio)
 
     def altitude(self) -> AltitudeSettings:
         return AltitudeSettings(min_height_m=self.min_height_m, min_climb_m=self.min_climb_m)
@@ -144,7 +146,10 @@ class IngestResult:
 
     def text(self) -> str:
         rej = ", ".join(f"{k} {v}" for k, v in sorted(self.rejected.items())) or "none"
-        cells = ", ".join(f"{c} {s:.0%}" for c, s in sorted(self.coverage.items())) or "none"
+        shown = sorted(self.coverage.items(), key=lambda kv: -kv[1])[:6]
+        cells = ", ".join(f"{c} {s:.0%}" for c, s in shown) or "none"
+        if len(self.coverage) > len(shown):
+            cells += f", ... {len(self.coverage) - len(shown)} more (see the manifest)"
         gsd = f"{self.mean_gsd_m * 100:.2f} cm/px" if self.mean_gsd_m else "n/a"
         src = ", ".join(f"{k} {v}" for k, v in sorted(self.altitude_sources.items())) or "n/a"
         extra = f"; {self.skipped} already ingested" if self.skipped else ""
@@ -237,7 +242,7 @@ def _analyse(ph: _Photo, data: bytes, settings: IngestSettings, needs_features_i
     if ph.cam.source == "focal35":
         ph.warnings.append(f"camera {ph.cam.model} not in the table: intrinsics from the 35 mm-equivalent focal")
     try:
-        reduced = reduced_decode(data, settings.reduce_factor)
+        reduced = reduced_decode(data, settings.reduce_factor, settings.min_width_px)
     except ImageReadError as e:
         ph.fail("unreadable", str(e.args[0]))
         return
@@ -253,8 +258,8 @@ def _analyse(ph: _Photo, data: bytes, settings: IngestSettings, needs_features_i
 # -- flight-wide decisions -------------------------------------------------------------------------------------
 def _stored_rows(ws: Workspace, flight_id: str) -> list[dict[str, Any]]:
     con = ws.gpkg.connection()
-    cur = con.execute('SELECT image_id, sha256, taken_at, gps_altitude_m, altitude_m, altitude_source, sharpness, '
-                      'status FROM "images" WHERE flight_id=?', (flight_id,))
+    cur = con.execute('SELECT image_id, sha256, taken_at, x, y, gps_altitude_m, altitude_m, altitude_source, '
+                      'sharpness, status FROM "images" WHERE flight_id=?', (flight_id,))
     return [dict(r) for r in cur]
 
 
@@ -317,20 +322,23 @@ def _decide_heights(photos: list[_Photo], stored: list[dict[str, Any]], user_alt
     }
 
 
-def _decide_blur(photos: list[_Photo], stored: list[dict[str, Any]], settings: IngestSettings) -> float | None:
-    values = [p.stats.sharpness for p in photos if p.ok and p.stats is not None]
-    values += [r["sharpness"] for r in stored if r["sharpness"] is not None]
-    threshold = blur_threshold(values, settings.quality())
-    if threshold is None:
-        for p in photos:
-            if p.ok and p.stats is not None:
-                p.warnings.append("too few photos in the flight to judge blur")
-        return None
-    for p in photos:
-        if p.ok and p.stats is not None and p.stats.sharpness < threshold:
-            p.fail("blurred", f"sharpness {p.stats.sharpness:.0f} below {threshold:.0f} "
-                   f"({settings.blur_ratio:g} x the flight's median)")
-    return threshold
+def _decide_blur(photos: list[_Photo], stored: list[dict[str, Any]], settings: IngestSettings) -> dict[str, Any]:
+    """Reject blurred frames, each judged against its neighbours and the flight (:func:`blur_verdicts`)."""
+    frames = [p for p in photos if p.ok and p.stats is not None]
+    prior = [r for r in stored if r["sharpness"] is not None and r["x"] is not None]
+    sharp = [p.stats.sharpness for p in frames] + [r["sharpness"] for r in prior]
+    edges: list[float | None] = [p.stats.edge_sharpness for p in frames] + [None] * len(prior)
+    xy = np.array([[p.x, p.y] for p in frames] + [[r["x"], r["y"]] for r in prior], dtype=float).reshape(-1, 2)
+    verdicts = blur_verdicts(sharp, edges, xy, settings.quality())
+    if len(sharp) < settings.quality().min_frames_for_blur:
+        for p in frames:
+            p.warnings.append("too few photos in the flight to judge blur")
+    for p, verdict in zip(frames, verdicts[: len(frames)], strict=True):
+        if verdict:
+            p.fail("blurred", verdict)
+    return {"sharpness_median": float(np.median(sharp)) if sharp else None,
+            "edge_sharpness_median": float(np.median([e for e in edges if e is not None])) if frames else None,
+            "frames_judged": len(frames)}
 
 
 def _decide_yaw(ws: Workspace, placed: list[_Photo]) -> None:
@@ -462,7 +470,7 @@ def ingest_flight(ws: Workspace, flight_dir: str | Path, flight_id: str | None =
     for p in placed:
         p.x, p.y = (float(v) for v in ws.from_lonlat(p.meta.lon, p.meta.lat))
     stored = _stored_rows(ws, flight_id)
-    blur_at = _decide_blur(photos, stored, settings)
+    blur = _decide_blur(photos, stored, settings)
     _decide_yaw(ws, placed)
     evidence = _decide_heights(photos, stored, altitude_m, settings)
     for p in photos:
@@ -496,7 +504,7 @@ def ingest_flight(ws: Workspace, flight_dir: str | Path, flight_id: str | None =
         manifest=ws.flight_dir(flight_id) / "manifest.json",
         coverage_png=ws.flight_dir(flight_id) / "coverage.png" if settings.coverage_png else None,
     )
-    _write_manifest(ws, flight_id, flight_dir, flight_rows, photos, result, evidence, blur_at, settings)
+    _write_manifest(ws, flight_id, flight_dir, flight_rows, photos, result, evidence, blur, settings)
     if settings.coverage_png:
         from .coverage import draw_coverage
 
@@ -506,7 +514,7 @@ def ingest_flight(ws: Workspace, flight_dir: str | Path, flight_id: str | None =
 
 
 def _write_manifest(ws: Workspace, flight_id: str, flight_dir: Path, flight_rows: list[dict[str, Any]],
-                    photos: list[_Photo], result: IngestResult, evidence: dict[str, Any], blur_at: float | None,
+                    photos: list[_Photo], result: IngestResult, evidence: dict[str, Any], blur: dict[str, Any],
                     settings: IngestSettings) -> None:
     """``flights/<id>/manifest.json``: every photo of the flight (stored rows + duplicates), atomically."""
     path = result.manifest
@@ -538,7 +546,7 @@ def _write_manifest(ws: Workspace, flight_id: str, flight_dir: Path, flight_rows
         "crs": ws.settings.crs, "settings": asdict(settings),
         "accepted": counts.get("accepted", 0), "rejected": dict(reasons),
         "coverage": result.coverage, "mean_gsd_m": result.mean_gsd_m,
-        "altitude": evidence, "blur_threshold": blur_at,
+        "altitude": evidence, "blur": blur,
         "images": entries,
     }
     atomic.write_json(path, manifest)

@@ -1,20 +1,33 @@
-"""Photo quality from a reduced decode: exposure (near-black, washed-out) and sharpness.
+"""Photo quality from a reduced decode: exposure (near-black, washed-out) and blur.
 
 A JPEG is decoded in Pillow's draft mode: the decoder scales the DCT blocks by 1/2, 1/4 or 1/8 and
 decodes only the luma channel, so a 4000 x 2250 photo becomes a 1000 x 563 grey image at a fraction
-of a full decode's cost (measured in ``benchmarks/ingest_bench.py``). The same reduced image serves the
-exposure checks, the sharpness figure and, when a flight needs it, the height estimate from pixel shift.
+of a full decode's cost (measured in ``benchmarks/ingest_bench.py``). The reduction is chosen so the
+reduced image keeps at least ``min_width_px`` columns (small photos are decoded whole). The same
+reduced image serves the exposure checks, the blur figures and, when a flight needs it, the height
+estimate from pixel shift.
 
-Sharpness is the variance of the discrete Laplacian of that reduced image (grey levels squared), taken
-per tile and summarised by a high percentile so that a frame half over water is not called blurred.
-Its scale still depends on the scene (lawn is busier than a car park), so blur is judged against the
-flight's own distribution: a frame is blurred when its sharpness falls below ``blur_ratio`` times the
-flight's median.
+Blur is judged against the flight itself, with two figures per frame:
+
+- ``sharpness``: the Laplacian's variance per tile, 90th percentile over tiles (grey levels squared).
+  It drops steeply with blur (to 1/7 of its value for a 1 px Gaussian at the reduced scale), but it
+  also depends on the scene: a frame over a bare field has a fraction of the texture of one over a
+  village. So it is compared with the frame's nearest neighbours along the flight, which photograph
+  mostly the same ground (``blur_ratio``).
+- ``edge_sharpness``: at the frame's strongest edges (top 2 % of the gradient after a 2 px Gaussian),
+  the median ratio of the gradient before and after that smoothing. A crisp edge loses much of its
+  gradient to the smoothing, a blurred one little. This barely depends on what the scene shows
+  (spread within a sharp flight about 0.8 to 1.2 of the median), but moves less with blur. It is
+  compared with the flight's median (``edge_ratio``).
+
+A frame is blurred when both say so: a bare field alone is not called blurred (low texture, crisp
+edges), nor is a frame with one soft corner.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,19 +36,22 @@ from PIL import Image, UnidentifiedImageError
 from skysieve.errors import ImageReadError
 
 __all__ = ["QualitySettings", "ReducedImage", "FrameStats", "reduced_decode", "frame_stats", "exposure_problem",
-           "blur_threshold", "laplacian_variance"]
+           "blur_verdicts", "laplacian_variance", "edge_sharpness", "reduction_for"]
 
 
 @dataclass(frozen=True)
 class QualitySettings:
     """Thresholds of the quality checks. Grey levels are 0-255 (JPEG luma)."""
 
-    reduce_factor: int = 4  # draft-mode reduction (1/2, 1/4 or 1/8 of each side)
+    reduce_factor: int = 4  # largest draft-mode reduction (1/2, 1/4 or 1/8 of each side) ...
+    min_width_px: int = 800  # ... that keeps at least this many columns
     dark_p98: float = 40.0  # near-black: 98 % of pixels darker than this
     bright_p02: float = 215.0  # washed-out: 98 % of pixels brighter than this ...
     clipped_share: float = 0.5  # ... or this share of pixels clipped at >= 250
     min_contrast: float = 12.0  # p98 - p02 below this: a flat frame (lens cap, fog, sky)
-    blur_ratio: float = 0.4  # blurred: sharpness below this times the flight's median
+    blur_ratio: float = 0.4  # blurred: sharpness below this times its neighbours' median ...
+    edge_ratio: float = 0.75  # ... and edge sharpness below this times the flight's median
+    blur_neighbours: int = 4  # nearest frames (by position) a frame's sharpness is compared with
     min_frames_for_blur: int = 3  # fewer frames: too few to judge blur
 
 
@@ -56,22 +72,34 @@ class FrameStats:
     p98: float
     clipped_share: float
     sharpness: float
+    edge_sharpness: float
 
 
-def reduced_decode(data: bytes, factor: int = 4) -> ReducedImage:
+def reduction_for(width_px: int, max_factor: int = 4, min_width_px: int = 800) -> int:
+    """The largest JPEG draft reduction (1, 2, 4 or 8, at most ``max_factor``) keeping ``min_width_px`` columns."""
+    factor = 1
+    for f in (2, 4, 8):
+        if f <= max_factor and width_px // f >= min_width_px:
+            factor = f
+    return factor
+
+
+def reduced_decode(data: bytes, factor: int = 4, min_width_px: int = 0) -> ReducedImage:
     """Decode a JPEG's luma at 1/``factor`` of its size (draft mode); raises :class:`ImageReadError`.
 
+    With ``min_width_px`` the factor is lowered so that the result keeps that many columns.
     A truncated or corrupt file fails here: Pillow raises on missing entropy-coded data.
     """
     try:
         img = Image.open(io.BytesIO(data))
         full_w = img.width
+        factor = reduction_for(full_w, factor, min_width_px)
         if img.format in ("JPEG", "MPO"):  # DJI files are MPO: a JPEG with a preview image appended
             img.draft("L", (max(1, img.width // factor), max(1, img.height // factor)))
         img.load()
         if img.mode != "L":
             img = img.convert("L")
-            if img.width > full_w // factor * 2:
+            if factor > 1 and img.width > full_w // factor * 2:
                 img = img.reduce(factor)
         pixels = np.asarray(img)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
@@ -95,13 +123,28 @@ def laplacian_variance(gray: np.ndarray, tiles_rc: tuple[int, int] = (6, 8), per
     return float(np.percentile(per_tile, percentile))
 
 
+def edge_sharpness(gray: np.ndarray, smoothing_px: float = 2.0, edge_percentile: float = 98.0) -> float:
+    """Median gradient ratio (raw / after a ``smoothing_px`` Gaussian) at the strongest edges; see the module doc."""
+    import cv2
+
+    g = gray.astype(np.float32)
+
+    def magnitude(a: np.ndarray) -> np.ndarray:
+        return cv2.magnitude(cv2.Sobel(a, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(a, cv2.CV_32F, 0, 1, ksize=3))
+
+    fine, coarse = magnitude(g), magnitude(cv2.GaussianBlur(g, (0, 0), smoothing_px))
+    edges = coarse >= np.percentile(coarse, edge_percentile)
+    return float(np.median(fine[edges] / (coarse[edges] + 1e-3)))
+
+
 def frame_stats(image: ReducedImage) -> FrameStats:
-    """Exposure percentiles and sharpness of a reduced decode."""
+    """Exposure percentiles and blur figures of a reduced decode."""
     g = image.pixels
     sample = g[::2, ::2]
     p02, p98 = np.percentile(sample, [2, 98])
     return FrameStats(mean=float(sample.mean()), p02=float(p02), p98=float(p98),
-                      clipped_share=float((sample >= 250).mean()), sharpness=laplacian_variance(g))
+                      clipped_share=float((sample >= 250).mean()), sharpness=laplacian_variance(g),
+                      edge_sharpness=edge_sharpness(g))
 
 
 def exposure_problem(stats: FrameStats, settings: QualitySettings = QualitySettings()) -> tuple[str, str] | None:
@@ -118,9 +161,38 @@ def exposure_problem(stats: FrameStats, settings: QualitySettings = QualitySetti
     return None
 
 
-def blur_threshold(sharpness: list[float] | np.ndarray, settings: QualitySettings = QualitySettings()) -> float | None:
-    """Sharpness below which a frame of this flight counts as blurred; None when too few frames to judge."""
-    values = np.asarray([s for s in sharpness if np.isfinite(s)], dtype=float)
-    if len(values) < settings.min_frames_for_blur:
-        return None
-    return float(settings.blur_ratio * np.median(values))
+def blur_verdicts(sharpness: Sequence[float], edge: Sequence[float | None], xy: np.ndarray | None,
+                  settings: QualitySettings = QualitySettings()) -> list[str | None]:
+    """Per frame: why it is blurred (text) or None. See the module docstring for the rule.
+
+    ``sharpness`` and ``edge`` are per frame (``edge`` None for frames only used as neighbours, e.g.
+    ones stored by an earlier run); ``xy`` (N x 2, metres) their positions, or None to compare each
+    frame with the whole flight. Fewer than ``min_frames_for_blur`` frames: nothing is judged.
+    """
+    s = np.asarray(sharpness, dtype=float)
+    n = len(s)
+    if n < settings.min_frames_for_blur:
+        return [None] * n
+    edges = np.array([np.nan if e is None else e for e in edge], dtype=float)
+    have_edges = np.isfinite(edges).sum() >= settings.min_frames_for_blur
+    edge_median = float(np.nanmedian(edges)) if have_edges else float("nan")
+    out: list[str | None] = []
+    for i in range(n):
+        if not np.isfinite(edges[i]):
+            out.append(None)
+            continue
+        if xy is not None:
+            d = np.hypot(*(np.asarray(xy, dtype=float) - np.asarray(xy, dtype=float)[i]).T)
+            d[i] = np.inf
+            others = s[np.argsort(d)[: settings.blur_neighbours]]
+        else:
+            others = np.delete(s, i)
+        ref = float(np.median(others))
+        rel = s[i] / ref if ref > 0 else 1.0
+        rel_edge = edges[i] / edge_median if have_edges and edge_median > 0 else 0.0
+        if rel < settings.blur_ratio and rel_edge < settings.edge_ratio:
+            out.append(f"sharpness {rel:.2f} of its neighbours' (limit {settings.blur_ratio:g}), edge sharpness "
+                       f"{rel_edge:.2f} of the flight's median (limit {settings.edge_ratio:g})")
+        else:
+            out.append(None)
+    return out

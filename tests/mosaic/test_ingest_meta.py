@@ -110,7 +110,7 @@ def test_quality_figures_tell_exposure_and_blur_apart() -> None:
         return frame_stats(reduced_decode(write_dji_jpeg(None, pixels, DJIMeta(lon=1.0, lat=1.0)), 4))
     sharp, blurred = stats(rgb), stats(cv2.GaussianBlur(rgb, (0, 0), 5))
     assert exposure_problem(sharp) is None and exposure_problem(blurred) is None
-    assert blurred.sharpness < 0.4 * sharp.sharpness
+    assert blurred.sharpness < 0.4 * sharp.sharpness and blurred.edge_sharpness < 0.75 * sharp.edge_sharpness
     assert exposure_problem(stats((rgb * 0.06).astype(np.uint8)))[0] == "dark"
     assert exposure_problem(stats((236 + rgb * 0.07).astype(np.uint8)))[0] == "washed_out"
     assert exposure_problem(stats(np.full_like(rgb, 128)))[0] in ("dark", "washed_out")  # flat grey: lens cap / fog
