@@ -14,7 +14,7 @@ from skysieve.datasets.dji_meta import DJIMeta, write_dji_jpeg
 from skysieve.mosaic.cameras import CAMERAS, camera_info, lookup_sensor
 from skysieve.mosaic.exif import parse_dji_xmp, read_meta
 from skysieve.mosaic.heading import choose_yaw, grid_yaw_deg, travel_headings
-from skysieve.mosaic.quality import exposure_problem, frame_stats, reduced_decode
+from skysieve.mosaic.quality import blur_verdicts, exposure_problem, frame_stats, reduced_decode
 
 from skysieve.crs import choose_crs, from_lonlat
 from skysieve.errors import ImageReadError
@@ -116,3 +116,27 @@ def test_quality_figures_tell_exposure_and_blur_apart() -> None:
     assert exposure_problem(stats(np.full_like(rgb, 128)))[0] in ("dark", "washed_out")  # flat grey: lens cap / fog
     img = reduced_decode(write_dji_jpeg(None, rgb, replace(DJIMeta(lon=1.0, lat=1.0))), 4)
     assert img.pixels.shape == (rgb.shape[0] // 4, rgb.shape[1] // 4) and img.scale == 0.25
+
+
+def test_bare_field_is_not_blurred_but_a_soft_frame_is() -> None:
+    shots = survey_shots()
+    g = shared_ground()
+    frames = [render(g, s.cam, s.pose) for s in shots[:4]]
+    field = np.empty_like(frames[0])  # two crops with a crisp boundary and a track: little texture
+    field[:] = (96, 140, 70)
+    field[:, 700:] = (150, 130, 90)
+    field[420:430, :] = (120, 110, 100)
+    field = np.clip(field + np.random.default_rng(1).normal(0, 2, field.shape), 0, 255).astype(np.uint8)
+    soft = cv2.GaussianBlur(frames[1], (0, 0), 4)
+
+    def stats(pixels):
+        return frame_stats(reduced_decode(write_dji_jpeg(None, pixels, DJIMeta(lon=1.0, lat=1.0)), 4))
+
+    all_stats = [stats(f) for f in [*frames, field, soft]]
+    xy = np.array([(s.dx, s.dy) for s in shots[:4]] + [(shots[1].dx + 5, 0.0), (shots[1].dx, 0.0)])
+    verdicts = blur_verdicts([s.sharpness for s in all_stats], [s.edge_sharpness for s in all_stats], xy)
+    assert all_stats[4].sharpness < 0.4 * np.median([s.sharpness for s in all_stats[:4]])  # texture alone would reject it
+    assert verdicts[:5] == [None] * 5
+    assert verdicts[5] is not None and "neighbours" in verdicts[5]
+    # too few frames: nothing is judged
+    assert blur_verdicts([1.0, 100.0], [0.1, 2.0], None) == [None, None]
