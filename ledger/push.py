@@ -223,8 +223,12 @@ def push_confirmed(ws: Workspace, reviewer: str, *, det_ids: Iterable[str] | Non
     gp = ws.gpkg
     with gp.transaction():
         dets = _select_candidates(ws, wanted, cell_id, result)  # again, inside the lock
+        next_number = int(next_suspect_id(gp)[1:])
         for group in _groups(dets, s.group_radius_m):
-            sid = _push_group(ws, group, reviewer, chips, s, result)
+            new_id = f"S{next_number:05d}"
+            sid = _push_group(ws, group, reviewer, chips, s, result, new_id)
+            if sid == new_id:
+                next_number += 1
             ids = [d["det_id"] for d in group]
             gp.update(DETECTIONS.name, f"det_id IN ({','.join('?' * len(ids))})", ids, {"suspect_id": sid})
         for table, geoms in _new_geoms(gp, result).items():
@@ -237,7 +241,8 @@ def push_confirmed(ws: Workspace, reviewer: str, *, det_ids: Iterable[str] | Non
 
 
 def _push_group(ws: Workspace, group: list[dict[str, Any]], reviewer: str, chips: dict[str, str],
-                s: PushSettings, result: PushResult) -> str:
+                s: PushSettings, result: PushResult, new_id: str) -> str:
+    """Add ``group`` to the suspect at its place, or make suspect ``new_id``; returns the suspect's id."""
     gp = ws.gpkg
     now = utc_now()
     place = _place(ws, group, s)
@@ -266,7 +271,7 @@ def _push_group(ws: Workspace, group: list[dict[str, Any]], reviewer: str, chips
                      new=json.dumps(all_ids), note=f"{len(ids)} confirmed detection(s) added", at=now)
         result.extended.append(sid)
         return sid
-    sid = next_suspect_id(gp)
+    sid = new_id
     row = {k: place[k] for k in ("x", "y", "lon", "lat", "cell_id", "township", "village", "site_id",
                                  "site_kind", "site_name")}
     row.update({

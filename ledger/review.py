@@ -20,6 +20,7 @@ from skysieve.workspace import Workspace
 
 from .audit import append_audit, check_actor, utc_now
 from .categories import category as check_category
+from .suspects import select_rows
 from .tables import DECISIONS, ensure_ledger
 
 __all__ = ["review_queue", "decide", "undo_last", "set_note", "set_category", "get_detection"]
@@ -69,8 +70,8 @@ def review_queue(ws: Workspace, cell_id: str | None = None, *, classes: Iterable
     if min_score is not None:
         where.append("score>=?")
         params.append(float(min_score))
-    return ws.gpkg.select(_DET, " AND ".join(where) or "1=1", params,
-                          order_by="priority IS NULL, priority DESC, score DESC, det_id")
+    return select_rows(ws.gpkg, _DET, " AND ".join(where) or "1=1", params,
+                       order_by="priority IS NULL, priority DESC, score DESC, det_id")
 
 
 def get_detection(ws: Workspace, det_id: str) -> dict[str, Any]:

@@ -46,7 +46,7 @@ SUSPECTS = LayerSpec(
     ),
     "POINT",
     "Suspect list (清单台账): leads for on-site checks, their lifecycle and evidence",
-    indexes=(("status",), ("township",), ("team",)),
+    indexes=(("status",), ("township",), ("team",), ("x", "y")),
 )
 
 SUSPECT_OUTLINES = LayerSpec(

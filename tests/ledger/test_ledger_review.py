@@ -296,3 +296,31 @@ def test_two_analysts_in_two_processes_lose_no_decision(survey, detection_factor
     in_suspects = [d for s in list_suspects(ws) for d in s["det_ids"]]
     assert sorted(in_suspects) == sorted(pushed)  # no detection in two suspects
     assert len(pushed) == sum(get_detection(ws, d)["review_status"] == "confirmed" for d in ids)
+
+
+def _pusher(root: str, who: str, spots: list[tuple[float, float]]) -> None:
+    from ledger_testdata import add_detection
+
+    ws = Workspace.open(root)
+    for i, (x, y) in enumerate(spots):
+        det = f"{who}-{i}"
+        add_detection(ws, det, x, y)
+        decide(ws, det, "confirmed", who)
+        push_to_suspects(ws, who, det_ids=[det])
+
+
+def test_two_analysts_pushing_the_same_places_make_one_suspect_each(survey) -> None:
+    ws, x0, y0 = survey["ws"], survey["x0"], survey["y0"]
+    spots = [(x0 + 20 + 100 * (i % 4), y0 + 30 + 100 * (i // 4)) for i in range(8)]  # 100 m apart
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_pusher, args=(str(ws.root), "a", spots)),
+             ctx.Process(target=_pusher, args=(str(ws.root), "b", [(x + 10, y) for x, y in spots]))]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    suspects = list_suspects(ws)
+    assert len(suspects) == 8  # each place once, whoever pushed first
+    assert sorted(len(s["det_ids"]) for s in suspects) == [2] * 8
+    assert sorted(d for s in suspects for d in s["det_ids"]) == sorted(f"{w}-{i}" for w in "ab" for i in range(8))
