@@ -6,8 +6,13 @@ import argparse
 from pathlib import Path
 
 from skysieve.cli import add_json_flag, emit
+from skysieve.errors import SkysieveError
 
-__all__ = ["register"]
+__all__ = ["register", "ViewerError"]
+
+
+class ViewerError(SkysieveError, RuntimeError):
+    """The review window could not do what was asked (e.g. a cell that never finished opening)."""
 
 
 def _cmd_review(args: argparse.Namespace) -> int:
@@ -24,7 +29,17 @@ def _cmd_review(args: argparse.Namespace) -> int:
         return 0
     import napari
 
-    open_review(plan.workspace, plan.cell_id, reviewer=reviewer)
+    widget = open_review(plan.workspace, plan.cell_id, reviewer=reviewer)
+    if args.screenshot:
+        from skysieve.viewer.screenshot import save_window, wait_until_open
+
+        if not wait_until_open(widget):
+            raise ViewerError("the cell did not open within a minute", path=plan.workspace)
+        save_window(widget.viewer, args.screenshot)
+        widget.viewer.close()
+        emit(args, {"workspace": str(plan.workspace), "cell_id": plan.cell_id, "screenshot": str(args.screenshot)},
+             f"saved {args.screenshot} (cell {plan.cell_id} of {plan.workspace}){missing}")
+        return 0
     emit(args, {"workspace": str(plan.workspace), "cell_id": plan.cell_id, "reviewer": reviewer},
          f"reviewing cell {plan.cell_id} of {plan.workspace} as {reviewer}{missing}")
     napari.run()
@@ -37,5 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cell", help="cell id to open (default: the one with the most pending flags)")
     p.add_argument("--reviewer", help="your name in the audit trail (default $SKYSIEVE_REVIEWER or login)")
     p.add_argument("--check", action="store_true", help="check what would open, without starting napari")
+    p.add_argument("--screenshot", type=Path, metavar="PNG",
+                   help="open the cell, save a picture of the window to PNG and exit (for reports)")
     add_json_flag(p)
     p.set_defaults(func=_cmd_review)

@@ -57,14 +57,17 @@ def _paint_block(x0: float, y_top: float, gsd: float, rows: int, cols: int, boxe
     rgb[roads] = (150, 148, 140)
     colours = {"tank": (225, 225, 230), "chimney": (70, 60, 60), "drum_stockpile": (40, 90, 170)}
     for (minx, miny, maxx, maxy), cls in zip(boxes, classes, strict=True):
-        if maxx < xs[0] or minx > xs[-1] or maxy < ys[-1] or miny > ys[0]:
+        c0, c1 = max(int((minx - x0) / gsd), 0), min(int(np.ceil((maxx - x0) / gsd)), cols)
+        r0, r1 = max(int((y_top - maxy) / gsd), 0), min(int(np.ceil((y_top - miny) / gsd)), rows)
+        if c0 >= c1 or r0 >= r1:
             continue
+        sx, sy = xx[r0:r1, c0:c1], yy[r0:r1, c0:c1]
         if cls == "tank":
             cx, cy, r = (minx + maxx) / 2, (miny + maxy) / 2, (maxx - minx) / 2
-            mask = (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
+            mask = (sx - cx) ** 2 + (sy - cy) ** 2 <= r * r
         else:
-            mask = (xx >= minx) & (xx <= maxx) & (yy >= miny) & (yy <= maxy)
-        rgb[mask] = colours[cls]
+            mask = (sx >= minx) & (sx <= maxx) & (sy >= miny) & (sy <= maxy)
+        rgb[r0:r1, c0:c1][mask] = colours[cls]
     return np.clip(rgb, 0, 255).astype(np.uint8)
 
 

@@ -1,0 +1,143 @@
+"""Review speed with 10,000 flags in one cell: time to open, time per decide-and-advance step.
+
+    python benchmarks/review_bench.py [--detections 10000] [--size-px 10000] [--steps 100] [--keep DIR]
+
+Runs napari for real (on $DISPLAY, else Qt's offscreen platform; `xvfb-run -a` works) with the window
+shown, so every step includes napari's redraw (software OpenGL under Xvfb: slower than a desktop GPU).
+
+Figures are printed as ratios against baselines measured in the same run:
+- open: the review widget (lazy multiscale COG + one Points layer + queue + first flag shown) against
+  adding the same 10,000 boxes as a napari Shapes layer (the obvious choice, which the widget avoids)
+  and against reading the full-resolution mosaic into memory (what a non-lazy viewer would do);
+- step: confirm + advance (ledger transaction, map colour, queue row, camera, chip, redraw) against
+  the bare ``ledger.decide`` transaction on the same file (the part no GUI can avoid).
+Target: each step under 0.1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _pump(app, seconds: float = 0.0) -> None:
+    end = time.perf_counter() + seconds
+    app.processEvents()
+    while time.perf_counter() < end:
+        app.processEvents()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--detections", type=int, default=10_000)
+    parser.add_argument("--size-px", type=int, default=10_000, help="mosaic side in pixels")
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--keep", type=Path, help="build the workspace here and keep it")
+    args = parser.parse_args(argv)
+    if not os.environ.get("DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+    import numpy as np
+    from skysieve.viewer import start_qt
+    from skysieve.viewer.sample import SampleSpec, make_review_sample
+
+    from skysieve import ledger
+
+    root = args.keep or Path(tempfile.mkdtemp(prefix="review_bench_")) / "ws"
+    cell_m = 500.0
+    spec = SampleSpec(cell_size_m=cell_m, gsd_m=cell_m / args.size_px, n_detections=args.detections,
+                      n_neighbour_detections=0, seed=1, centre_xy=(500_250.0, 3_300_250.0))
+    t = time.perf_counter()
+    ws = make_review_sample(root, spec)
+    print(f"built {root}: {args.detections} flags, {args.size_px} px mosaic in {time.perf_counter() - t:.1f} s")
+
+    app = start_qt()
+    import napari
+    from skysieve.viewer import layers as L
+    from skysieve.viewer.cog import open_mosaic
+    from skysieve.viewer.survey import load_cell, ortho_path
+    from skysieve.viewer.widget import ReviewWidget
+
+    # -- open ---------------------------------------------------------------------------------------
+    viewer = napari.Viewer(show=True)
+    _pump(app, 0.5)
+    t0 = time.perf_counter()
+    widget = ReviewWidget(viewer, reviewer="bench")
+    viewer.window.add_dock_widget(widget, name="skysieve review")
+    opened: list[float] = []
+    widget.cellOpened.connect(lambda _: opened.append(time.perf_counter()))
+    widget.open_workspace(ws)
+    while not opened:
+        _pump(app, 0.005)
+    _pump(app)
+    viewer.screenshot(canvas_only=True, flash=False)  # first frame drawn
+    t_open = time.perf_counter() - t0
+    cell = widget.cell_id
+    rows = load_cell(ws, cell).detections
+    frame = widget.frame
+
+    t = time.perf_counter()
+    shapes = viewer.add_shapes([frame.rings(r["geometry"])[0] for r in rows], shape_type="polygon",
+                               edge_color="orange", face_color="transparent", name="baseline shapes")
+    _pump(app)
+    t_shapes = time.perf_counter() - t
+    viewer.layers.remove(shapes)
+
+    t = time.perf_counter()
+    full = np.asarray(open_mosaic(ortho_path(ws, cell)).levels[0])
+    t_eager = time.perf_counter() - t
+    eager_mb = full.nbytes / 2**20
+    del full
+    widget.viewer.layers.selection.active = widget._layers[L.DETECTIONS_LAYER]  # noqa: SLF001
+    _pump(app, 0.2)
+
+    # -- steps --------------------------------------------------------------------------------------
+    steps = []
+    for _ in range(args.steps):
+        t = time.perf_counter()
+        widget.confirm()
+        _pump(app)
+        steps.append(time.perf_counter() - t)
+    nexts = []
+    for _ in range(args.steps):
+        t = time.perf_counter()
+        widget.next()
+        _pump(app)
+        nexts.append(time.perf_counter() - t)
+    pending = [r["det_id"] for r in ledger.review_queue(ws, cell, statuses=["pending"])][: args.steps]
+    bare = []
+    for det in pending:
+        t = time.perf_counter()
+        ledger.decide(ws, det, "rejected", "bench-bare")
+        bare.append(time.perf_counter() - t)
+    viewer.close()
+
+    def summary(xs: list[float]) -> str:
+        xs = sorted(xs)
+        return (f"median {statistics.median(xs) * 1000:6.1f} ms, p95 {xs[int(0.95 * (len(xs) - 1))] * 1000:6.1f} ms,"
+                f" max {xs[-1] * 1000:6.1f} ms")
+
+    med_step, med_bare = statistics.median(steps), statistics.median(bare)
+    print(f"platform: {os.environ.get('QT_QPA_PLATFORM') or 'xcb on ' + os.environ.get('DISPLAY', '?')}; "
+          f"{len(rows)} flags in cell {cell}; mosaic {args.size_px} px, "
+          f"{len(widget.data.mosaic.levels)} levels")
+    print(f"open (widget, lazy COG, Points, queue, first frame): {t_open:6.2f} s")
+    print(f"  baseline: 10,000 boxes as a Shapes layer:          {t_shapes:6.2f} s  "
+          f"(open is {t_open / t_shapes:.2f}x of it)")
+    print(f"  baseline: eager read of the full mosaic ({eager_mb:.0f} MiB):  {t_eager:6.2f} s  "
+          f"(open is {t_open / t_eager:.2f}x of it)")
+    print(f"confirm + advance step ({args.steps}): {summary(steps)}  "
+          f"-> {'meets' if med_step < 0.1 else 'MISSES'} the 0.1 s target")
+    print(f"next step ({args.steps}):             {summary(nexts)}")
+    print(f"  baseline: bare ledger.decide ({len(bare)}): {summary(bare)}  "
+          f"(a GUI step is {med_step / med_bare:.1f}x the transaction)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

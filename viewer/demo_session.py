@@ -1,0 +1,125 @@
+"""A scripted review session on a synthetic world, saved as a picture (``docs/review.png``).
+
+    python -m skysieve.viewer.demo_session docs/review.png [--workspace DIR] [--seed 7]
+
+Builds a workspace from :func:`skysieve.datasets.make_world` (its ortho cut into cells with
+:func:`skysieve.mosaic.import_ortho.import_ortho`, its known sites registered, and one flag per true
+object plus false alarms on look-alikes), then reviews the busiest cell the way an analyst does:
+confirm, reject, mark unsure, note, category, push to the suspect list. For the demo survey made by
+``skysieve demo`` use ``skysieve review WS --screenshot PNG`` instead (it decides nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import shapely
+
+from skysieve.schema import DETECTIONS, SITES
+from skysieve.workspace import Workspace
+
+__all__ = ["build_world_workspace", "record_session"]
+
+log = logging.getLogger(__name__)
+
+_URGENT_SITES = {"idle_factory": 1.6, "closed_enterprise": 1.5, "scrap_yard": 1.3, "farm": 1.2, "idle_house": 1.3}
+
+
+def _features(path: Path) -> list[tuple[shapely.Geometry, dict]]:
+    doc = json.loads(path.read_text())
+    return [(shapely.geometry.shape(f["geometry"]), f["properties"]) for f in doc["features"]]
+
+
+def build_world_workspace(root: str | Path, *, seed: int = 7, size_m: float = 300.0, gsd_m: float = 0.08,
+                          ) -> Workspace:
+    """A workspace over synthetic world ``seed``: cell COGs, the site register, scored flags."""
+    from skysieve.datasets import make_world
+    from skysieve.mosaic.import_ortho import import_ortho
+
+    root = Path(root)
+    world = make_world(root.parent / f"{root.name}-world", seed=seed, size_m=size_m, gsd_m=gsd_m)
+    ws = Workspace.create(root, crs=world.crs, cell_size_m=150.0)
+    import_ortho(ws, world.ortho)
+    sites = _features(world.root / "truth" / "sites.geojson")
+    ws.layer(SITES)
+    ws.gpkg.insert("sites", [{"site_id": p["site_id"], "kind": p["kind"], "name": p["name"], "source": "world",
+                              "geometry": g} for g, p in sites], or_ignore=True)
+    rng = np.random.default_rng(seed)
+    kinds = {p["site_id"]: p["kind"] for _, p in sites}
+    site_geoms = [(g, p["site_id"]) for g, p in sites]
+    rows = []
+    found = [(g, p["class"], float(rng.uniform(0.55, 0.97))) for g, p in _features(world.objects)]
+    alarms = [(g, "tank", float(rng.uniform(0.3, 0.6))) for g, _ in _features(world.distractors)]
+    alarms = [alarms[i] for i in rng.permutation(len(alarms))[: max(3, len(found) // 4)]]
+    ws.layer(DETECTIONS)
+    for i, (geom, cls, score) in enumerate(found + alarms):
+        minx, miny, maxx, maxy = geom.bounds
+        c = geom.centroid
+        cells = ws.cells_touching(shapely.Point(c.x, c.y).buffer(0.01))
+        if not cells:
+            continue
+        site = next((sid for g, sid in site_geoms if g.contains(c)), None)
+        weight = _URGENT_SITES.get(kinds.get(site, ""), 1.0)
+        lon, lat = ws.to_lonlat(c.x, c.y)
+        rows.append({
+            "det_id": f"W{seed}-{i:04d}", "cell_id": cells[0].cell_id, "class": cls, "score": round(score, 3),
+            "model": "world-truth", "x": c.x, "y": c.y, "lon": float(lon), "lat": float(lat),
+            "width_m": maxx - minx, "height_m": maxy - miny, "site_id": site, "candidate_id": site,
+            "priority": round(score * weight, 3),
+            "priority_reason": f"score {score:.2f}" + (f" x {weight:g} in a {kinds[site]}" if site else ""),
+            "review_status": "pending", "geometry": shapely.box(minx, miny, maxx, maxy),
+        })
+    ws.gpkg.insert("detections", rows)
+    log.info("world review workspace %s: %d flags", ws.root, len(rows))
+    return ws
+
+
+def record_session(ws: Workspace, out_png: str | Path, reviewer: str = "analyst.wang") -> Path:
+    """Review the busiest cell a little (decisions are real ledger writes) and save the window."""
+    from skysieve.viewer import open_review
+    from skysieve.viewer.screenshot import save_window, wait_until_open
+
+    widget = open_review(ws, reviewer=reviewer)
+    if not wait_until_open(widget):
+        raise RuntimeError("the review did not open")
+    rows = widget.queue.rows
+    in_site = [r["det_id"] for r in rows if r.get("site_id")][:3]
+    for det in in_site:
+        widget.select_detection(det)
+        widget.confirm()
+    widget.choose_category_number(4)
+    widget.push_to_suspects()
+    wait_until_open(widget)
+    for status in ("rejected", "unsure", "confirmed"):
+        widget.select_row(min(len(in_site) + 1, len(rows) - 1))
+        widget.decide(status)
+    widget.save_note("two white tanks behind the east shed")
+    widget.next()
+    widget.viewer.scene.camera.zoom *= 0.5
+    path = save_window(widget.viewer, out_png)
+    widget.viewer.close()
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="record a review session picture")
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--workspace", type=Path, help="where to build the workspace (default: a temp dir)")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    import tempfile
+
+    logging.basicConfig(level=logging.INFO)
+    root = args.workspace or Path(tempfile.mkdtemp(prefix="review_world_")) / "ws"
+    ws = Workspace.open(root) if (root / "survey.gpkg").exists() else build_world_workspace(root, seed=args.seed)
+    print(record_session(ws, args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
