@@ -236,6 +236,47 @@ def test_html_dispatch_sheet_per_team(ledger, tmp_path: Path) -> None:
     assert "现场核查情况" in page
 
 
+def _decode_qr(png: bytes) -> str:
+    """Decode a QR code with OpenCV, restoring the Qt variables cv2 sets on import (they break napari)."""
+    import io
+    import os
+
+    import numpy as np
+    from PIL import Image
+
+    saved = {k: os.environ.get(k) for k in ("QT_QPA_PLATFORM_PLUGIN_PATH", "QT_QPA_FONTDIR")}
+    try:
+        import cv2
+
+        img = np.pad(np.asarray(Image.open(io.BytesIO(png)).convert("L")), 20, constant_values=255)
+        img = cv2.resize(img, None, fx=3, fy=3, interpolation=cv2.INTER_NEAREST)
+        return cv2.QRCodeDetector().detectAndDecode(img)[0]
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def test_dispatch_qr_code_opens_amap_navigation_in_gcj02(ledger, tmp_path: Path) -> None:
+    import base64
+    import re
+    from urllib.parse import parse_qs, urlparse
+
+    export_suspects(ledger["ws"], "html", tmp_path / "sheets", SuspectFilter(team="丹朱镇一组"))
+    page = (tmp_path / "sheets" / "dispatch-丹朱镇一组.html").read_text(encoding="utf-8")
+    qr = re.search(r'<img class="qr" src="data:image/png;base64,([^"]+)"', page).group(1)
+    url = urlparse(_decode_qr(base64.b64decode(qr)))
+    assert (url.scheme, url.netloc, url.path) == ("https", "uri.amap.com", "/navigation")
+    query = parse_qs(url.query)
+    lon, lat, name = query["to"][0].split(",")
+    rec = ledger["records"]["S00001"]
+    assert (float(lon), float(lat), name) == (pytest.approx(rec.gcj_lon, abs=1e-6), pytest.approx(rec.gcj_lat, abs=1e-6),
+                                             "S00001")
+    assert query["coordinate"] == ["gaode"]
+
+
 def test_map_chip_marks_the_spot_on_the_mosaic(ledger) -> None:
     from skysieve.ledger.dispatch import SheetSettings, map_chip
 
