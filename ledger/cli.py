@@ -43,6 +43,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _field(entry: dict) -> str:
+    return f" {entry['field']}" if entry["field"] and entry["field"] != entry["action"] else ""
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
     from skysieve.ledger.audit import audit_trail
     from skysieve.ledger.suspects import get_suspect
@@ -52,7 +56,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     trail = audit_trail(ws, "suspect", args.id)
     lines = [_brief(s), f"  evidence: {', '.join(s['det_ids'])}", f"  chips: {', '.join(s['chips']) or '-'}",
              f"  measures: {', '.join(s['measures']) or '-'}", f"  note: {s.get('note') or '-'}", "  history:"]
-    lines += [f"    {a['at']}  {a['who']}: {a['action']} {a['field'] or ''} {a['old_value'] or '-'} -> "
+    lines += [f"    {a['at']}  {a['who']}: {a['action']}{_field(a)} {a['old_value'] or '-'} -> "
               f"{a['new_value'] or '-'}{'  (' + a['note'] + ')' if a['note'] else ''}" for a in trail]
     emit(args, {**_public(s), "audit": [{k: v for k, v in a.items() if k != "fid"} for a in trail]}, "\n".join(lines))
     return 0

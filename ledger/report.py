@@ -6,6 +6,7 @@ spreadsheet (XLSX) and one self-contained HTML page with a map (inline SVG; no m
 from __future__ import annotations
 
 import html
+import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ class TownshipStats:
     cells: int = 0
     cells_flown: int = 0
     cell_area_m2: float = 0.0
-    covered_m2: float = 0.0
+    covered_m2: float = 0.0  # by the cell mosaics (ortho.json), else by accepted photo footprints
     flags: int = 0
     reviewed: Counter = field(default_factory=Counter)  # review status -> detections
     suspects: int = 0
@@ -91,6 +92,19 @@ def _coverage(ws: Workspace, cells: list[Any]) -> dict[str, float]:
     return out
 
 
+def _mosaic_covered(ws: Workspace, cell_id: str) -> float | None:
+    """Fraction of the cell its mosaic covers (``cell_covered`` in ``ortho.json``), or None if unknown."""
+    path = ws.cell_dir(cell_id) / "ortho.json"
+    if not path.exists():
+        return None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8")).get("cell_covered")
+    except (OSError, ValueError, AttributeError) as e:
+        log.warning("report: cannot read %s (%s); coverage from the photo footprints instead", path, e)
+        return None
+    return float(value) if isinstance(value, (int, float)) and 0 <= value <= 1.0001 else None
+
+
 def campaign_stats(ws: Workspace) -> CampaignStats:
     """Figures of the campaign, read from the workspace (cells, images, detections, suspects)."""
     cells = ws.cells()
@@ -107,7 +121,8 @@ def campaign_stats(ws: Workspace) -> CampaignStats:
         t = row(c.township)
         t.cells += 1
         t.cell_area_m2 += c.geometry.area
-        cov = covered.get(c.cell_id, 0.0)
+        mosaic = _mosaic_covered(ws, c.cell_id)  # what the mosaic covers, else what the photos saw
+        cov = mosaic * c.geometry.area if mosaic is not None else covered.get(c.cell_id, 0.0)
         flown = cov > 0 or ws.cell_dir(c.cell_id).joinpath("ortho.tif").exists()
         t.cells_flown += int(flown)
         t.covered_m2 += cov

@@ -64,6 +64,11 @@ def test_report_counts_by_township_and_county(survey, detection_factory, tmp_pat
     assert (b.by_category["over_scope"], b.by_status["disposed"], b.measures["dismantle"], b.disposed) == (1, 1, 1, 1)
     assert (a.disposed, report.stats.county.disposed) == (0, 1)
     assert (c.cells, c.flags, c.suspects, round(c.coverage_pct, 1)) == (2, 6, 3, 25.0)
+    # where a mosaic was built, its own coverage counts (a broken report falls back to the photos)
+    (ws.cell_dir(survey["a"]) / "ortho.json").write_text(json.dumps({"cell_covered": 0.8}))
+    assert round(make_report(ws, tmp_path / "rep2").stats.county.coverage_pct, 1) == 40.0
+    (ws.cell_dir(survey["a"]) / "ortho.json").write_text("{broken")
+    assert round(make_report(ws, tmp_path / "rep3").stats.county.coverage_pct, 1) == 25.0
 
     wb = load_workbook(report.xlsx)
     sheet = wb["乡镇汇总 Townships"]
