@@ -25,6 +25,7 @@ import numpy as np
 from skysieve.datasets.dji_meta import DJIMeta, write_dji_jpeg
 from skysieve.datasets.optics import CameraFaults, camera_faults, cast
 from skysieve.datasets.paint import GridView, NoiseField, paint
+from skysieve.datasets.parallel import cv2_threads, default_workers, ordered_map
 from skysieve.datasets.world import LoadedWorld, load_world
 
 from skysieve.atomic import write_bytes, write_json, write_text
@@ -146,7 +147,8 @@ def render_photo(world: LoadedWorld, camera: Camera, pose: Pose, rng: np.random.
     x1, y1 = fp[:, 0].max() + pad, fp[:, 1].max() + pad
     view = GridView(float(x0), float(y1), gsd, int(math.ceil((y1 - y0) / gsd)), int(math.ceil((x1 - x0) / gsd)))
     layers = paint(world.scene.shapes, world.bounds, view, world.climate.style(), noise)
-    img = cast(layers, view, camera, pose, world.climate.sun.toward())
+    coarse = 2 if camera.width_px * camera.height_px > 300_000 else 1
+    img = cast(layers, view, camera, pose, world.climate.sun.toward(), coarse=coarse)
     faults = faults or CameraFaults.random(rng, world.climate.weather)
     return camera_faults(img, faults, rng)
 
@@ -167,10 +169,28 @@ def _noisy(pose: Pose, rng: np.random.Generator, sigma_m: float) -> Pose:
     return replace(pose, x=pose.x + float(dx), y=pose.y + float(dy), z=pose.z + float(rng.normal(0, 0.1 * sigma_m)))
 
 
-def fly(world_dir: str | Path, out_dir: str | Path, plan: FlightPlan = FlightPlan()) -> FlightInfo:
+_WORLD: dict = {}
+
+
+def _init_world(world_dir: str) -> None:
+    """Per process: rebuild the world's scene and texture field once."""
+    world = load_world(world_dir)
+    _WORLD.update(world=world, noise=NoiseField(world.info.seed, (0, 0, world.info.size_m, world.info.size_m)))
+
+
+def _shoot(job: tuple) -> bytes:
+    camera, pose, seeds, dji, quality = job
+    with cv2_threads(1):
+        pixels = render_photo(_WORLD["world"], camera, pose, np.random.default_rng(list(seeds)), _WORLD["noise"])
+    return write_dji_jpeg(None, pixels, dji, quality=quality)
+
+
+def fly(world_dir: str | Path, out_dir: str | Path, plan: FlightPlan = FlightPlan(),
+        workers: int | None = None) -> FlightInfo:
     """Fly ``plan`` over the world at ``world_dir``; write DJI-style JPEGs and true/recorded poses to ``out_dir``.
 
-    Deterministic in (world, plan). Images are written atomically one by one; the pose files last.
+    Deterministic in (world, plan), whatever ``workers`` (processes rendering photos; default up to 2).
+    Images are written atomically one by one; the pose files last.
     """
     world = load_world(world_dir)
     if plan.camera not in CAMERAS:
@@ -194,21 +214,18 @@ def fly(world_dir: str | Path, out_dir: str | Path, plan: FlightPlan = FlightPla
     root = Path(out_dir)
     images = root / "images"
     images.mkdir(parents=True, exist_ok=True)
-    noise = NoiseField(info.seed, (0, 0, size, size))
     start = datetime(2026, 4, 10, 10, 0, 0) + timedelta(minutes=int(rng.integers(0, 240)))
     records: list[PhotoPose] = []
-    for i, nom in enumerate(progress(nominal, "flying", total=len(nominal), unit="img")):
+    jobs = []
+    for i, nom in enumerate(nominal):  # every random draw of the plan first, in order: deterministic
         true = replace(nom, pitch_deg=-90.0 + float(rng.normal(0, plan.tilt_deg)),
                        roll_deg=float(rng.normal(0, plan.tilt_deg)),
                        yaw_deg=nom.yaw_deg + float(rng.normal(0, 1.0)),
                        z=nom.z + float(rng.normal(0, 0.3)))
         rec = _noisy(true, rng, plan.gps_noise_m)
-        photo_rng = np.random.default_rng([info.seed, plan.seed, i])
-        pixels = render_photo(world, camera, true, photo_rng, noise)
         t_abs = replace(true, x=true.x + origin[0], y=true.y + origin[1])
         r_abs = replace(rec, x=rec.x + origin[0], y=rec.y + origin[1])
         lon, lat = to_lonlat(crs, r_abs.x, r_abs.y)
-        name = f"DJI_{i + 1:04d}.JPG"
         yaw = true_north_yaw_deg(crs, r_abs.x, r_abs.y, rec.yaw_deg)
         dji = DJIMeta(lon=float(lon), lat=float(lat), gps_altitude_m=round(ground_elev + rec.z, 3),
                       relative_altitude_m=round(rec.z, 2), gimbal_yaw_deg=round(yaw, 2),
@@ -216,8 +233,12 @@ def fly(world_dir: str | Path, out_dir: str | Path, plan: FlightPlan = FlightPla
                       flight_yaw_deg=round(yaw, 2), flight_pitch_deg=round(float(rng.normal(0, 2)), 2),
                       flight_roll_deg=round(float(rng.normal(0, 2)), 2), model=spec.model, focal_length_mm=spec.focal_mm,
                       focal_length_35mm=spec.focal_35mm, taken_at=start + timedelta(seconds=3 * i))
-        write_bytes(images / name, write_dji_jpeg(None, pixels, dji, quality=plan.jpeg_quality))
-        records.append(PhotoPose(name, t_abs, r_abs))
+        records.append(PhotoPose(f"DJI_{i + 1:04d}.JPG", t_abs, r_abs))
+        jobs.append((camera, true, (info.seed, plan.seed, i), dji, plan.jpeg_quality))
+    workers = default_workers(len(jobs)) if workers is None else workers
+    shots = ordered_map(_shoot, jobs, workers, _init_world, (str(info.root),))
+    for rec_, data in zip(records, progress(shots, "flying", total=len(jobs), unit="img"), strict=True):
+        write_bytes(images / rec_.name, data)
     _write_poses(root, records, crs, camera, spec, ground_elev, info, plan)
     log.info("flight %s: %d images over world %s", root, len(records), info.root)
     return FlightInfo(root, images, root / "poses.json", root / "poses.csv", info.root, len(records), info.crs,

@@ -29,6 +29,7 @@ from affine import Affine
 from rasterio.windows import Window
 from skysieve.datasets.layout import Climate, world_scene
 from skysieve.datasets.paint import GridView, NoiseField, paint
+from skysieve.datasets.parallel import cv2_threads, default_workers, ordered_map
 from skysieve.datasets.scene import Scene, Sun
 
 from skysieve.atomic import atomic_path, write_json
@@ -145,12 +146,36 @@ def _profile(crs, transform: Affine, n: int, count: int, dtype: str, **extra) ->
                 tiled=True, blockxsize=512, blockysize=512, BIGTIFF="IF_SAFER", NUM_THREADS="2", **extra)
 
 
+_STATE: dict = {}
+
+
+def _init_painter(seed: int, size_m: float, gsd_m: float) -> None:
+    """Per process: rebuild world ``seed``'s scene (deterministic) to paint windows of it."""
+    scene, climate = world_scene(seed, size_m)
+    n = int(round(size_m / gsd_m))
+    _STATE.update(scene=scene, bounds=scene.bounds_array(), style=climate.style(), gsd=gsd_m, n=n,
+                  noise=NoiseField(seed, (0, 0, n * gsd_m, n * gsd_m)))
+
+
+def _paint_window(rc: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Ortho (3 x rows x cols uint8) and heights (1 x rows x cols float32) of the window at (row, col)."""
+    r, c = rc
+    n, gsd = _STATE["n"], _STATE["gsd"]
+    h, w = min(_BLOCK, n - r), min(_BLOCK, n - c)
+    view = GridView(c * gsd, (n - r) * gsd, gsd, h, w)
+    with cv2_threads(1):
+        layers = paint(_STATE["scene"].shapes, _STATE["bounds"], view, _STATE["style"], _STATE["noise"], walls=False)
+        rgb = cv2.convertScaleAbs(layers.rgb, alpha=255.0)  # rounds and saturates
+    return np.ascontiguousarray(np.moveaxis(rgb, 2, 0)), layers.height[None]
+
+
 def make_world(out_dir: str | Path, seed: int, size_m: float = 600.0, gsd_m: float = 0.03,
-               lonlat: tuple[float, float] = (112.88, 36.12)) -> WorldInfo:
+               lonlat: tuple[float, float] = (112.88, 36.12), workers: int | None = None) -> WorldInfo:
     """Generate world ``seed``: a ``size_m`` square at ``lonlat`` (its centre, WGS 84), ortho at ``gsd_m``.
 
-    Deterministic: the same arguments give the same bytes. Rasters are painted and written in
-    windows of 2048 px; files appear atomically (a killed run leaves no half-written product).
+    Deterministic: the same arguments give the same bytes (whatever ``workers``). Rasters are painted in
+    windows of 2048 px (by ``workers`` processes; default: up to 2) and written window by window, so
+    memory does not grow with the world; files appear atomically (a killed run leaves no half product).
     """
     if not 20 <= size_m <= 5000:
         raise DatasetError(f"world size {size_m} m is out of range", hint="use 20 to 5000 m")
@@ -164,28 +189,24 @@ def make_world(out_dir: str | Path, seed: int, size_m: float = 600.0, gsd_m: flo
     n = int(round(size_m / gsd_m))
     transform = Affine(gsd_m, 0, origin[0], 0, -gsd_m, origin[1] + n * gsd_m)
     scene, climate = world_scene(seed, size_m)
-    style = climate.style()
-    noise = NoiseField(seed, (0, 0, n * gsd_m, n * gsd_m))
-    bounds = scene.bounds_array()
     windows = [(r, c) for r in range(0, n, _BLOCK) for c in range(0, n, _BLOCK)]
+    workers = default_workers(len(windows)) if workers is None else workers
     ortho_p = _profile(crs, transform, n, 3, "uint8", compress="JPEG", photometric="YCBCR", jpeg_quality=92)
     height_p = _profile(crs, transform, n, 1, "float32", compress="DEFLATE", predictor=3, zlevel=1, nodata=None)
     with atomic_path(root / "ortho.tif") as t_ortho, atomic_path(root / "height.tif") as t_height, \
             rasterio.open(t_ortho, "w", **ortho_p) as dst_o, rasterio.open(t_height, "w", **height_p) as dst_h:
-        for r, c in progress(windows, "painting world", total=len(windows), unit="win"):
-            h, w = min(_BLOCK, n - r), min(_BLOCK, n - c)
-            view = GridView(c * gsd_m, (n - r) * gsd_m, gsd_m, h, w)
-            layers = paint(scene.shapes, bounds, view, style, noise, walls=False)
-            rgb = cv2.convertScaleAbs(layers.rgb, alpha=255.0)  # rounds and saturates
-            win = Window(c, r, w, h)
-            dst_o.write(np.moveaxis(rgb, 2, 0), window=win)
-            dst_h.write(layers.height[None], window=win)
+        painted = ordered_map(_paint_window, windows, workers, _init_painter, (seed, size_m, gsd_m))
+        for (r, c), (rgb, height) in zip(windows, progress(painted, "painting world", total=len(windows),
+                                                           unit="win"), strict=True):
+            win = Window(c, r, rgb.shape[2], rgb.shape[1])
+            dst_o.write(rgb, window=win)
+            dst_h.write(height, window=win)
         dst_o.update_tags(SKYSIEVE_WORLD_SEED=str(seed))
     _write_truth(scene, root, crs, origin)
     meta = {"version": WORLD_VERSION, "seed": seed, "size_m": size_m, "gsd_m": gsd_m, "lonlat": list(lonlat),
             "crs": crs.to_string(), "origin_xy": origin.tolist(), "season": climate.season,
-            "weather": climate.weather, "ground_elevation_m": 700.0 + (seed * 37) % 500, "sun": asdict(climate.sun), "n_objects": len(scene.labelled()),
-            "n_sites": len(scene.sites), "digest": _scene_digest(scene),
+            "weather": climate.weather, "ground_elevation_m": 700.0 + (seed * 37) % 500, "sun": asdict(climate.sun),
+            "n_objects": len(scene.labelled()), "n_sites": len(scene.sites), "digest": _scene_digest(scene),
             "classes": {k: sum(o.cls == k for o in scene.objects) for k in ("tank", "chimney", "drum_stockpile")}}
     write_json(root / "world.json", meta)
     log.info("world %s: %d objects, %d sites, %s %s", root, meta["n_objects"], meta["n_sites"],

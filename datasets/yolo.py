@@ -18,6 +18,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from skysieve.datasets.parallel import cv2_threads
 from skysieve.datasets.realdata import import_real
 from skysieve.datasets.scene import CLASSES
 from skysieve.datasets.tiles import Tile, list_images, random_tile_spec, render_tile
@@ -50,8 +51,9 @@ def write_data_yaml(root: Path, names: tuple[str, ...] = CLASSES) -> Path:
 def _tile_job(args: tuple[int, int, int, tuple[float, float], tuple[str, ...]]) -> tuple[int, bytes, str]:
     seed, i, imgsz, gsd_range, backgrounds = args
     rng = np.random.default_rng([seed, i, 17])
-    tile: Tile = render_tile(random_tile_spec(rng, seed * 1_000_003 + i, imgsz, gsd_range),
-                             [Path(b) for b in backgrounds])
+    with cv2_threads(1):
+        tile: Tile = render_tile(random_tile_spec(rng, seed * 1_000_003 + i, imgsz, gsd_range),
+                                 [Path(b) for b in backgrounds])
     ok, buf = cv2.imencode(".jpg", tile.pixels[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
     return i, buf.tobytes(), yolo_lines(tile.boxes, imgsz, imgsz)
 
