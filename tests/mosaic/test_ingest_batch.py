@@ -10,7 +10,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -144,37 +143,47 @@ def test_cli_prints_summary_and_json(tmp_path: Path, bad_flight: Path, capsys: p
     assert "does not exist" in capsys.readouterr().err
 
 
-def _count_rows(gpkg: Path) -> int:
-    try:
-        con = sqlite3.connect(f"file:{gpkg}?mode=ro", uri=True, timeout=0.2)
-        try:
-            return con.execute('SELECT COUNT(*) FROM "images"').fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return 0
+_KILLED_CHILD = """
+import os, signal, sys
+from skysieve.gpkg import GeoPackage
+from skysieve.cli import main
+
+original, calls = GeoPackage.insert, [0]
+
+def rows_then_die(rows):
+    yield rows[0]
+    os.kill(os.getpid(), signal.SIGKILL)  # inside the transaction: after one INSERT, before COMMIT
+
+def insert(self, layer, rows, **kw):
+    if layer == "images":
+        calls[0] += 1
+        if calls[0] == 3:
+            rows = rows_then_die(list(rows))
+    return original(self, layer, rows, **kw)
+
+GeoPackage.insert = insert
+sys.exit(main(sys.argv[1:]))
+"""
 
 
 @pytest.mark.slow
 def test_kill_mid_ingest_leaves_a_valid_workspace_that_resumes(tmp_path: Path, bad_flight: Path) -> None:
     ws = Workspace.create(tmp_path / "ws")
     ws.save_section("ingest", {"commit_every": 2})
-    env = {**os.environ, "SKYSIEVE_PROGRESS": "0"}
-    proc = subprocess.Popen([sys.executable, "-m", "skysieve", "ingest", str(ws.root), str(bad_flight)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while proc.poll() is None and time.monotonic() < deadline and _count_rows(ws.root / "survey.gpkg") < 3:
-        time.sleep(0.01)
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    # a real ``skysieve ingest`` process, SIGKILLed while writing its third batch of rows
+    proc = subprocess.run([sys.executable, "-c", _KILLED_CHILD, "ingest", str(ws.root), str(bad_flight)],
+                          env={**os.environ, "SKYSIEVE_PROGRESS": "0"}, capture_output=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL
     con = sqlite3.connect(ws.root / "survey.gpkg")
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert con.execute('SELECT COUNT(*) FROM "images"').fetchone()[0] == 4  # two whole batches, no half one
     con.close()
-    done_before = _count_rows(ws.root / "survey.gpkg")
+    assert not (ws.flight_dir("county-a-0512") / "manifest.json").exists()  # written last, atomically
     ws = Workspace.open(ws.root)
     result = ingest_flight(ws, bad_flight)
-    assert result.skipped == done_before
+    assert result.skipped == 4
     rows = ws.gpkg.select("images")
     assert len(rows) == 17 and sum(r["status"] == "accepted" for r in rows) == 10
+    assert {Path(r["path"]).name: r["reason"].split(":")[0] for r in rows if r["status"] == "rejected"} == \
+        {k: v for k, v in EXPECTED_REJECTIONS.items() if v != "duplicate"}
     assert json.loads(result.manifest.read_text())["accepted"] == 10
