@@ -19,6 +19,7 @@ from pyproj import CRS, Transformer
 from shapely.geometry import Point, shape
 
 from skysieve.errors import DatasetError, ExportError
+from skysieve.progress import progress
 from skysieve.schema import DETECTIONS
 from skysieve.workspace import Workspace
 
@@ -85,7 +86,7 @@ def _stand_in_review(ws: Workspace, truth: list[tuple[str, shapely.Geometry]] | 
     for cls, gs in geoms.items():
         by_class[cls] = shapely.STRtree(gs)
     counts = {"confirmed": 0, "rejected": 0}
-    for d in pending:
+    for d in progress(pending, "stand-in review", total=len(pending)):
         centre = Point(d["x"], d["y"]) if d.get("x") is not None else d["geometry"].centroid
         if truth is None:
             ok = d["score"] >= s.min_score_without_truth

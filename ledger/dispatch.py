@@ -27,6 +27,7 @@ from shapely.geometry import box
 from skysieve.atomic import atomic_path
 from skysieve.errors import ExportError
 from skysieve.grid import Cell
+from skysieve.progress import progress
 from skysieve.workspace import Workspace
 
 from .chips import ortho_path, read_patch
@@ -161,7 +162,7 @@ def write_dispatch_html(ws: Workspace, team: str, records: Sequence[FieldRecord]
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = ['<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8">',
              f"<title>派发核查单 Dispatch sheet: {e(team)}</title><style>{_CSS}</style></head><body>"]
-    for i, r in enumerate(records, 1):
+    for i, r in enumerate(progress(records, f"{team}: HTML sheet", total=len(records)), 1):
         uri = amap_navigation_uri(r)
         rows = "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in _info_rows(r) if v.strip())
         chips = "".join(f'<img src="{_data_uri(p.read_bytes())}" alt="{e(p.name)}">' for p in r.chips[:s.max_evidence])
@@ -261,7 +262,7 @@ def write_dispatch_pdf(ws: Workspace, team: str, records: Sequence[FieldRecord],
         info = pdf.infodict()
         info["Title"] = f"Dispatch sheet {team}"
         info["Creator"] = "skysieve"
-        for i, r in enumerate(records, 1):
+        for i, r in enumerate(progress(records, f"{team}: PDF sheet", total=len(records)), 1):
             fig = _sheet_figure(ws, team, r, i, len(records), fp, cells, s, now)
             pdf.savefig(fig)
             plt.close(fig)

@@ -24,6 +24,7 @@ import shapely
 from shapely.geometry import Point
 
 from skysieve.gpkg import GeoPackage
+from skysieve.progress import progress
 from skysieve.schema import DETECTIONS
 from skysieve.workspace import Workspace
 
@@ -130,7 +131,7 @@ def _groups(dets: list[dict[str, Any]], radius_m: float) -> list[list[dict[str, 
 def _cut_chips(ws: Workspace, dets: list[dict[str, Any]], s: PushSettings) -> dict[str, str]:
     """det_id -> chip path relative to the workspace, for detections whose cell has a mosaic."""
     out: dict[str, str] = {}
-    for d in dets:
+    for d in progress(dets, "evidence chips", total=len(dets)):
         target = chip_path(ws, d["det_id"])
         if not target.exists():
             minx, miny, maxx, maxy = d["geometry"].bounds if d.get("geometry") is not None else (*_centre(d),) * 2
