@@ -60,7 +60,13 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
         raise UsageError("--n must be at least 1")
     path = build_dataset(args.out, args.n, imgsz=args.imgsz, gsd_range=args.gsd_range, seed=args.seed,
                          backgrounds=args.backgrounds, real=args.real, workers=args.workers)
-    emit(args, {"data_yaml": str(path), "n": args.n}, f"dataset {path.parent}: {args.n} tiles; train with {path}")
+    sheet = None
+    if args.sheet is not None:
+        from skysieve.datasets.sheet import contact_sheet
+
+        sheet = contact_sheet(path.parent, args.sheet)
+    emit(args, {"data_yaml": str(path), "n": args.n, "sheet": str(sheet) if sheet else None},
+         f"dataset {path.parent}: {args.n} tiles; train with {path}" + (f"; contact sheet {sheet}" if sheet else ""))
     return 0
 
 
@@ -100,5 +106,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     d.add_argument("--backgrounds", type=Path, help="folder of real aerial images to paint objects onto")
     d.add_argument("--real", type=Path, help="real labelled data (YOLO format) to add to the training split")
     d.add_argument("--workers", type=int, default=None, help="processes (default: up to 2)")
+    d.add_argument("--sheet", type=Path, help="also write a contact sheet PNG of 16 tiles with their boxes")
     add_json_flag(d)
     d.set_defaults(func=_cmd_dataset)

@@ -217,6 +217,12 @@ def paint(shapes: list[Shape], bounds: np.ndarray, view: GridView, style: PaintS
         if walls and (s.shadow or s.wall is not None):  # bodies only: lids and decorations have no walls
             _fill(wall, view, s, s.wall if s.wall is not None else tuple(0.7 * c for c in s.color))
         _fill(height, view, s, float(s.height_m))
+    if noise is not None and style.texture > 0 and raised:  # grime and wear on roofs, tanks and trees too
+        grain = noise.sample(view, slice(-1, None))
+        grain *= 0.8 * style.texture
+        grain += 1.0
+        high = height > 0
+        rgb[high] *= grain[high][:, None]
     if style.tint != (1.0, 1.0, 1.0):
         cv2.multiply(rgb, (*style.tint, 0.0), dst=rgb)
     if walls:

@@ -59,7 +59,9 @@ class Tile:
 def random_tile_spec(rng: np.random.Generator, seed: int, imgsz: int, gsd_range: tuple[float, float]) -> TileSpec:
     lo, hi = gsd_range
     gsd = float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
-    return TileSpec(seed, imgsz, gsd, float(rng.uniform(30, 150)), tuple(float(t) for t in rng.uniform(-0.45, 0.45, 2)),
+    # where in a photo the tile sits: mosaics keep the most nadir view, so mostly near the centre
+    tan = np.clip(rng.normal(0.0, 0.15, 2), -0.35, 0.35)
+    return TileSpec(seed, imgsz, gsd, float(rng.uniform(30, 150)), (float(tan[0]), float(tan[1])),
                     int(rng.integers(55, 96)), bool(rng.random() < 0.15))
 
 
@@ -144,8 +146,8 @@ def tile_scene(rng: np.random.Generator, half: float, toward, season: str, negat
 def boxes_for(scene: Scene, camera: Camera, pose: Pose, uv_offset: tuple[float, float], shape: tuple[int, int],
               min_visible: float = 0.5, min_px: float = 3.0) -> np.ndarray:
     """YOLO-ready boxes (N x 5: class index, x0, y0, x1, y1 in tile pixels) of the labelled objects:
-    bounds of the projected base and top outlines, clipped; dropped if less than ``min_visible`` of the
-    box is inside or a side is under ``min_px``."""
+    bounds of the projected base and top outlines, clipped; dropped if a side is under ``min_px`` or
+    less than ``min_visible`` of the box is inside (unless it is a chimney whose top is inside)."""
     rows, cols = shape
     out = []
     for obj in scene.labelled():
@@ -160,8 +162,11 @@ def boxes_for(scene: Scene, camera: Camera, pose: Pose, uv_offset: tuple[float, 
         cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, cols), min(y1, rows)
         if cx1 - cx0 < min_px or cy1 - cy0 < min_px:
             continue
-        if (cx1 - cx0) * (cy1 - cy0) < min_visible * (x1 - x0) * (y1 - y0):
-            continue
+        top = project(camera, pose, np.array([[*poly.mean(axis=0), obj.height_m]]))[0] - np.array(uv_offset)
+        top_inside = 0 <= top[0] < cols and 0 <= top[1] < rows
+        if (cx1 - cx0) * (cy1 - cy0) < min_visible * (x1 - x0) * (y1 - y0) and not (obj.cls == "chimney"
+                                                                                  and top_inside):
+            continue  # mostly outside; a chimney whose top is in view still counts
         out.append([CLASSES.index(obj.cls), cx0, cy0, cx1, cy1])
     return np.array(out, float).reshape(-1, 5)
 

@@ -1,0 +1,56 @@
+"""Contact sheets: a grid of dataset tiles with their label boxes, so a reader sees what the model learns from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+from skysieve.datasets.scene import CLASSES
+
+from skysieve.atomic import atomic_path
+from skysieve.errors import DatasetError
+
+__all__ = ["contact_sheet", "CLASS_COLORS_BGR"]
+
+#: box colours per class (OpenCV BGR): tank red, chimney green, drum stockpile blue
+CLASS_COLORS_BGR = ((40, 40, 230), (40, 200, 40), (230, 120, 30))
+
+
+def contact_sheet(dataset_dir: str | Path, out_png: str | Path, n: int = 16, cols: int = 4, cell_px: int = 320,
+                  split: str = "train") -> Path:
+    """Draw the first ``n`` synthetic tiles of ``split`` with their YOLO boxes into a ``cols``-wide grid PNG."""
+    root = Path(dataset_dir)
+    images = sorted(p for p in (root / "images" / split).glob("*.jpg") if not p.name.startswith("real_"))[:n]
+    if not images:
+        raise DatasetError(f"no tiles in images/{split}", path=root, hint="build the dataset first")
+    cells = []
+    for img_path in images:
+        img = cv2.imread(str(img_path))
+        h, w = img.shape[:2]
+        scale = cell_px / max(h, w)
+        img = cv2.resize(img, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA)
+        label = root / "labels" / split / (img_path.stem + ".txt")
+        for line in label.read_text().splitlines() if label.exists() else []:
+            c, cx, cy, bw, bh = (float(v) for v in line.split())
+            p0 = (int((cx - bw / 2) * img.shape[1]), int((cy - bh / 2) * img.shape[0]))
+            p1 = (int((cx + bw / 2) * img.shape[1]), int((cy + bh / 2) * img.shape[0]))
+            cv2.rectangle(img, p0, p1, CLASS_COLORS_BGR[int(c)], 2)
+        cell = np.full((cell_px, cell_px, 3), 255, np.uint8)
+        cell[:img.shape[0], :img.shape[1]] = img
+        cells.append(cv2.copyMakeBorder(cell, 2, 2, 2, 2, cv2.BORDER_CONSTANT, value=(255, 255, 255)))
+    while len(cells) % cols:
+        cells.append(np.full_like(cells[0], 255))
+    grid = np.vstack([np.hstack(cells[i:i + cols]) for i in range(0, len(cells), cols)])
+    legend = np.full((36, grid.shape[1], 3), 255, np.uint8)
+    x = 10
+    for name, color in zip(CLASSES, CLASS_COLORS_BGR, strict=True):
+        cv2.rectangle(legend, (x, 10), (x + 22, 28), color, 2)
+        cv2.putText(legend, name, (x + 30, 26), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (30, 30, 30), 1, cv2.LINE_AA)
+        x += 60 + 12 * len(name)
+    cv2.putText(legend, "synthetic tiles, 2-10 cm/px; unboxed round things are hard negatives", (x + 10, 26),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.5, (90, 90, 90), 1, cv2.LINE_AA)
+    out = Path(out_png)
+    with atomic_path(out, suffix=".png") as tmp:
+        cv2.imwrite(str(tmp), np.vstack([legend, grid]))
+    return out
