@@ -3,7 +3,7 @@
 For each suspect: a map chip cut from the cell mosaics with the spot marked (and the site outline),
 the coordinates in WGS 84 and GCJ-02, a QR code that opens Amap navigation to the spot, the
 evidence chips, and boxes for the team's findings. The HTML is one self-contained file (images
-inlined) that prints one suspect per page; the PDF is drawn with matplotlib (Agg) using a CJK font
+inlined) that prints one suspect per page; the PDF is drawn with matplotlib (its PDF backend, no pyplot) using a CJK font
 found on the system (Debian: ``fonts-wqy-microhei`` or ``fonts-noto-cjk``).
 """
 
@@ -205,10 +205,11 @@ def find_cjk_font() -> Path:
 
 def _sheet_figure(ws: Workspace, team: str, r: FieldRecord, i: int, n: int, fp, cells: Sequence[Cell],
                   s: SheetSettings, now: str):
-    """One A4 matplotlib figure for suspect ``r`` (page ``i`` of ``n``)."""
-    import matplotlib.pyplot as plt
+    """One A4 matplotlib figure for suspect ``r`` (page ``i`` of ``n``); no pyplot, so no global backend state."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
 
-    fig = plt.figure(figsize=(8.27, 11.69))  # A4, inches
+    fig = Figure(figsize=(8.27, 11.69))  # A4, inches
     fig.text(0.06, 0.955, f"派发核查单 {r.suspect_id} · {team}", fontproperties=fp, fontsize=16)
     fig.text(0.06, 0.94, f"{i}/{n} · {now}", fontproperties=fp, fontsize=8, color="#555")
     ax = fig.add_axes((0.06, 0.56, 0.44, 0.37))
@@ -238,7 +239,7 @@ def _sheet_figure(ws: Workspace, team: str, r: FieldRecord, i: int, n: int, fp, 
              "处置措施 Measures: □ 停产整顿 □ 拆除设备 □ 关闭取缔 □ 移送公安/司法", "核查人 / 日期 Checked by / date:")
     for j, label in enumerate(boxes):
         top = 0.31 - j * 0.07
-        fig.add_artist(plt.Rectangle((0.06, top - 0.06), 0.88, 0.06, fill=False, lw=0.8, transform=fig.transFigure))
+        fig.add_artist(Rectangle((0.06, top - 0.06), 0.88, 0.06, fill=False, lw=0.8, transform=fig.transFigure))
         fig.text(0.07, top - 0.015, label, fontproperties=fp, fontsize=9, color="#333")
     return fig
 
@@ -247,9 +248,6 @@ def write_dispatch_pdf(ws: Workspace, team: str, records: Sequence[FieldRecord],
                        s: SheetSettings = SheetSettings()) -> Path:
     """One PDF dispatch sheet for ``team``: an A4 page per suspect, Chinese text in an embedded CJK font."""
     import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
     from matplotlib import font_manager
     from matplotlib.backends.backend_pdf import PdfPages
 
@@ -263,9 +261,7 @@ def write_dispatch_pdf(ws: Workspace, team: str, records: Sequence[FieldRecord],
         info["Title"] = f"Dispatch sheet {team}"
         info["Creator"] = "skysieve"
         for i, r in enumerate(progress(records, f"{team}: PDF sheet", total=len(records)), 1):
-            fig = _sheet_figure(ws, team, r, i, len(records), fp, cells, s, now)
-            pdf.savefig(fig)
-            plt.close(fig)
+            pdf.savefig(_sheet_figure(ws, team, r, i, len(records), fp, cells, s, now))
     return out
 
 
