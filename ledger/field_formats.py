@@ -26,7 +26,7 @@ from pyproj import CRS
 from skysieve.atomic import atomic_path
 from skysieve.gpkg import Column, GeoPackage, LayerSpec, encode_geometry
 
-from .records import RECORD_COLUMNS, FieldRecord, record_values
+from .records import RECORD_COLUMNS, FieldRecord, amap_navigation_uri, record_values
 
 __all__ = ["write_geojson", "write_gpx", "write_csv", "write_gpkg", "neutralise_formula", "xml_text", "xml_attr",
            "xml_cdata"]
@@ -84,7 +84,7 @@ def write_geojson(records: Sequence[FieldRecord], out: Path) -> Path:
 
 
 def write_gpx(records: Sequence[FieldRecord], out: Path) -> Path:
-    """GPX 1.1 waypoints (WGS 84): name = id + place, desc = category, evidence, status."""
+    """GPX 1.1 waypoints (WGS 84): name = id + place, desc = category, evidence, status; link = Amap navigation."""
     parts = ['<?xml version="1.0" encoding="UTF-8"?>\n',
              '<gpx version="1.1" creator="skysieve" xmlns="http://www.topografix.com/GPX/1/1">\n',
              "<metadata><name>skysieve suspects</name></metadata>\n"]
@@ -94,6 +94,7 @@ def write_gpx(records: Sequence[FieldRecord], out: Path) -> Path:
             desc += f"; {r.note}"
         parts.append(f'<wpt lat="{r.lat:.7f}" lon="{r.lon:.7f}"><name>{xml_text(r.name)}</name>'
                      f"<cmt>{xml_text(r.site_name)}</cmt><desc>{xml_text(desc)}</desc>"
+                     f"<link href={xml_attr(amap_navigation_uri(r))}><text>高德导航 Amap navigation</text></link>"
                      f"<sym>Flag</sym><type>{xml_text(r.status)}</type></wpt>\n")
     parts.append("</gpx>\n")
     with atomic_path(out) as tmp:
@@ -102,14 +103,16 @@ def write_gpx(records: Sequence[FieldRecord], out: Path) -> Path:
 
 
 def write_csv(records: Sequence[FieldRecord], out: Path) -> Path:
-    """CSV (UTF-8 with BOM, so Excel reads Chinese) with WGS 84, GCJ-02 and BD-09 columns (degrees)."""
-    cols = (*RECORD_COLUMNS, "det_ids")
+    """CSV (UTF-8 with BOM, so Excel reads Chinese) with WGS 84, GCJ-02 and BD-09 columns (degrees) and an
+    Amap navigation link."""
+    cols = (*RECORD_COLUMNS, "det_ids", "amap_uri")
     with atomic_path(out) as tmp, tmp.open("w", encoding="utf-8-sig", newline="") as f:
         w = csv.writer(f)
         w.writerow(cols)
         for r in records:
             vals = record_values(r)
             vals["det_ids"] = " ".join(r.det_ids)
+            vals["amap_uri"] = amap_navigation_uri(r)
             row = []
             for c in cols:
                 v = vals[c]

@@ -128,6 +128,7 @@ def test_gpx_waypoints_read_back_with_gpxpy(ledger, tmp_path: Path) -> None:
         assert w.type == r.status
     w1 = next(w for w in gpx.waypoints if w.name.startswith("S00001"))
     assert w1.name == "S00001 丹朱镇 东关村" and NASTY_CLEAN in w1.description
+    assert w1.link.startswith("https://uri.amap.com/navigation?to=") and "&mode=car" in w1.link
 
 
 def test_csv_has_three_datums_and_no_live_formulas(ledger, tmp_path: Path) -> None:
@@ -148,6 +149,8 @@ def test_csv_has_three_datums_and_no_live_formulas(ledger, tmp_path: Path) -> No
     assert rows["S00001"]["note"] == "'" + NASTY  # the formula is inert text
     assert rows["S00002"]["team"] == "'-team <b>"
     assert rows["S00001"]["det_ids"] == "d1 d2"
+    rec = ledger["records"]["S00001"]
+    assert f"to={rec.gcj_lon:.6f},{rec.gcj_lat:.6f}," in rows["S00001"]["amap_uri"]
     stored = {r[1] for r in ledger["ws"].gpkg.connection().execute("PRAGMA table_info(suspects)")}
     assert not any("gcj" in c or "bd" in c for c in stored)  # offset datums are never stored
     for row in rows.values():
