@@ -5,8 +5,8 @@ folder with ``n`` suspects (points, outlines, 1 in 100 with an evidence chip), t
 
 - loading the records (ledger -> WGS 84 + GCJ-02 + BD-09, outlines reprojected), once;
 - each data format (GeoJSON, KML, KMZ, GPX, CSV, GeoPackage) from those records;
-- the HTML and PDF dispatch sheets for ``--sheets`` suspects (per-suspect cost; they are printed for
-  one team at a time, not for the whole county).
+- the HTML and PDF dispatch sheets of one team with ``--sheets`` suspects (per-suspect cost; sheets are
+  printed for one team at a time, not for the whole county).
 
 Figures are printed as seconds and as ratios to a baseline measured in the same run: ``json.dumps``
 of the records' flat columns (the least any text export must do).
@@ -18,6 +18,7 @@ import argparse
 import json
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -106,7 +107,7 @@ def main() -> None:
         verdict = "meets" if cpu < 5.0 else "misses"
         print(f"{'TOTAL (load + 6 fmts)':<22}{wall:>8.3f}{cpu:>8.3f}{cpu / baseline[1]:>16.1f}   CPU time {verdict} "
               f"the 5 s target")
-        some = records[: args.sheets]
+        some = [replace(r, team="第1组") for r in records[: args.sheets]]  # one team's sheet
         for fmt in ("html", "pdf"):
             try:
                 t = timed(export_records, ws, some, fmt, out / f"sheets-{fmt}", repeat=1)
