@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -75,6 +77,7 @@ class IngestSettings:
     min_climb_m: float = 10.0
     coverage_png: bool = True
     commit_every: int = 50  # rows per database transaction
+    workers: int = 0  # threads decoding photos (0: up to 4, one per CPU)
 
     def quality(self) -> QualitySettings:
         return QualitySettings(reduce_factor=self.reduce_factor, min_width_px=self.min_width_px, dark_p98=self.dark_p98,
@@ -206,7 +209,7 @@ def _list_files(flight_dir: Path) -> tuple[list[Path], int]:
 
 
 # -- per-photo analysis ----------------------------------------------------------------------------------------
-def _analyse(ph: _Photo, data: bytes, settings: IngestSettings, needs_features_if_no_xmp: bool) -> None:
+def _analyse(ph: _Photo, data: bytes, settings: IngestSettings) -> None:
     """Metadata, early rejections and the reduced decode of one photo (fills ``ph``)."""
     if not is_jpeg(data[:4]):
         try:
@@ -251,8 +254,50 @@ def _analyse(ph: _Photo, data: bytes, settings: IngestSettings, needs_features_i
     if problem:
         ph.fail(*problem)
         return
-    if needs_features_if_no_xmp and meta.relative_altitude_m is None:
+    if meta.relative_altitude_m is None:  # the height may have to come from the images
         ph.features = detect_features(reduced.pixels, reduced.scale, settings.altitude())
+
+
+def _read_and_analyse(files: list[Path], flight_dir: Path, flight_id: str, known: dict[str, str],
+                      settings: IngestSettings) -> tuple[list[_Photo], int]:
+    """Hash every file (in order, so duplicates are told apart) and analyse the new ones on worker threads.
+
+    Pillow's decoder, hashlib and OpenCV release the GIL, so the threads decode in parallel. At most
+    ``2 * workers`` files are held in memory at once. Returns the photos (in file order) and how many
+    were skipped as already ingested.
+    """
+    workers = settings.workers or min(4, os.cpu_count() or 1)
+    photos: list[_Photo] = []
+    skipped = 0
+    seen: dict[str, str] = {}
+    in_flight: deque[Future] = deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as pool:
+        for path in progress(files, desc=f"ingest {flight_id}", total=len(files), unit="photo"):
+            rel = path.relative_to(flight_dir).as_posix()
+            ph = _Photo(rel, path, f"{flight_id}/{rel}")
+            try:
+                data = path.read_bytes()
+            except OSError as e:
+                ph.fail("unreadable", f"cannot read the file: {e.strerror or e}")
+                photos.append(ph)
+                continue
+            ph.sha256 = hashlib.sha256(data).hexdigest()
+            first = known.get(ph.sha256) or seen.get(ph.sha256)
+            if first == ph.image_id:
+                skipped += 1
+                continue
+            photos.append(ph)
+            if first is not None:
+                ph.duplicate_of = first
+                ph.fail("duplicate", f"same content as {first}")
+                continue
+            seen[ph.sha256] = ph.image_id
+            in_flight.append(pool.submit(_analyse, ph, data, settings))
+            while len(in_flight) > 2 * workers:
+                in_flight.popleft().result()
+        for fut in in_flight:
+            fut.result()
+    return photos, skipped
 
 
 # -- flight-wide decisions -------------------------------------------------------------------------------------
@@ -434,31 +479,7 @@ def ingest_flight(ws: Workspace, flight_dir: str | Path, flight_id: str | None =
         known = {r[0]: r[1] for r in ws.gpkg.connection().execute('SELECT sha256, image_id FROM "images"')
                  if r[0] is not None}
 
-    photos: list[_Photo] = []
-    skipped = 0
-    seen: dict[str, str] = {}
-    for path in progress(files, desc=f"ingest {flight_id}", total=len(files), unit="photo"):
-        rel = path.relative_to(flight_dir).as_posix()
-        ph = _Photo(rel, path, f"{flight_id}/{rel}")
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            ph.fail("unreadable", f"cannot read the file: {e.strerror or e}")
-            photos.append(ph)
-            continue
-        ph.sha256 = hashlib.sha256(data).hexdigest()
-        first = known.get(ph.sha256) or seen.get(ph.sha256)
-        if first == ph.image_id:
-            skipped += 1
-            continue
-        if first is not None:
-            ph.duplicate_of = first
-            ph.fail("duplicate", f"same content as {first}")
-            photos.append(ph)
-            continue
-        seen[ph.sha256] = ph.image_id
-        _analyse(ph, data, settings, needs_features_if_no_xmp=True)
-        photos.append(ph)
+    photos, skipped = _read_and_analyse(files, flight_dir, flight_id, known, settings)
 
     placed = [p for p in photos if p.meta is not None and p.meta.has_gps]
     if placed:
