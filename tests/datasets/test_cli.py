@@ -1,0 +1,32 @@
+"""``skysieve synth``: each subcommand runs, prints its summary, and refuses bad arguments with a message."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from skysieve.cli import main
+
+
+def test_synth_world_flight_dataset(tmp_path, capsys):
+    assert main(["synth", "world", str(tmp_path / "w"), "--seed", "2", "--size-m", "60", "--gsd", "0.1",
+                 "--json"]) == 0
+    world = json.loads(capsys.readouterr().out)
+    assert world["crs"] == "EPSG:4547" and (tmp_path / "w" / "ortho.tif").is_file()
+    assert main(["synth", "flight", str(tmp_path / "w"), str(tmp_path / "f"), "--altitude", "30", "--scale", "0.06",
+                 "--area", "20,20,40,40", "--gps-noise", "0"]) == 0
+    assert "images" in capsys.readouterr().out
+    assert len(list((tmp_path / "f" / "images").glob("DJI_*.JPG"))) >= 2
+    assert main(["synth", "dataset", str(tmp_path / "d"), "--n", "2", "--imgsz", "96", "--workers", "1",
+                 "--sheet", str(tmp_path / "sheet.png")]) == 0
+    assert (tmp_path / "d" / "data.yaml").is_file() and (tmp_path / "sheet.png").stat().st_size > 1000
+
+
+def test_synth_errors_are_messages(tmp_path, capsys):
+    assert main(["synth", "flight", str(tmp_path), str(tmp_path / "f")]) == 1
+    assert "no synthetic world" in capsys.readouterr().err
+    assert main(["synth", "world", str(tmp_path / "w"), "--size-m", "1"]) == 1
+    assert "out of range" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["synth", "dataset", str(tmp_path / "d"), "--n", "3", "--gsd-range", "fast"])
