@@ -98,7 +98,10 @@ def render_coverage(cells: Sequence[tuple[str, shapely.Polygon, float]], accepte
 
 
 def draw_coverage(ws: Workspace, path: str | Path, flight_rows: Sequence[dict[str, Any]], title: str) -> Path:
-    """Write the coverage PNG of a flight's ``images`` rows to ``path`` (atomically); returns the path."""
+    """Write the coverage PNG of a flight's ``images`` rows to ``path`` (atomically); returns the path.
+
+    ``title`` heads the picture (the flight and its counts).
+    """
     import cv2
 
     accepted = [r for r in flight_rows if r["status"] == "accepted"]
@@ -109,9 +112,7 @@ def draw_coverage(ws: Workspace, path: str | Path, flight_rows: Sequence[dict[st
         union = shapely.union_all([r["geometry"] for r in accepted if r.get("geometry") is not None])
         for cell in ws.cells(f"cell_id IN ({','.join('?' * len(cell_ids))})", tuple(cell_ids)):
             cells.append((cell.cell_id, cell.geometry, cell.geometry.intersection(union).area / cell.geometry.area))
-    n_rej = sum(1 for r in flight_rows if r["status"] != "accepted")
-    img = render_coverage(cells, accepted, rejected_xy, f"{title}: {len(accepted)} accepted, {n_rej} rejected "
-                          "(colour: photos overlapping)")
+    img = render_coverage(cells, accepted, rejected_xy, f"{title} (colour: photos overlapping; x: rejected)")
     with atomic_path(path, suffix=".png") as tmp:
         if not cv2.imwrite(str(tmp), img):
             raise OSError(f"could not write {path}")

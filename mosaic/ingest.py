@@ -1,8 +1,8 @@
 """Flight ingest: photos in a folder -> the ``images`` layer, ``flights/<id>/manifest.json`` and a coverage picture.
 
 For each photo: hash, EXIF/XMP, a reduced decode (quality, and features when the height must be
-estimated), then flight-wide decisions (blur against the flight's own sharpness, height above ground,
-yaw from the direction of travel), the ground footprint through :mod:`skysieve.camera`, its ground
+estimated), then flight-wide decisions (blur against the neighbouring frames and the flight, height
+above ground, yaw from the direction of travel), the ground footprint through :mod:`skysieve.camera`, its ground
 sample distance and the grid cells it touches. Bad photos are rejected one by one with a reason
 (``REASONS``); the batch goes on.
 
@@ -15,6 +15,7 @@ photos against the flight's stored ones (sharpness, take-off altitude, estimated
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -403,7 +404,8 @@ def _decide_yaw(ws: Workspace, placed: list[_Photo]) -> None:
         p.yaw_grid_deg, p.yaw_source = yaw, source
 
 
-def _place(ws: Workspace, p: _Photo, settings: IngestSettings) -> None:
+def _place(p: _Photo) -> None:
+    """Footprint (workspace CRS) and ground sample distance of a photo with its pose decided."""
     camera = p.cam.camera()
     pose = Pose(p.x, p.y, p.height_m, p.yaw_grid_deg, p.pitch_deg, p.roll_deg)
     try:
@@ -496,8 +498,8 @@ def ingest_flight(ws: Workspace, flight_dir: str | Path, flight_id: str | None =
     evidence = _decide_heights(photos, stored, altitude_m, settings)
     for p in photos:
         if p.ok:
-            _place(ws, p, settings)
-        if p.ok:
+            _place(p)
+        if p.ok:  # (placing can reject: a view reaching the horizon)
             p.cells = [c.cell_id for c in ws.cells_touching(p.footprint)]
         p.features = None  # free memory
 
@@ -529,7 +531,9 @@ def ingest_flight(ws: Workspace, flight_dir: str | Path, flight_id: str | None =
     if settings.coverage_png:
         from .coverage import draw_coverage
 
-        draw_coverage(ws, result.coverage_png, flight_rows, f"flight {flight_id}")
+        n_rejected = sum(1 for r in flight_rows if r["status"] != "accepted") + result.rejected.get("duplicate", 0)
+        draw_coverage(ws, result.coverage_png, flight_rows,
+                      f"flight {flight_id}: {len(accepted_rows)} accepted, {n_rejected} rejected")
     log.info(result.text())
     return result
 
@@ -541,8 +545,6 @@ def _write_manifest(ws: Workspace, flight_id: str, flight_dir: Path, flight_rows
     path = result.manifest
     previous: list[dict[str, Any]] = []
     if path.exists():
-        import json
-
         try:
             previous = [e for e in json.loads(path.read_text("utf-8")).get("images", []) if e.get("duplicate_of")]
         except (ValueError, OSError):
