@@ -26,6 +26,7 @@ class Misfit:
     n_patches: int
     n_tried: int
     offsets_m: np.ndarray  # n x 2 (dx east, dy north) per accepted patch
+    centres_px: np.ndarray  # n x 2 (col, row) of each accepted patch's centre on the compared grid
 
     @property
     def mean_offset_m(self) -> float:
@@ -49,7 +50,7 @@ def compare_rasters(mosaic: np.ndarray, reference: np.ndarray, valid: np.ndarray
     ga, gb = grey(mosaic), grey(reference)
     win = cv2.createHanningWindow((patch_px, patch_px), cv2.CV_32F)
     max_shift = max_shift_px if max_shift_px is not None else patch_px / 4
-    offs, tried = [], 0
+    offs, centres, tried = [], [], 0
     h, w = ga.shape
     for r in range(0, h - patch_px + 1, patch_px):
         for c in range(0, w - patch_px + 1, patch_px):
@@ -62,14 +63,17 @@ def compare_rasters(mosaic: np.ndarray, reference: np.ndarray, valid: np.ndarray
             (sx, sy), resp = cv2.phaseCorrelate(pb - pb.mean(), pa - pa.mean(), win)
             if resp >= min_response and abs(sx) <= max_shift and abs(sy) <= max_shift:
                 offs.append((sx, sy))
+                centres.append((c + patch_px / 2, r + patch_px / 2))
     if not offs:
-        return Misfit(float("nan"), float("nan"), float("nan"), float("nan"), 0, tried, np.zeros((0, 2)))
+        return Misfit(float("nan"), float("nan"), float("nan"), float("nan"), 0, tried, np.zeros((0, 2)),
+                      np.zeros((0, 2)))
     o = np.array(offs)  # pixels: +x = mosaic content lies to the east (right), +y = to the south (down)
     mean = o.mean(0)
     local = np.linalg.norm(o - mean, axis=1)
     p90 = float(np.percentile(local, 90))
     off_m = np.column_stack([o[:, 0] * gsd_m, -o[:, 1] * gsd_m])
-    return Misfit(float(mean[0] * gsd_m), float(-mean[1] * gsd_m), p90, p90 * gsd_m, len(o), tried, off_m)
+    return Misfit(float(mean[0] * gsd_m), float(-mean[1] * gsd_m), p90, p90 * gsd_m, len(o), tried, off_m,
+                  np.array(centres, dtype=float))
 
 
 def read_on_grid(path: str, grid: OutputGrid) -> tuple[np.ndarray, np.ndarray]:

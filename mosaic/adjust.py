@@ -1,18 +1,20 @@
 """Place every photo of a cell on the ground at once: tie points plus GPS as a weighted prior.
 
 Each photo starts at its GPS placement ``H_i`` (pixels -> ground, from :mod:`skysieve.camera`). The
-adjustment finds, per photo, a small similarity on the ground about its camera position ``c_i``::
+adjustment finds, per photo, a small affine correction on the ground about its camera position ``c_i``::
 
-    g' = g + [[a, -b], [b, a]] (g - c_i) + (tx, ty)
+    g' = g + A_i (g - c_i) + t_i
 
-(``a`` ~ scale error, ``b`` ~ yaw error in radians, ``t`` the GPS error in metres). Tie residuals
-``g'_i - g'_j`` (metres) and the priors ``a/σ_scale``, ``b/σ_yaw``, ``t/σ_gps`` are linear in the
-parameters, so the Jacobian is one constant sparse matrix and the (4 n x 4 n) normal equations are
-tiny and sparse: iteratively reweighted least squares with a Huber loss (scipy.sparse) solves it in
-milliseconds, robust to the odd wrong match. A photo without ties keeps its GPS placement (its prior holds it at zero).
+``A_i``'s similar part is the scale (height) and yaw error, its non-similar part (shear, anisotropy) what a
+sloping ground does to a nadir photo, held close to zero by a tight prior; ``t_i`` is the GPS error
+(metres). Tie residuals ``g'_i - g'_j`` (metres) and the priors are linear in the parameters, so each
+Gauss-Newton step is one sparse least-squares problem whose (6 n x 6 n) normal equations are tiny:
+iteratively reweighted least squares with a Huber loss (scipy.sparse) solves it in milliseconds, robust
+to the odd wrong match. A photo without ties keeps its GPS placement (its prior holds it there).
 
-A 2-D placement cannot see a bias shared by all GPS fixes; with independent per-photo noise the mean of
-many photos is what pins the mosaic to the ground.
+Gross yaw errors (a line flown with the recorded yaw 180 degrees off) are found first from the pairs'
+relative rotations (:func:`gross_yaw_errors`). A 2-D placement cannot see a bias shared by all GPS
+fixes; with independent per-photo noise the mean of many photos is what pins the mosaic to the ground.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import scipy.sparse.linalg as spla
 from skysieve.mosaic.matching import TiePair
 from skysieve.mosaic.photos import Photo, apply_homography, ground_homography
 
-__all__ = ["AdjustSettings", "Adjustment", "adjust"]
+__all__ = ["AdjustSettings", "Adjustment", "adjust", "gross_yaw_errors"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,7 @@ class AdjustSettings:
     tie_sigma_px: float = 1.0  # tie-point precision, in matching pixels
     huber_sigmas: float = 3.0  # residuals beyond this many sigmas count linearly
     outer_iterations: int = 4  # re-linearisations
+    shear_sigma: float = 0.01  # non-similar part of a photo's correction (ground slope); ~0 = similarity only
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,9 @@ class Adjustment:
     n_outliers: int  # ties whose residual after adjustment exceeds 3 sigma
 
 
+NP = 6  # parameters per photo: a11, a12, a21, a22, tx, ty
+
+
 def _tie_rows(ties: list[TiePair], h0: list[np.ndarray], centres: np.ndarray, n: int):
     """Sparse Jacobian rows and constant part of the tie residuals (metres)."""
     rows, cols, vals, r0 = [], [], [], []
@@ -72,20 +78,30 @@ def _tie_rows(ties: list[TiePair], h0: list[np.ndarray], centres: np.ndarray, n:
         m = len(gi)
         rx = k + 2 * np.arange(m)
         ry = rx + 1
+        ones = np.ones(m)
         for photo, d, sign in ((tp.i, di, 1.0), (tp.j, dj, -1.0)):
-            base = 4 * photo
-            # x row: dx*a - dy*b + tx ; y row: dy*a + dx*b + ty
+            base = NP * photo
+            # x row: a11 dx + a12 dy + tx ; y row: a21 dx + a22 dy + ty
             rows += [rx, rx, rx, ry, ry, ry]
-            cols += [np.full(m, base), np.full(m, base + 1), np.full(m, base + 2), np.full(m, base),
-                     np.full(m, base + 1), np.full(m, base + 3)]
-            vals += [sign * d[:, 0], -sign * d[:, 1], np.full(m, sign), sign * d[:, 1], sign * d[:, 0],
-                     np.full(m, sign)]
+            cols += [np.full(m, base), np.full(m, base + 1), np.full(m, base + 4), np.full(m, base + 2),
+                     np.full(m, base + 3), np.full(m, base + 5)]
+            vals += [sign * d[:, 0], sign * d[:, 1], sign * ones, sign * d[:, 0], sign * d[:, 1], sign * ones]
         r0.append((gi - gj).ravel())
         k += 2 * m
     if not k:
-        return sp.csr_matrix((0, 4 * n)), np.zeros(0)
-    j = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(k, 4 * n))
+        return sp.csr_matrix((0, NP * n)), np.zeros(0)
+    j = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(k, NP * n))
     return j, np.concatenate(r0)
+
+
+def _prior(n: int, settings: AdjustSettings) -> sp.csr_matrix:
+    """Prior rows per photo: scale (a11, a22), rotation (a12, a21), GPS (tx, ty), and the non-similar part
+    (a11 - a22, a12 + a21), which only ground slope and lens effects produce."""
+    s, r, g, sh = settings.scale_sigma, math.radians(settings.yaw_sigma_deg), settings.gps_sigma_m, settings.shear_sigma
+    block = np.array([[1 / s, 0, 0, 0, 0, 0], [0, 1 / r, 0, 0, 0, 0], [0, 0, 1 / r, 0, 0, 0], [0, 0, 0, 1 / s, 0, 0],
+                      [0, 0, 0, 0, 1 / g, 0], [0, 0, 0, 0, 0, 1 / g], [1 / sh, 0, 0, -1 / sh, 0, 0],
+                      [0, 1 / sh, 1 / sh, 0, 0, 0]])
+    return sp.block_diag([block] * n, format="csr")
 
 
 def _irls(jac: sp.csr_matrix, r0: np.ndarray, n_tie_rows: int, huber: float, iterations: int = 8) -> np.ndarray:
@@ -108,25 +124,70 @@ def _irls(jac: sp.csr_matrix, r0: np.ndarray, n_tie_rows: int, huber: float, ite
     return x
 
 
+def gross_yaw_errors(photos: list[Photo], ties: list[TiePair], min_deg: float = 20.0) -> dict[int, float]:
+    """Photos whose recorded yaw the images contradict by more than ``min_deg``: {index: correction, degrees
+    clockwise}. Relative rotations of matched pairs are chained from the best-connected photo over a
+    spanning tree, then centred on the majority, so a whole line flown with a yaw 180 degrees off (seen on
+    real DJI flights) is turned back before the small-angle adjustment.
+    """
+    import cv2
+
+    n = len(photos)
+    h0 = [ground_homography(p) for p in photos]
+    edges: dict[int, list[tuple[int, float]]] = {i: [] for i in range(n)}
+    for t in ties:
+        gi, gj = apply_homography(h0[t.i], t.uv_i), apply_homography(h0[t.j], t.uv_j)
+        o = gi.mean(0)
+        m, _ = cv2.estimateAffinePartial2D((gi - o).astype(np.float32), (gj - o).astype(np.float32))
+        if m is None:
+            continue
+        theta = math.atan2(m[1, 0], m[0, 0])  # counter-clockwise rotation taking i's placement onto j's
+        edges[t.i].append((t.j, theta))
+        edges[t.j].append((t.i, -theta))
+    delta = np.full(n, np.nan)  # counter-clockwise correction of each photo (radians)
+    for root in sorted(range(n), key=lambda k: -len(edges[k])):
+        if not np.isnan(delta[root]) or not edges[root]:
+            continue
+        delta[root] = 0.0
+        stack = [root]
+        while stack:
+            i = stack.pop()
+            for j, theta in edges[i]:
+                if np.isnan(delta[j]):
+                    delta[j] = delta[i] + theta
+                    stack.append(j)
+        comp = ~np.isnan(delta)
+        # centre on the majority: the circular median-ish (mean of the angles in the largest 60-degree bin)
+        angles = np.mod(delta[comp], 2 * math.pi)
+        bins = np.round(angles / (math.pi / 3)).astype(int) % 6
+        major = np.bincount(bins, minlength=6).argmax()
+        ref = math.atan2(np.sin(angles[bins == major]).mean(), np.cos(angles[bins == major]).mean())
+        delta[comp] = np.angle(np.exp(1j * (delta[comp] - ref)))
+    out = {}
+    for k in range(n):
+        if not np.isnan(delta[k]) and abs(math.degrees(delta[k])) > min_deg:
+            out[k] = -math.degrees(delta[k])  # yaw is clockwise
+    return out
+
+
 def _rms(e: np.ndarray) -> float:
     return float(np.sqrt(np.mean(e ** 2))) if len(e) else float("nan")
 
 
-def _similarity(p: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """3 x 3 matrix of g -> g + [[a, -b], [b, a]] (g - c) + t for p = (a, b, tx, ty)."""
-    a, b, tx, ty = p
-    m = np.array([[1 + a, -b], [b, 1 + a]])
+def _correction(p: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """3 x 3 matrix of g -> g + A (g - c) + t for p = (a11, a12, a21, a22, tx, ty)."""
+    m = np.eye(2) + p[:4].reshape(2, 2)
     out = np.eye(3)
     out[:2, :2] = m
-    out[:2, 2] = c + np.array([tx, ty]) - m @ c
+    out[:2, 2] = c + p[4:] - m @ c
     return out
 
 
 def _params(s: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """(a, b, tx, ty) about ``c`` of a similarity matrix (inverse of :func:`_similarity`)."""
+    """Parameters about ``c`` of an affine correction matrix (inverse of :func:`_correction`)."""
     m = s[:2, :2]
     t = m @ c + s[:2, 2] - c
-    return np.array([m[0, 0] - 1, m[1, 0], t[0], t[1]])
+    return np.concatenate([(m - np.eye(2)).ravel(), t])
 
 
 def _tie_errors(ties: list[TiePair], homs) -> np.ndarray:
@@ -144,25 +205,23 @@ def adjust(photos: list[Photo], ties: list[TiePair], tie_sigma_m: float,
     n = len(photos)
     h0 = [ground_homography(p) for p in photos]
     centres = np.array([p.centre_xy for p in photos], dtype=float)
-    sig = np.array([settings.scale_sigma, math.radians(settings.yaw_sigma_deg), settings.gps_sigma_m,
-                    settings.gps_sigma_m])
-    jp = sp.diags(np.tile(1.0 / sig, n))
+    jp = _prior(n, settings)
     tied = np.zeros(n, bool)
     for tp in ties:
         tied[tp.i] = tied[tp.j] = True
 
     corr = np.tile(np.eye(3), (n, 1, 1))  # ground -> adjusted ground, per photo
-    p = np.zeros((n, 4))
+    p = np.zeros((n, NP))
     _, rt0 = _tie_rows(ties, h0, centres, n)
     for _ in range(settings.outer_iterations if len(rt0) else 0):
         homs = [corr[i] @ h0[i] for i in range(n)]
         jt, rt = _tie_rows(ties, homs, centres, n)
         jac = sp.vstack([jt / tie_sigma_m, jp]).tocsr()
-        r_const = np.concatenate([rt / tie_sigma_m, (p / sig).ravel()])
-        dx = _irls(jac, r_const, n_tie_rows=len(rt), huber=settings.huber_sigmas).reshape(n, 4)
-        corr = np.array([_similarity(dx[i], centres[i]) @ corr[i] for i in range(n)])
+        r_const = np.concatenate([rt / tie_sigma_m, jp @ p.ravel()])
+        dx = _irls(jac, r_const, n_tie_rows=len(rt), huber=settings.huber_sigmas).reshape(n, NP)
+        corr = np.array([_correction(dx[i], centres[i]) @ corr[i] for i in range(n)])
         p = np.array([_params(corr[i], centres[i]) for i in range(n)])
-        if np.abs(dx[:, 2:]).max() < 1e-4 and np.abs(dx[:, :2]).max() < 1e-7:
+        if np.abs(dx[:, 4:]).max() < 1e-4 and np.abs(dx[:, :4]).max() < 1e-7:
             break
     homs = np.array([corr[i] @ h0[i] for i in range(n)])
     after = _tie_errors(ties, homs)
@@ -170,9 +229,9 @@ def adjust(photos: list[Photo], ties: list[TiePair], tie_sigma_m: float,
     inlier = after < 3 * tie_sigma_m * settings.huber_sigmas
     return Adjustment(
         homographies=homs,
-        shift_m=np.hypot(p[:, 2], p[:, 3]),
-        yaw_change_deg=-np.degrees(np.arctan2(p[:, 1], 1 + p[:, 0])),  # clockwise, like yaw
-        scale_change=np.hypot(1 + p[:, 0], p[:, 1]) - 1,
+        shift_m=np.hypot(p[:, 4], p[:, 5]),
+        yaw_change_deg=-np.degrees(np.arctan2(p[:, 2] - p[:, 1], 2 + p[:, 0] + p[:, 3])),  # clockwise, like yaw
+        scale_change=np.sqrt(np.abs((1 + p[:, 0]) * (1 + p[:, 3]) - p[:, 1] * p[:, 2])) - 1,
         tied=tied,
         rms_before_m=_rms(before[inlier]),
         rms_after_m=_rms(after[inlier]),

@@ -21,14 +21,14 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import shapely
-from skysieve.mosaic.adjust import AdjustSettings, adjust
+from skysieve.mosaic.adjust import AdjustSettings, adjust, gross_yaw_errors
 from skysieve.mosaic.cog import CogSettings, write_cog
 from skysieve.mosaic.matching import MatchSettings, TiePair, match_gsd, match_photos
 from skysieve.mosaic.photos import Photo, ground_homography, photo_from_row
@@ -56,7 +56,7 @@ class MosaicSettings:
     window_px: int = 512  # rendering block
     gps_sigma_m: float = 1.5  # GPS error per photo (one sigma, metres)
     yaw_sigma_deg: float = 5.0
-    match_size_px: int = 1200  # photos are reduced to about this long side for matching
+    match_size_px: int = 1000  # photos are reduced to about this long side for matching
     max_features: int = 4000
     band_px: float = 16.0  # blending band across seamlines (output pixels)
     compress: str = "JPEG"
@@ -64,7 +64,9 @@ class MosaicSettings:
     workers: int | None = None  # processes; None: CPU count, at most the cell count
 
     def match(self) -> MatchSettings:
-        return MatchSettings(match_size_px=self.match_size_px, max_features=self.max_features)
+        # two fixes each off by up to 3 sigma, plus yaw and height errors at the photo's edge
+        radius = max(6.0, 3.0 * math.sqrt(2.0) * self.gps_sigma_m + 2.0)
+        return MatchSettings(match_size_px=self.match_size_px, max_features=self.max_features, search_radius_m=radius)
 
     def adjustment(self) -> AdjustSettings:
         return AdjustSettings(gps_sigma_m=self.gps_sigma_m, yaw_sigma_deg=self.yaw_sigma_deg)
@@ -178,6 +180,11 @@ def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | 
     remap = {k: n for n, k in enumerate(usable)}
     photos = [photos[k] for k in usable]
     ties = [TiePair(remap[t.i], remap[t.j], t.uv_i, t.uv_j) for t in matched.ties if t.i in remap and t.j in remap]
+    for k, deg in gross_yaw_errors(photos, ties).items():
+        p = photos[k]
+        photos[k] = replace(p, pose=replace(p.pose, yaw_deg=p.pose.yaw_deg + deg))
+        flagged.append({"image_id": p.image_id,
+                        "reason": f"recorded yaw off by {deg:+.0f} degrees; turned to fit its neighbours"})
     tie_sigma = match_gsd(photos, settings.match())
     adj = adjust(photos, ties, tie_sigma, settings.adjustment())
     if len(photos) > 1:

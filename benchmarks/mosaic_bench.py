@@ -1,0 +1,152 @@
+"""Orthomosaic benchmark: skysieve against OpenCV's stitcher, and memory as the survey grows.
+
+    python benchmarks/mosaic_bench.py [--data ../shared/data] [--photos 200] [--skip-stitcher]
+
+1. Brighton (18 real 4000 x 2250 photos) at native GSD with ``skysieve mosaic`` against
+   ``cv2.Stitcher`` in SCANS mode on the same photos at full resolution. Each runs in its own subprocess;
+   wall time and peak RSS (``resource.getrusage``) are measured there. Prints the time and memory ratios.
+2. A simulated flight of ``--photos`` photos (seeded, 1.5 m GPS noise) mosaicked the same way: peak
+   RSS against Brighton's (target: at most 1.5x), and placement against the true ortho (mean offset,
+   local misfit at the 90th percentile).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _child(code: str) -> dict:
+    """Run ``code`` in a fresh interpreter; it prints one JSON line last. Adds peak RSS (MiB) and wall time."""
+    wrapper = code + (
+        "\nimport resource, json as _j, sys as _s\n"
+        "_r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "_c = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
+        "print(_j.dumps({**RESULT, 'peak_rss_mib': round(max(_r, _c), 1)}))\n"
+    )
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "SKYSIEVE_PROGRESS": "0"})
+    wall = time.perf_counter() - t0
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-3000:])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["wall_s"] = round(wall, 1)
+    return result
+
+
+SKYSIEVE = """
+import time
+from skysieve.workspace import Workspace
+from skysieve.mosaic.ortho import build_mosaics
+ws = Workspace.open({ws!r})
+t0 = time.perf_counter()
+reports = build_mosaics(ws, workers=1, force=True)
+RESULT = {{"seconds": round(time.perf_counter() - t0, 1),
+          "cells": [{{k: r.get(k) for k in ("cell_id", "status", "gsd_m", "width_px", "height_px",
+                     "tie_rms_before_px", "tie_rms_after_px", "mean_shift_from_gps_m")}} for r in reports]}}
+"""
+
+STITCHER = """
+import time, glob, cv2
+t0 = time.perf_counter()
+imgs = [cv2.imread(p) for p in sorted(glob.glob({folder!r} + "/*.JPG"))]
+st = cv2.Stitcher_create(cv2.Stitcher_SCANS)
+status, pano = st.stitch(imgs)
+RESULT = {{"seconds": round(time.perf_counter() - t0, 1), "status": int(status),
+          "size": list(pano.shape) if pano is not None else None}}
+"""
+
+
+def _ingest(ws_root: Path, flight: Path) -> None:
+    from skysieve.mosaic.ingest import ingest_flight
+
+    from skysieve.workspace import Workspace
+
+    ws = Workspace.create(ws_root)
+    ingest_flight(ws, flight)
+
+
+def _simulated(ws_root: Path, n_photos: int) -> dict:
+    """A seeded flight of about ``n_photos`` 1000 x 750 px photos over a generated ground (see
+    tests/mosaic/ortho_scene.py) in a workspace; returns the ground truth handle."""
+    import math
+
+    sys.path.insert(0, str(ROOT / "tests" / "mosaic"))
+    from ortho_scene import grid_shots, make_ground, make_workspace
+
+    from skysieve.camera import Camera
+
+    cam = Camera(1000, 750, 1000.0)  # at 60 m: 6 cm/px, 60 x 45 m footprint
+    nx = int(math.ceil(math.sqrt(n_photos * 1.6)))
+    ny = int(math.ceil(n_photos / nx))
+    step_x, step_y = 12.0, 22.0  # 80 % forward, ~50 % side overlap
+    size = max(nx * step_x, ny * step_y) + 80
+    ground = make_ground(size, 0.06, seed=11)
+    shots = grid_shots(cam, 60.0, 40, 40, nx, ny, step_x, step_y, gps_sigma_m=1.5, seed=12)[:n_photos]
+    make_workspace(ws_root, ground, shots, cell_size_m=250.0)
+    return {"ground": ground, "shots": shots}
+
+
+def _accuracy(ws_root: Path, ground) -> dict:
+    import numpy as np
+    import rasterio
+    from ortho_scene import truth_window
+    from skysieve.mosaic.accuracy import compare_rasters
+
+    out = []
+    for tif in sorted((ws_root / "cells").glob("*/ortho.tif")):
+        with rasterio.open(tif) as ds:
+            rgb = np.moveaxis(ds.read([1, 2, 3]), 0, -1)
+            valid = ds.read_masks(1) > 0
+            b, gsd = ds.bounds, ds.res[0]
+        truth = truth_window(ground, (b.left, b.bottom, b.right, b.top), gsd)
+        out.append({"cell": tif.parent.name, **compare_rasters(rgb, truth, valid, gsd, patch_px=96).as_dict()})
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=Path(os.environ.get("SKYSIEVE_DATA", ROOT.parent / "shared" / "data")))
+    ap.add_argument("--photos", type=int, default=200)
+    ap.add_argument("--skip-stitcher", action="store_true")
+    args = ap.parse_args()
+    flight = args.data / "flights" / "brighton-beach" / "images"
+    with tempfile.TemporaryDirectory(prefix="mosaic_bench_") as tmp:
+        tmp = Path(tmp)
+        results: dict = {}
+        if flight.is_dir():
+            _ingest(tmp / "brighton", flight)
+            results["brighton_skysieve"] = _child(SKYSIEVE.format(ws=str(tmp / "brighton")))
+            print("brighton, skysieve mosaic (native GSD):", json.dumps(results["brighton_skysieve"]))
+            if not args.skip_stitcher:
+                results["brighton_stitcher"] = _child(STITCHER.format(folder=str(flight)))
+                print("brighton, cv2.Stitcher SCANS (full resolution):", json.dumps(results["brighton_stitcher"]))
+                s, c = results["brighton_skysieve"], results["brighton_stitcher"]
+                print(f"time ratio skysieve/stitcher: {s['seconds'] / c['seconds']:.2f} "
+                      f"({s['seconds']} s vs {c['seconds']} s; stitcher status {c['status']})")
+                print(f"peak memory ratio skysieve/stitcher: {s['peak_rss_mib'] / c['peak_rss_mib']:.2f} "
+                      f"({s['peak_rss_mib']} MiB vs {c['peak_rss_mib']} MiB)")
+        else:
+            print(f"no Brighton flight at {flight}; set --data or SKYSIEVE_DATA")
+        sim = _simulated(tmp / "sim", args.photos)
+        results["simulated"] = _child(SKYSIEVE.format(ws=str(tmp / "sim")))
+        print(f"simulated {args.photos}-photo flight:", json.dumps(results["simulated"]))
+        if "brighton_skysieve" in results:
+            ratio = results["simulated"]["peak_rss_mib"] / results["brighton_skysieve"]["peak_rss_mib"]
+            print(f"peak memory {args.photos} simulated photos / 18 Brighton photos: {ratio:.2f} (target <= 1.5)")
+        for row in _accuracy(tmp / "sim", sim["ground"]):
+            print("simulated flight vs true ortho:", json.dumps(row))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
