@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 
 SYSTEM_PACKAGES=(xvfb xauth libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0
   libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-shape0 libxcb-cursor0 libxcb-xfixes0
-  libgl1 libegl1 libfontconfig1 libdbus-1-3 gdal-bin)
+  libgl1 libegl1 libfontconfig1 libdbus-1-3 gdal-bin fonts-wqy-microhei)
 missing=()
 for p in "${SYSTEM_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
