@@ -38,7 +38,7 @@ def _stage(name: str, timings: dict[str, float]):
     return _Timer()
 
 
-def run_demo(workspace: Path = DEFAULT_WORKSPACE, seed: int = 7) -> dict[str, Any]:
+def run_demo(workspace: Path = DEFAULT_WORKSPACE, seed: int | None = None) -> dict[str, Any]:
     """Run every stage on a generated survey in ``workspace``; returns a summary of what each made."""
     from skysieve.datasets import demo_inputs
     from skysieve.detect import detect_cells
@@ -86,6 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the whole pipeline on a generated survey")
     p.add_argument("workspace", nargs="?", type=Path, default=DEFAULT_WORKSPACE,
                    help=f"where to put the demo survey (default ./{DEFAULT_WORKSPACE})")
-    p.add_argument("--seed", type=int, default=7, help="seed of the synthetic county")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the synthetic county (default: one whose sites host all three classes)")
     add_json_flag(p)
     p.set_defaults(func=_cmd_demo)
