@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from rasterio.windows import Window
 
 from skysieve.errors import MosaicError
 
-__all__ = ["CogLevel", "MultiscaleMosaic", "open_mosaic", "read_chip"]
+__all__ = ["BlockCache", "CogLevel", "MultiscaleMosaic", "open_mosaic", "read_chip"]
 
 log = logging.getLogger(__name__)
 
@@ -33,23 +34,64 @@ log = logging.getLogger(__name__)
 _MIN_LEVEL_PX = 256
 
 
+#: decoded blocks kept per mosaic (all levels together)
+DEFAULT_CACHE_BYTES = 256 * 2**20
+
+
+class BlockCache:
+    """Least-recently-used decoded COG blocks, shared by threads (the viewer and the prefetcher)."""
+
+    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.nbytes = 0
+        self.hits = 0
+        self.misses = 0
+        self._blocks: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> np.ndarray | None:
+        with self._lock:
+            block = self._blocks.get(key)
+            if block is None:
+                self.misses += 1
+                return None
+            self._blocks.move_to_end(key)
+            self.hits += 1
+            return block
+
+    def put(self, key: tuple, block: np.ndarray) -> None:
+        with self._lock:
+            if key in self._blocks:
+                return
+            self._blocks[key] = block
+            self.nbytes += block.nbytes
+            while self.nbytes > self.max_bytes and self._blocks:
+                _, old = self._blocks.popitem(last=False)
+                self.nbytes -= old.nbytes
+
+
 class CogLevel:
-    """Array-like ``(rows, cols, bands)`` over one level of a COG; slicing reads a window.
+    """Array-like ``(rows, cols, bands)`` over one level of a COG; slicing reads only that window.
 
     ``overview`` is ``None`` for full resolution or the index of an internal overview (0 = the
-    first, half resolution). Each thread opens its own dataset handle (GDAL handles are not
-    thread-safe; napari may slice from a worker thread).
+    first, half resolution). Reads go block by block (the COG's internal tiles, ``block_rc``
+    pixels) through a :class:`BlockCache`, so panning back, or to a flag the prefetcher already
+    read, costs a copy instead of a decode. Each thread opens its own dataset handle (GDAL
+    handles are not thread-safe).
     """
 
     ndim = 3
 
     def __init__(self, path: Path, overview: int | None, shape: tuple[int, int, int], dtype: np.dtype,
-                 bands: tuple[int, ...]) -> None:
+                 bands: tuple[int, ...], block_rc: tuple[int, int] = (512, 512),
+                 cache: BlockCache | None = None) -> None:
         self.path = Path(path)
         self.overview = overview
         self.shape = shape
         self.dtype = np.dtype(dtype)
         self.bands = bands
+        self.block_rc = block_rc
+        self.cache = cache if cache is not None else BlockCache()
         self._local = threading.local()
 
     def __repr__(self) -> str:
@@ -70,13 +112,43 @@ class CogLevel:
             self._local.ds = ds
         return ds
 
+    def _block(self, br: int, bc: int) -> np.ndarray:
+        key = (self.overview, br, bc)
+        block = self.cache.get(key)
+        if block is None:
+            bh, bw = self.block_rc
+            r0, c0 = br * bh, bc * bw
+            win = Window(c0, r0, min(bw, self.shape[1] - c0), min(bh, self.shape[0] - r0))
+            block = np.moveaxis(self._dataset().read(list(self.bands), window=win), 0, -1)
+            self.cache.put(key, block)
+        return block
+
     def read_window(self, row0: int, row1: int, col0: int, col1: int) -> np.ndarray:
         """Pixels ``[row0:row1, col0:col1]`` of this level, all bands, as ``(rows, cols, bands)``."""
+        row0, col0 = max(row0, 0), max(col0, 0)
+        row1, col1 = min(row1, self.shape[0]), min(col1, self.shape[1])
         rows, cols = max(row1 - row0, 0), max(col1 - col0, 0)
+        out = np.zeros((rows, cols, self.shape[2]), self.dtype)
         if rows == 0 or cols == 0:
-            return np.zeros((rows, cols, self.shape[2]), self.dtype)
-        data = self._dataset().read(list(self.bands), window=Window(col0, row0, cols, rows))
-        return np.moveaxis(data, 0, -1)
+            return out
+        bh, bw = self.block_rc
+        for br in range(row0 // bh, (row1 - 1) // bh + 1):
+            for bc in range(col0 // bw, (col1 - 1) // bw + 1):
+                block = self._block(br, bc)
+                r0, c0 = br * bh, bc * bw
+                rs, re = max(row0, r0), min(row1, r0 + block.shape[0])
+                cs, ce = max(col0, c0), min(col1, c0 + block.shape[1])
+                out[rs - row0:re - row0, cs - col0:ce - col0] = block[rs - r0:re - r0, cs - c0:ce - c0]
+        return out
+
+    def prefetch(self, row0: int, row1: int, col0: int, col1: int) -> None:
+        """Decode the blocks of a window into the cache (call from a worker thread)."""
+        bh, bw = self.block_rc
+        row0, col0 = max(row0, 0), max(col0, 0)
+        row1, col1 = min(row1, self.shape[0]), min(col1, self.shape[1])
+        for br in range(row0 // bh, (row1 - 1) // bh + 1):
+            for bc in range(col0 // bw, (col1 - 1) // bw + 1):
+                self._block(br, bc)
 
     def __getitem__(self, key) -> np.ndarray:
         if not isinstance(key, tuple):
@@ -159,15 +231,17 @@ def open_mosaic(path: str | Path) -> MultiscaleMosaic:
             bounds = (b.left, b.bottom, b.right, b.top)
             crs_wkt = ds.crs.to_wkt() if ds.crs else ""
             height, width = ds.height, ds.width
+            block_rc = tuple(ds.block_shapes[0])
     except rasterio.RasterioIOError as e:
         raise MosaicError(f"cannot read the mosaic: {e}", path=path,
                           hint="rebuild it with `skysieve mosaic`") from e
-    levels = [CogLevel(path, None, (height, width, len(bands)), dtype, bands)]
+    cache = BlockCache()
+    levels = [CogLevel(path, None, (height, width, len(bands)), dtype, bands, block_rc, cache)]
     for i, factor in enumerate(overviews):
         h, w = -(-height // factor), -(-width // factor)
         if levels[-1].shape[0] <= _MIN_LEVEL_PX and levels[-1].shape[1] <= _MIN_LEVEL_PX:
             break
-        levels.append(CogLevel(path, i, (h, w, len(bands)), dtype, bands))
+        levels.append(CogLevel(path, i, (h, w, len(bands)), dtype, bands, block_rc, cache))
     if not overviews and max(height, width) > 4096:
         log.warning("%s has no overviews; zoomed-out views will read the full image (rebuild it as a COG)",
                     path)

@@ -21,7 +21,8 @@ from skysieve.viewer.world import WorldFrame
 
 __all__ = ["CLASS_COLOURS", "STATUS_FILL", "SITE_COLOURS", "mosaic_layer", "outline_layer",
            "detection_layer", "status_fill", "class_border", "DETECTIONS_LAYER", "CELLS_LAYER", "SITES_LAYER",
-           "CURRENT_LAYER", "WORKSPACE_KEY"]
+           "CURRENT_LAYER", "WORKSPACE_KEY",
+           "set_point_fill"]
 
 LayerData = tuple[Any, dict[str, Any], str]
 
@@ -120,3 +121,20 @@ def detection_layer(rows: Sequence[dict[str, Any]], frame: WorldFrame, name: str
         "metadata": dict(metadata or {}),
     }
     return frame.to_world(xs, ys) if n else np.zeros((0, 2)), kwargs, "points"
+
+
+def set_point_fill(layer, index: int, rgba: Sequence[float]) -> None:
+    """Recolour one point of a napari Points layer.
+
+    The public ``layer.face_color = array`` setter redraws the whole layer twice (two events); with
+    10,000 flags that is most of a review step. When napari's colour manager is what we expect, the
+    colour is changed in place and the layer redrawn once; otherwise the public setter is used.
+    """
+    colours = getattr(getattr(layer, "_face", None), "colors", None)
+    if isinstance(colours, np.ndarray) and colours.shape == (len(layer.data), 4):
+        colours[index] = rgba
+        layer.events.face_color()
+    else:
+        all_colours = np.array(layer.face_color)
+        all_colours[index] = rgba
+        layer.face_color = all_colours

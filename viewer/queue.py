@@ -7,11 +7,16 @@ made by the ledger and the changed row is put back with :meth:`ReviewQueue.repla
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["QueueFilter", "ReviewQueue"]
+
+
+def _status(row: dict[str, Any]) -> str:
+    return row.get("review_status") or "pending"
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,7 @@ class ReviewQueue:
         self.rows: list[dict[str, Any]] = list(rows)
         self._pos = {r["det_id"]: i for i, r in enumerate(self.rows)}
         self.index = 0 if self.rows else -1
+        self._counts = Counter(_status(r) for r in self.rows)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -60,28 +66,31 @@ class ReviewQueue:
     def previous(self) -> dict[str, Any] | None:
         return self.select(self.index - 1)
 
+    def upcoming(self) -> int | None:
+        """Index :meth:`advance` would move to: the next undecided row below, else the next row."""
+        for i in range(self.index + 1, len(self.rows)):
+            if _status(self.rows[i]) == "pending":
+                return i
+        return self.index + 1 if self.index + 1 < len(self.rows) else None
+
     def advance(self) -> dict[str, Any] | None:
         """After a decision: the next undecided row below the current one, else simply the next row.
 
         This is the culling-tool step: decided rows stay in the list (their new status visible) but
         the cursor skips what someone already decided.
         """
-        for i in range(self.index + 1, len(self.rows)):
-            if self.rows[i].get("review_status", "pending") == "pending":
-                return self.select(i)
-        return self.next()
+        i = self.upcoming()
+        return self.select(i) if i is not None else self.current
 
     def replace(self, row: dict[str, Any]) -> int | None:
         """Put a re-read row back in place (same ``det_id``); returns its index or ``None``."""
         i = self._pos.get(row["det_id"])
         if i is not None:
+            self._counts[_status(self.rows[i])] -= 1
+            self._counts[_status(row)] += 1
             self.rows[i] = row
         return i
 
     def counts(self) -> dict[str, int]:
-        """Rows per review status."""
-        out: dict[str, int] = {}
-        for r in self.rows:
-            s = r.get("review_status") or "pending"
-            out[s] = out.get(s, 0) + 1
-        return out
+        """Rows per review status (kept up to date by :meth:`replace`)."""
+        return {k: v for k, v in self._counts.items() if v}

@@ -23,7 +23,8 @@ from skysieve.grid import Cell
 from skysieve.workspace import Workspace
 
 __all__ = ["CellSummary", "CellData", "ortho_path", "reviewable_cells", "choose_cell", "cell_problems",
-           "neighbour", "sites_near", "frame_for", "load_cell", "DIRECTIONS"]
+           "neighbour", "sites_near", "frame_for", "load_cell", "review_state", "REVIEW_COLUMNS",
+           "DIRECTIONS"]
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,22 @@ def neighbour(cells: list[Cell], current: str, direction: str) -> str | None:
         if cos > best_cos:
             best, best_cos = cell.cell_id, cos
     return best
+
+
+#: the columns a decision changes (what :func:`review_state` compares)
+REVIEW_COLUMNS = ("review_status", "reviewed_by", "reviewed_at", "note", "category", "suspect_id")
+
+
+def review_state(ws: Workspace, cell_id: str) -> dict[str, tuple]:
+    """``det_id -> (review_status, reviewed_by, reviewed_at, note, category, suspect_id)`` for a cell.
+
+    A cheap read (no geometry) for noticing decisions made by other analysts.
+    """
+    if not _has_detections_table(ws):
+        return {}
+    cols = ", ".join(f'"{c}"' for c in REVIEW_COLUMNS)
+    sql = f"SELECT det_id, {cols} FROM detections WHERE cell_id=?"
+    return {r[0]: tuple(r[1:]) for r in ws.gpkg.connection().execute(sql, (cell_id,))}
 
 
 def sites_near(ws: Workspace, area: shapely.Geometry) -> list[dict[str, Any]]:

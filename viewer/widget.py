@@ -16,6 +16,7 @@ import getpass
 import logging
 import os
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,16 @@ from skysieve.viewer import layers as L
 from skysieve.viewer.cog import read_chip
 from skysieve.viewer.keys import CATEGORY_KEYS, REVIEW_KEYS, help_line
 from skysieve.viewer.queue import QueueFilter, ReviewQueue
-from skysieve.viewer.survey import CellData, choose_cell, frame_for, load_cell, neighbour, reviewable_cells
+from skysieve.viewer.survey import (
+    REVIEW_COLUMNS,
+    CellData,
+    choose_cell,
+    frame_for,
+    load_cell,
+    neighbour,
+    review_state,
+    reviewable_cells,
+)
 from skysieve.viewer.world import WorldFrame
 
 from skysieve import ledger
@@ -65,6 +75,12 @@ _POLL_S = 10
 def default_reviewer() -> str:
     """``$SKYSIEVE_REVIEWER``, else the login name."""
     return os.environ.get("SKYSIEVE_REVIEWER") or getpass.getuser()
+
+
+def _chip_bounds(row: dict[str, Any]) -> tuple[float, float, float, float]:
+    """Ground shown in the chip: the box and its surroundings, at least 12 m across (metres)."""
+    half = max(3.0 * max(row.get("width_m") or 2.0, row.get("height_m") or 2.0), 12.0) / 2
+    return row["x"] - half, row["y"] - half, row["x"] + half, row["y"] + half
 
 
 class QueueModel(QAbstractTableModel):
@@ -143,9 +159,13 @@ class ReviewWidget(QWidget):
         self.data: CellData | None = None
         self.queue = ReviewQueue()
         self._point_index: dict[str, int] = {}
+        self._state: dict[str, tuple] = {}  # det_id -> REVIEW_COLUMNS values last shown
         self._layers: dict[str, Any] = {}
         self._busy = 0
         self._chip_array: np.ndarray | None = None
+        self._chips: dict[str, np.ndarray] = {}  # det_id -> chip read ahead by the prefetcher
+        self._prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="skysieve-prefetch")
+        self._prefetch_future: Future | None = None
         self._build_ui(reviewer or default_reviewer())
         self._bind_keys()
         self._poll = QTimer(self)
@@ -216,8 +236,12 @@ class ReviewWidget(QWidget):
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(20)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.Interactive)  # ResizeToContents would scan all 10,000 rows per step
+        for col, width in enumerate((48, 110, 50, 56, 80)):
+            header.resizeSection(col, width)
+        header.setStretchLastSection(True)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.Fixed)
         self.table.selectionModel().currentRowChanged.connect(self._on_table_row)
         outer.addWidget(self.table, 2)
 
@@ -426,6 +450,7 @@ class ReviewWidget(QWidget):
             i = self.cell_combo.count() - 1
         self.cell_combo.setCurrentIndex(i)
         self._replace_layers(data)
+        self._state = {d["det_id"]: tuple(d.get(c) for c in REVIEW_COLUMNS) for d in data.detections}
         sites = sorted({d["site_id"] for d in data.detections if d.get("site_id")})
         self.site_combo.clear()
         self.site_combo.addItems([_ANY, *sites])
@@ -462,8 +487,9 @@ class ReviewWidget(QWidget):
             layer = getattr(self.viewer, f"add_{kind}")(payload, **kwargs)
             self._layers[kwargs["name"]] = layer
         current = self.viewer.add_shapes(
-            [], shape_type="polygon", name=L.CURRENT_LAYER, edge_color="yellow", face_color="transparent",
-            edge_width=0.4, metadata=meta)
+            [np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, 0.0]])], shape_type="rectangle",
+            name=L.CURRENT_LAYER, edge_color="yellow", face_color="transparent", edge_width=0.08,
+            visible=False, metadata=meta)
         self._layers[L.CURRENT_LAYER] = current
         for layer in self._layers.values():
             self._bind_layer_keys(layer)
@@ -543,7 +569,7 @@ class ReviewWidget(QWidget):
             self.details.setText("<i>the queue is empty</i>")
             self.chip.clear()
             if current_layer is not None:
-                current_layer.data = []
+                current_layer.visible = False
             return
         index = self.model.index(self.queue.index, 0)
         if self.table.currentIndex().row() != self.queue.index:
@@ -552,14 +578,62 @@ class ReviewWidget(QWidget):
             self.table.selectionModel().blockSignals(False)
             self.table.viewport().update()
         self.table.scrollTo(index)
-        if current_layer is not None and row.get("geometry") is not None:
-            current_layer.data = self.frame.rings(row["geometry"])
-            current_layer.shape_type = "polygon"
+        if current_layer is not None:
+            self._frame_current(current_layer, row)
         self._zoom_to(row)
         self.details.setText(self._details_html(row))
         self._show_chip(row)
         self.note_edit.setText(row.get("note") or "")
         self.category_combo.setCurrentIndex(max(self.category_combo.findData(row.get("category")), 0))
+        self._prefetch_upcoming()
+
+    def _prefetch_upcoming(self) -> None:
+        """Read ahead, in a worker thread, the mosaic blocks and chip of the flag a decision moves to.
+
+        Like a photo culling tool preloading the next picture: the next step then only copies
+        decoded blocks. The window is the current view size around that flag, at the level napari
+        shows now.
+        """
+        i = self.queue.upcoming()
+        mosaic = self.data.mosaic if self.data is not None else None
+        layer = self._layers.get(f"mosaic {self.cell_id}")
+        if i is None or mosaic is None or layer is None:
+            return
+        row = self.queue.rows[i]
+        if row.get("x") is None:
+            return
+        level = mosaic.levels[min(int(layer.data_level), len(mosaic.levels) - 1)]
+        factor = mosaic.levels[0].shape[0] / level.shape[0]
+        placement = self.frame.placement(mosaic.transform)
+        camera = self.viewer.scene.camera
+        h_px, w_px = self.viewer.canvas.size
+        centre = self.frame.to_world(row["x"], row["y"])[0]
+        half = np.array([h_px, w_px], float) / max(camera.zoom, 1e-9) / 2 * 1.1
+        lo = (centre - half - placement.translate_rc) / placement.scale_rc / factor
+        hi = (centre + half - placement.translate_rc) / placement.scale_rc / factor
+        window = (int(lo[0]), int(np.ceil(hi[0])) + 1, int(lo[1]), int(np.ceil(hi[1])) + 1)
+        if self._prefetch_future is not None:
+            self._prefetch_future.cancel()  # only the latest matters
+        self._prefetch_future = self._prefetcher.submit(self._prefetch, level, window, row, mosaic.path)
+
+    def _prefetch(self, level, window: tuple[int, int, int, int], row: dict[str, Any], path: Path) -> None:
+        level.prefetch(*window)
+        if row["det_id"] not in self._chips:
+            if len(self._chips) > 8:
+                self._chips.clear()
+            self._chips[row["det_id"]] = read_chip(path, _chip_bounds(row), _CHIP_PX)
+
+    def _frame_current(self, layer, row: dict[str, Any]) -> None:
+        """Put the yellow frame on the flag's box by moving and scaling a unit square (no re-tessellation)."""
+        if row.get("geometry") is not None:
+            minx, miny, maxx, maxy = row["geometry"].bounds
+        else:
+            half = max(row.get("width_m") or 2.0, row.get("height_m") or 2.0) / 2
+            minx, miny, maxx, maxy = row["x"] - half, row["y"] - half, row["x"] + half, row["y"] + half
+        top_left = self.frame.to_world(minx, maxy)[0]
+        layer.affine = np.array([[maxy - miny, 0.0, top_left[0]], [0.0, maxx - minx, top_left[1]], [0, 0, 1.0]])
+        if not layer.visible:
+            layer.visible = True
 
     def _zoom_to(self, row: dict[str, Any]) -> None:
         """Centre on the flag; zoom only if it would be tiny or huge at the current zoom."""
@@ -592,9 +666,9 @@ class ReviewWidget(QWidget):
         if mosaic is None or row.get("x") is None:
             self.chip.setText("no mosaic")
             return
-        half = max(3.0 * max(row.get("width_m") or 2.0, row.get("height_m") or 2.0), 12.0) / 2
-        chip = read_chip(mosaic.path, (row["x"] - half, row["y"] - half, row["x"] + half, row["y"] + half),
-                         _CHIP_PX)
+        chip = self._chips.pop(row["det_id"], None)
+        if chip is None:
+            chip = read_chip(mosaic.path, _chip_bounds(row), _CHIP_PX)
         if chip.size == 0:
             self.chip.setText("outside the mosaic")
             return
@@ -611,6 +685,7 @@ class ReviewWidget(QWidget):
     # -- decisions --------------------------------------------------------------------------------
     def _apply_row(self, row: dict[str, Any]) -> None:
         """Show a detection's new state: queue row, map colour."""
+        self._state[row["det_id"]] = tuple(row.get(c) for c in REVIEW_COLUMNS)
         i = self.queue.replace(row)
         if i is not None:
             self.model.row_changed(i)
@@ -618,9 +693,7 @@ class ReviewWidget(QWidget):
         p = self._point_index.get(row["det_id"])
         if layer is not None and p is not None:
             status = row.get("review_status") or "pending"
-            colours = layer.face_color
-            colours[p] = L.STATUS_FILL.get(status, L.STATUS_FILL["pending"])
-            layer.face_color = colours
+            L.set_point_fill(layer, p, L.STATUS_FILL.get(status, L.STATUS_FILL["pending"]))
             layer.features.loc[p, "status"] = status
 
     def decide(self, status: str) -> bool:
@@ -720,12 +793,9 @@ class ReviewWidget(QWidget):
         if self.ws is None or self.cell_id is None or self.busy:
             return 0
         changed = 0
-        fresh = {r["det_id"]: r for r in ledger.review_queue(self.ws, self.cell_id)}
-        for row in self.queue.rows:
-            new = fresh.get(row["det_id"])
-            if new is not None and any(new.get(k) != row.get(k) for k in
-                                       ("review_status", "reviewed_at", "note", "category", "suspect_id")):
-                self._apply_row(new)
+        for det_id, new in review_state(self.ws, self.cell_id).items():
+            if self._state.get(det_id) != new:
+                self._apply_row(ledger.get_detection(self.ws, det_id))
                 changed += 1
         if changed and self.queue.current is not None:
             self.details.setText(self._details_html(self.queue.current))
@@ -744,4 +814,5 @@ class ReviewWidget(QWidget):
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt API)
         self._poll.stop()
+        self._prefetcher.shutdown(wait=False, cancel_futures=True)
         super().closeEvent(event)

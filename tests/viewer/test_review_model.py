@@ -40,6 +40,22 @@ def test_cog_levels_read_exactly_the_window_they_are_sliced_with(review_ws):
     assert mosaic.bounds_xy == (500000.0, 3300000.0, 500250.0, 3300250.0)
 
 
+def test_prefetched_blocks_are_served_from_the_cache(review_ws):
+    mosaic = open_mosaic(review_ws.cell_dir(CENTRE) / "ortho.tif")
+    full = mosaic.levels[0]
+    assert full.block_rc == (512, 512)
+    full.prefetch(300, 700, 450, 620)  # as the widget's read-ahead thread does
+    misses = full.cache.misses
+    window = full[300:700, 450:620]
+    assert full.cache.misses == misses and full.cache.hits >= 4  # no decode on the main thread
+    with rasterio.open(mosaic.path) as ds:
+        assert np.array_equal(window, np.moveaxis(ds.read(window=((300, 700), (450, 620))), 0, -1))
+    small = type(full.cache)(max_bytes=1)
+    small.put(("a",), np.zeros(10, np.uint8))
+    small.put(("b",), np.zeros(10, np.uint8))
+    assert small.get(("a",)) is None and small.nbytes <= 10  # least recently used goes first
+
+
 def test_chip_is_enlarged_and_clipped_to_the_mosaic(review_ws):
     path = review_ws.cell_dir(CENTRE) / "ortho.tif"
     assert read_chip(path, (500100, 3300100, 500112, 3300112), 192).shape == (192, 192, 3)
@@ -73,6 +89,7 @@ def test_queue_walks_and_skips_what_is_decided():
             enumerate(["pending", "confirmed", "rejected", "pending", "pending"])]
     q = ReviewQueue(rows)
     assert q.current["det_id"] == "d0"
+    assert q.upcoming() == 3
     assert q.advance()["det_id"] == "d3"  # skips d1, d2 already decided
     assert q.previous()["det_id"] == "d2"
     q.select(99)
