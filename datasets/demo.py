@@ -11,8 +11,8 @@ from skysieve.datasets.world import WorldInfo, load_world, make_world
 
 __all__ = ["DemoInputs", "demo_inputs", "DEMO_SEED"]
 
-#: a 200 m world with four sites, two hosting illegal work (tanks, chimney, drum stockpiles), winter sun
-DEMO_SEED = 27
+#: a 200 m world with four sites: two hosting illegal work, a licensed chemical plant, a farm; winter sun
+DEMO_SEED = 35
 
 
 @dataclass(frozen=True)

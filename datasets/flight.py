@@ -179,9 +179,10 @@ def _init_world(world_dir: str) -> None:
 
 
 def _shoot(job: tuple) -> bytes:
-    camera, pose, seeds, dji, quality = job
+    camera, pose, seeds, dji, quality, faults = job
     with cv2_threads(1):
-        pixels = render_photo(_WORLD["world"], camera, pose, np.random.default_rng(list(seeds)), _WORLD["noise"])
+        pixels = render_photo(_WORLD["world"], camera, pose, np.random.default_rng(list(seeds)), _WORLD["noise"],
+                              faults)
     return write_dji_jpeg(None, pixels, dji, quality=quality)
 
 
@@ -217,6 +218,7 @@ def fly(world_dir: str | Path, out_dir: str | Path, plan: FlightPlan = FlightPla
     start = datetime(2026, 4, 10, 10, 0, 0) + timedelta(minutes=int(rng.integers(0, 240)))
     records: list[PhotoPose] = []
     jobs = []
+    flight_faults = CameraFaults.random(rng, world.climate.weather)
     for i, nom in enumerate(nominal):  # every random draw of the plan first, in order: deterministic
         true = replace(nom, pitch_deg=-90.0 + float(rng.normal(0, plan.tilt_deg)),
                        roll_deg=float(rng.normal(0, plan.tilt_deg)),
@@ -234,7 +236,9 @@ def fly(world_dir: str | Path, out_dir: str | Path, plan: FlightPlan = FlightPla
                       flight_roll_deg=round(float(rng.normal(0, 2)), 2), model=spec.model, focal_length_mm=spec.focal_mm,
                       focal_length_35mm=spec.focal_35mm, taken_at=start + timedelta(seconds=3 * i))
         records.append(PhotoPose(f"DJI_{i + 1:04d}.JPG", t_abs, r_abs))
-        jobs.append((camera, true, (info.seed, plan.seed, i), dji, plan.jpeg_quality))
+        # one camera, one set of faults per flight; exposure drifts a little from photo to photo
+        faults = replace(flight_faults, gain=flight_faults.gain * float(rng.uniform(0.97, 1.03)))
+        jobs.append((camera, true, (info.seed, plan.seed, i), dji, plan.jpeg_quality, faults))
     workers = default_workers(len(jobs)) if workers is None else workers
     shots = ordered_map(_shoot, jobs, workers, _init_world, (str(info.root),))
     for rec_, data in zip(records, progress(shots, "flying", total=len(jobs), unit="img"), strict=True):

@@ -30,7 +30,7 @@ PALETTES = {
     "autumn": dict(soil=(0.55, 0.46, 0.36), fields=[(0.72, 0.62, 0.38), (0.58, 0.48, 0.35), (0.50, 0.52, 0.30),
                                                     (0.66, 0.55, 0.32)], tree=(0.45, 0.40, 0.20)),
     "winter": dict(soil=(0.56, 0.50, 0.42), fields=[(0.60, 0.55, 0.46), (0.52, 0.47, 0.40), (0.66, 0.62, 0.55),
-                                                    (0.45, 0.45, 0.35)], tree=(0.40, 0.36, 0.30)),
+                                                    (0.45, 0.45, 0.35)], tree=(0.36, 0.34, 0.30)),
 }
 
 VILLAGE_NAMES = ("东王", "西李", "南张", "北赵", "前刘", "后陈", "上杨", "下孙", "小周", "大吴", "河湾", "柳林")
@@ -94,7 +94,8 @@ def _fields(scene: Scene, rng, size: float, pal) -> None:
             c = centre + (u + w / 2) * ux + (v + length / 2) * uy
             color = props._jitter(rng, pal["fields"][rng.integers(len(pal["fields"]))], 0.08)
             period = float(rng.uniform(0.5, 1.4))
-            stripe = (period, ang + (0 if rng.random() < 0.6 else 90), float(rng.uniform(0.03, 0.14)))
+            stripe = (period, ang + (0 if rng.random() < 0.6 else 90), float(rng.uniform(0.02, 0.09))) \
+                if rng.random() < 0.75 else None
             scene.add([Shape("poly", rect(c[0], c[1], w - 0.8, length - 0.8, ang), color, layer=0, stripe=stripe)])
             v += length
         u += w
@@ -106,7 +107,7 @@ def _roads(scene: Scene, rng, size: float, occ: _Occupancy) -> list[LineString]:
         vertical = k % 2 == 0
         p = float(rng.uniform(0.2, 0.8) * size)
         tilt = float(rng.uniform(-0.08, 0.08) * size)
-        pts = [(p, -20), (p + tilt, size + 20)] if vertical else [(-20, p), (size + 20, p + tilt)]
+        pts = [(p, -size), (p + tilt, 2 * size)] if vertical else [(-size, p), (2 * size, p + tilt)]
         width = float(rng.uniform(5, 8)) if k < 2 else float(rng.uniform(3, 4.5))
         line = LineString(pts)
         poly = line.buffer(width / 2, cap_style="flat")
@@ -164,7 +165,8 @@ def _free_spot(rng, yard: Polygon, taken: list, radius: float, tries: int = 40):
     return None
 
 
-def _site(scene: Scene, rng, kind: str, idx: int, village: str, size: float, occ: _Occupancy, toward, pal) -> None:
+def _site(scene: Scene, rng, kind: str, idx: int, village: str, size: float, occ: _Occupancy, toward, pal,
+          force_illegal: bool = False) -> None:
     (lo, hi), _, p_illegal = SITE_SPECS[kind]
     hi = min(hi, max(16.0, 0.3 * size))  # small worlds get small sites
     lo = min(lo, hi)
@@ -212,7 +214,7 @@ def _site(scene: Scene, rng, kind: str, idx: int, village: str, size: float, occ
             sh, truth = props.car(rng, *spot, ang + float(rng.choice([0, 90])))
             scene.add(sh, truth)
             taken.append(Point(spot).buffer(3))
-    illegal = kind != "licensed_chemical" and rng.random() < p_illegal
+    illegal = kind != "licensed_chemical" and (rng.random() < p_illegal or force_illegal)
     n_obj = 0
     if kind == "licensed_chemical":  # legitimate tank farm and stack: still tanks and chimneys
         plan = ["tank"] * int(rng.integers(3, 9)) + ["chimney"] * int(rng.integers(0, 2)) + \
@@ -279,8 +281,11 @@ def _village(scene: Scene, rng, cx: float, cy: float, size: float, occ: _Occupan
                 scene.add(sh, truth)
 
 
-def world_scene(seed: int, size_m: float) -> tuple[Scene, Climate]:
-    """The scene of world ``seed`` (``size_m`` square, metres) and its season, weather and sun."""
+def world_scene(seed: int, size_m: float, min_illegal_sites: int = 1) -> tuple[Scene, Climate]:
+    """The scene of world ``seed`` (``size_m`` square, metres) and its season, weather and sun.
+
+    The first ``min_illegal_sites`` sites that are not licensed plants host illegal work whatever the
+    dice say, so every world (even a small test world) has something to find."""
     rng = np.random.default_rng([seed, 7301])
     climate = climate_for(rng)
     pal = PALETTES[climate.season]
@@ -296,7 +301,9 @@ def world_scene(seed: int, size_m: float) -> tuple[Scene, Climate]:
     n_sites = max(4, int(round(area_units * rng.uniform(7, 11))))
     for i in range(n_sites):
         kind = str(rng.choice(kinds, p=weights / weights.sum()))
-        _site(scene, rng, kind, i + 1, names[i % len(names)], size_m, occ, toward, pal)
+        n_illegal = sum(site.illegal for site in scene.sites)
+        _site(scene, rng, kind, i + 1, names[i % len(names)], size_m, occ, toward, pal,
+              force_illegal=n_illegal < min_illegal_sites)
     for _ in range(max(1, int(round(area_units * rng.uniform(0.8, 1.6))))):
         cx, cy = rng.uniform(0.2, 0.8, 2) * size_m
         _village(scene, rng, cx, cy, size_m, occ, pal, toward)

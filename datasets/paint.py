@@ -152,8 +152,9 @@ def _stripes(rgb: np.ndarray, view: GridView, shape: Shape) -> None:
 
 def _shadow_hull(view: GridView, shape: Shape, sun: Sun) -> np.ndarray:
     base = shape.footprint()
+    low = base + sun.shadow_vector(shape.base_m) if shape.base_m > 0 else base
     moved = base + sun.shadow_vector(shape.height_m)
-    pts = view._cv(np.vstack([base, moved]))
+    pts = view._cv(np.vstack([low, moved]))
     return cv2.convexHull(pts)
 
 
@@ -214,8 +215,8 @@ def paint(shapes: list[Shape], bounds: np.ndarray, view: GridView, style: PaintS
         _fill(rgb, view, s, s.color)
         if s.stripe is not None:
             _stripes(rgb, view, s)
-        if walls and (s.shadow or s.wall is not None):  # bodies only: lids and decorations have no walls
-            _fill(wall, view, s, s.wall if s.wall is not None else tuple(0.7 * c for c in s.color))
+        if walls and (s.shadow or s.wall is not None or sum(s.color) > 0.6):  # dark holes and vents: no walls
+            _fill(wall, view, s, s.wall if s.wall is not None else tuple(0.8 * c for c in s.color))
         _fill(height, view, s, float(s.height_m))
     if noise is not None and style.texture > 0 and raised:  # grime and wear on roofs, tanks and trees too
         grain = noise.sample(view, slice(-1, None))

@@ -178,11 +178,15 @@ def building(rng: Rng, x: float, y: float, w: float, length: float, angle: float
 
 
 def tree(rng: Rng, x: float, y: float, palette, toward) -> list[Shape]:
-    """A crown of a few overlapping discs, lit on the sun side."""
+    """A crown of a few overlapping discs, lit on the sun side; its shadow starts at the crown's base
+    (a thin trunk shadow joins it to the foot of the tree)."""
     r = float(rng.uniform(1.5, 4.0))
     h = float(rng.uniform(4, 12))
-    base = _jitter(rng, palette, 0.12)
-    out = [Shape("disc", np.array([[x, y]]), _shade(base, 0.75), h, r, wall=_shade(base, 0.7))]
+    k = float(rng.uniform(0.85, 1.15))  # brightness varies much more than hue among crowns
+    base = tuple(float(np.clip(c * k * (1 + rng.uniform(-0.04, 0.04)), 0, 1)) for c in palette)
+    crown_base = float(rng.uniform(0.3, 0.5) * h)
+    out = [Shape("disc", np.array([[x, y]]), _shade(base, 0.75), h, r, wall=_shade(base, 0.85), base_m=crown_base)]
+    out.append(Shape("disc", np.array([[x, y]]), _shade(base, 0.5), crown_base, 0.15))  # trunk: hidden, casts
     for _ in range(int(rng.integers(2, 5))):
         off = rng.normal(0, r / 3, 2) + 0.2 * r * np.asarray(toward)
         out.append(Shape("disc", np.array([[x + off[0], y + off[1]]]), _shade(base, rng.uniform(0.9, 1.2)),

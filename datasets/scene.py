@@ -56,7 +56,8 @@ class Shape:
     ``kind`` is ``"poly"`` (``pts`` N x 2, x/y) or ``"disc"`` (``pts`` 1 x 2 centre, ``radius_m``).
     ``height_m`` is the top's height above ground (0 = flat paint on the ground); raised shapes cast
     shadows (if ``shadow``) and show ``wall`` colour on their sides in oblique views. ``stripe`` is
-    (period m, angle deg from east, amplitude) for ploughed fields and corrugated roofs.
+    (period m, angle deg from east, amplitude) for ploughed fields and corrugated roofs. ``base_m`` lifts
+    the solid's bottom for shadows (tree crowns); the height raster still holds it from the ground.
     """
 
     kind: str
@@ -68,6 +69,7 @@ class Shape:
     shadow: bool = True
     stripe: tuple[float, float, float] | None = None
     layer: int = 0  # flat shapes: draw order (fields 0, yards 1, roads 2, markings 3)
+    base_m: float = 0.0  # bottom of the solid (a tree crown starts above its trunk): shadows start there
 
     def bounds(self) -> tuple[float, float, float, float]:
         """(xmin, ymin, xmax, ymax) in metres."""

@@ -149,9 +149,9 @@ def _profile(crs, transform: Affine, n: int, count: int, dtype: str, **extra) ->
 _STATE: dict = {}
 
 
-def _init_painter(seed: int, size_m: float, gsd_m: float) -> None:
+def _init_painter(seed: int, size_m: float, gsd_m: float, min_illegal_sites: int) -> None:
     """Per process: rebuild world ``seed``'s scene (deterministic) to paint windows of it."""
-    scene, climate = world_scene(seed, size_m)
+    scene, climate = world_scene(seed, size_m, min_illegal_sites)
     n = int(round(size_m / gsd_m))
     _STATE.update(scene=scene, bounds=scene.bounds_array(), style=climate.style(), gsd=gsd_m, n=n,
                   noise=NoiseField(seed, (0, 0, n * gsd_m, n * gsd_m)))
@@ -170,12 +170,14 @@ def _paint_window(rc: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_world(out_dir: str | Path, seed: int, size_m: float = 600.0, gsd_m: float = 0.03,
-               lonlat: tuple[float, float] = (112.88, 36.12), workers: int | None = None) -> WorldInfo:
+               lonlat: tuple[float, float] = (112.88, 36.12), workers: int | None = None,
+               min_illegal_sites: int = 1) -> WorldInfo:
     """Generate world ``seed``: a ``size_m`` square at ``lonlat`` (its centre, WGS 84), ortho at ``gsd_m``.
 
     Deterministic: the same arguments give the same bytes (whatever ``workers``). Rasters are painted in
     windows of 2048 px (by ``workers`` processes; default: up to 2) and written window by window, so
     memory does not grow with the world; files appear atomically (a killed run leaves no half product).
+    At least ``min_illegal_sites`` sites host illegal work (where that many sites fit).
     """
     if not 20 <= size_m <= 5000:
         raise DatasetError(f"world size {size_m} m is out of range", hint="use 20 to 5000 m")
@@ -188,14 +190,14 @@ def make_world(out_dir: str | Path, seed: int, size_m: float = 600.0, gsd_m: flo
     origin = np.array([round(cx - size_m / 2), round(cy - size_m / 2)], float)
     n = int(round(size_m / gsd_m))
     transform = Affine(gsd_m, 0, origin[0], 0, -gsd_m, origin[1] + n * gsd_m)
-    scene, climate = world_scene(seed, size_m)
+    scene, climate = world_scene(seed, size_m, min_illegal_sites)
     windows = [(r, c) for r in range(0, n, _BLOCK) for c in range(0, n, _BLOCK)]
     workers = default_workers(len(windows)) if workers is None else workers
     ortho_p = _profile(crs, transform, n, 3, "uint8", compress="JPEG", photometric="YCBCR", jpeg_quality=92)
     height_p = _profile(crs, transform, n, 1, "float32", compress="DEFLATE", predictor=3, zlevel=1, nodata=None)
     with atomic_path(root / "ortho.tif") as t_ortho, atomic_path(root / "height.tif") as t_height, \
             rasterio.open(t_ortho, "w", **ortho_p) as dst_o, rasterio.open(t_height, "w", **height_p) as dst_h:
-        painted = ordered_map(_paint_window, windows, workers, _init_painter, (seed, size_m, gsd_m))
+        painted = ordered_map(_paint_window, windows, workers, _init_painter, (seed, size_m, gsd_m, min_illegal_sites))
         for (r, c), (rgb, height) in zip(windows, progress(painted, "painting world", total=len(windows),
                                                            unit="win"), strict=True):
             win = Window(c, r, rgb.shape[2], rgb.shape[1])
@@ -204,6 +206,7 @@ def make_world(out_dir: str | Path, seed: int, size_m: float = 600.0, gsd_m: flo
         dst_o.update_tags(SKYSIEVE_WORLD_SEED=str(seed))
     _write_truth(scene, root, crs, origin)
     meta = {"version": WORLD_VERSION, "seed": seed, "size_m": size_m, "gsd_m": gsd_m, "lonlat": list(lonlat),
+            "min_illegal_sites": min_illegal_sites,
             "crs": crs.to_string(), "origin_xy": origin.tolist(), "season": climate.season,
             "weather": climate.weather, "ground_elevation_m": 700.0 + (seed * 37) % 500, "sun": asdict(climate.sun),
             "n_objects": len(scene.labelled()), "n_sites": len(scene.sites), "digest": _scene_digest(scene),
@@ -221,7 +224,7 @@ def load_world(world_dir: str | Path) -> LoadedWorld:
     if meta.get("version") != WORLD_VERSION:
         raise DatasetError(f"world version {meta.get('version')} is not {WORLD_VERSION}", path=info.root,
                            hint="remake the world with this version of skysieve")
-    scene, climate = world_scene(int(meta["seed"]), float(meta["size_m"]))
+    scene, climate = world_scene(int(meta["seed"]), float(meta["size_m"]), int(meta.get("min_illegal_sites", 0)))
     if _scene_digest(scene) != meta["digest"]:
         raise DatasetError("this skysieve lays out the world differently from the one that wrote it",
                            path=info.root, hint="remake the world with `skysieve synth world`")

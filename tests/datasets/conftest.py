@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from skysieve.datasets import FlightPlan, fly, make_world
 
-#: world seed 0 at 120 m holds one site with illegal work (a tank and a chimney)
-WORLD_SEED = 0
+#: world seed 1 at 120 m holds one site with illegal work (a chimney and a drum stockpile)
+WORLD_SEED = 1
 WORLD_SIZE_M = 120.0
 
 
