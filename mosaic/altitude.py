@@ -50,11 +50,13 @@ class AltitudeSettings:
     min_height_m: float = 5.0  # photos lower than this are on the ground or taking off: rejected
     min_climb_m: float = 10.0  # ground-level start: the flight's median this far above the first photo
     max_disagreement: float = 0.2  # GPS-relative vs image estimate: relative difference tolerated
-    n_features: int = 2000  # ORB features per reduced decode
+    n_features: int = 1500  # ORB features per reduced decode
+    fast_threshold: int = 10  # ORB corner contrast (grey levels); OpenCV's 20 finds too few over fields
     min_inliers: int = 25  # RANSAC inliers for a usable pair
     min_baseline_m: float = 2.0  # neighbours closer than this (GPS noise) are skipped
     neighbours: int = 3  # nearest neighbours tried per photo
     max_pair_scale_change: float = 0.25  # |scale - 1| above this: the pair differs in height too much
+    local_pairs: int = 15  # a photo's height: median of at least this many pair figures around it
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ def detect_features(gray: np.ndarray, scale: float, settings: AltitudeSettings =
     """ORB features of a grey reduced decode (rows x cols uint8)."""
     import cv2
 
-    orb = cv2.ORB_create(nfeatures=settings.n_features)
+    orb = cv2.ORB_create(nfeatures=settings.n_features, fastThreshold=settings.fast_threshold)
     kps, desc = orb.detectAndCompute(gray, None)
     xy = np.array([k.pt for k in kps], dtype=np.float32).reshape(-1, 2)
     if desc is None:
@@ -137,16 +139,21 @@ def takeoff_altitude(gps_altitude_m: Sequence[float | None], relative_altitude_m
 
 def estimate_heights(features: Sequence[Features | None], positions_xy: np.ndarray, focal_px: Sequence[float],
                      groups: Sequence[str], settings: AltitudeSettings = AltitudeSettings()) -> list[float | None]:
-    """Per-photo heights (m) from pixel shift against GPS distance; None where no pair matched.
+    """Per-photo heights (m) from pixel shift against GPS distance; None for photos without features.
 
     ``positions_xy``: camera positions (N x 2, metres, a projected CRS); ``focal_px``: full-size focal
-    lengths; ``groups``: a camera key per photo (only photos of one camera are paired). Each photo's
-    height is the median over its matched neighbours; a photo whose figure strays more than
-    ``max_disagreement`` from the flight's median gets the flight's median (one bad match).
+    lengths; ``groups``: a camera key per photo (only photos of one camera are paired).
+
+    One pair's figure carries the GPS error of two fixes over a baseline of a few tens of metres (a
+    consumer GPS at 1.5 m gives about +-10 %), so a photo's height is the median over its own pairs,
+    grown through matched partners (partners' pairs, their partners' ...) until ``local_pairs`` figures
+    are in: noise averages out, while a change of flight height between parts of the survey is kept
+    (photos at different heights do not pair: their scales differ). A photo whose partners never reach
+    ``local_pairs`` figures (an isolated pair, a small flight) gets the median of all pairs.
     """
     n = len(features)
     positions_xy = np.asarray(positions_xy, dtype=float).reshape(n, 2)
-    per_photo: list[list[float]] = [[] for _ in range(n)]
+    pairs: list[tuple[int, int, float]] = []
     done: set[tuple[int, int]] = set()
     for i in range(n):
         if features[i] is None:
@@ -161,20 +168,28 @@ def estimate_heights(features: Sequence[Features | None], positions_xy: np.ndarr
             done.add(key)
             h = pair_height(features[j], features[i], float(d[j]), focal_px[i], settings)
             if h is not None:
-                per_photo[i].append(h)
-                per_photo[j].append(h)
-    medians = [float(np.median(v)) if v else None for v in per_photo]
-    valid = [m for m in medians if m is not None]
-    if not valid:
+                pairs.append((i, int(j), h))
+    if not pairs:
         return [None] * n
-    flight = float(np.median(valid))
+    h_all = np.array([h for _, _, h in pairs])
+    partners: list[set[int]] = [set() for _ in range(n)]
+    for i, j, _ in pairs:
+        partners[i].add(j)
+        partners[j].add(i)
     out: list[float | None] = []
-    for i, m in enumerate(medians):
+    for i in range(n):
         if features[i] is None:
             out.append(None)
-        elif m is None or abs(m - flight) > settings.max_disagreement * flight:
-            out.append(flight)
-        else:
-            out.append(m)
-    log.info("image-based height estimate: median %.1f m from %d matched pairs", flight, len(done))
+            continue
+        near, local = {i}, []
+        while True:  # grow the neighbourhood through matched partners until it holds enough pairs
+            local = [h for a, b, h in pairs if a in near or b in near]
+            grown = near.union(*(partners[k] for k in near))
+            if len(local) >= settings.local_pairs or grown == near:
+                break
+            near = grown
+        # too few (an isolated pair over a bare field, a small flight): the flight's median is safer
+        out.append(float(np.median(local)) if len(local) >= settings.local_pairs else float(np.median(h_all)))
+    log.info("image-based height estimate: median %.1f m (pairs %.1f-%.1f m) from %d matched of %d tried pairs",
+             float(np.median(h_all)), float(h_all.min()), float(h_all.max()), len(pairs), len(done))
     return out

@@ -33,7 +33,7 @@ def travel_headings(xy: np.ndarray, min_step_m: float = 1.0, turn_deg: float = 3
     """Heading of travel (degrees clockwise from grid north) at each of N positions (N x 2, metres), in capture order.
 
     A photo has an incoming and an outgoing step. Where they agree (within ``turn_deg``) it gets the
-    outgoing one; at a turn (the end or start of a survey line) it gets the step that continues a
+    direction from the previous position to the next; at a turn (the end or start of a survey line) it gets the step that continues a
     straight run (agrees with the step beyond it), so the last photo of a line faces along the line,
     not towards the next line. None where the drone moved less than ``min_step_m`` either side.
     """
@@ -49,7 +49,10 @@ def travel_headings(xy: np.ndarray, min_step_m: float = 1.0, turn_deg: float = 3
     out: list[float | None] = []
     for i in range(len(xy)):
         incoming, outgoing = step(i - 1), step(i)
-        if incoming is None or outgoing is None or _agree(incoming, outgoing, turn_deg):
+        if incoming is not None and outgoing is not None and _agree(incoming, outgoing, turn_deg):
+            dx, dy = xy[i + 1] - xy[i - 1]  # on a straight run: the central difference halves GPS noise
+            out.append(math.degrees(math.atan2(dx, dy)))
+        elif incoming is None or outgoing is None:
             out.append(outgoing if outgoing is not None else incoming)
         elif _agree(incoming, step(i - 2), turn_deg) and not _agree(outgoing, step(i + 1), turn_deg):
             out.append(incoming)

@@ -46,6 +46,7 @@ class Shot:
     xmp: bool = True
     gps_altitude_m: float | None = None  # default: GROUND_ASL_M + height_m
     index: int = 0  # capture order (seconds apart)
+    gps_error_m: tuple[float, float] = (0.0, 0.0)  # error of the recorded GPS fix (east, north), metres
 
     @property
     def cam(self) -> Camera:
@@ -102,7 +103,7 @@ def render(ground: Ground, camera: Camera, pose: Pose) -> np.ndarray:
 
 def meta_for(shot: Shot) -> DJIMeta:
     """The DJI metadata a drone at ``shot`` writes (true yaw in XMP, GPS altitude above sea level)."""
-    lon, lat = (float(v) for v in to_lonlat(CRS, X0 + shot.dx, Y0 + shot.dy))
+    lon, lat = (float(v) for v in to_lonlat(CRS, X0 + shot.dx + shot.gps_error_m[0], Y0 + shot.dy + shot.gps_error_m[1]))
     true_yaw = shot.yaw_deg - grid_yaw_deg(CRS, lon, lat, 0.0)
     model, _, _, focal, _, f35 = shot.camera
     gps = shot.gps_altitude_m if shot.gps_altitude_m is not None else GROUND_ASL_M + shot.height_m
@@ -136,8 +137,10 @@ def survey_shots(n_lines: int = 2, per_line: int = 4, step_m: float = 20.0, line
     return shots
 
 
-def with_camera(shot: Shot, camera: tuple) -> Shot:
-    return replace(shot, camera=camera)
+def with_gps_noise(shots: list[Shot], sigma_m: float, seed: int = 5) -> list[Shot]:
+    """The shots with Gaussian GPS errors (``sigma_m`` metres per axis) in their recorded positions."""
+    rng = np.random.default_rng(seed)
+    return [replace(s, gps_error_m=tuple(float(v) for v in rng.normal(0.0, sigma_m, 2))) for s in shots]
 
 
 @functools.lru_cache(maxsize=1)

@@ -8,7 +8,16 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from ingest_scene import FC300S, FC6310, GROUND_ASL_M, Shot, shared_ground, survey_shots, write_shot
+from ingest_scene import (
+    FC300S,
+    FC6310,
+    GROUND_ASL_M,
+    Shot,
+    shared_ground,
+    survey_shots,
+    with_gps_noise,
+    write_shot,
+)
 from skysieve.mosaic.altitude import takeoff_altitude
 from skysieve.mosaic.ingest import ingest_flight
 
@@ -49,7 +58,9 @@ def _flight(folder: Path, shots: list[Shot]) -> Path:
 
 
 def test_no_xmp_and_sea_level_gps_uses_the_image_estimate(tmp_path: Path) -> None:
-    shots = [replace(s, xmp=False, gps_altitude_m=512.0) for s in survey_shots(height_m=70.0)]
+    # three lines of five, GPS fixes off by 1 m (1 sigma per axis), GPSAltitude above sea level throughout
+    shots = with_gps_noise([replace(s, xmp=False, gps_altitude_m=512.0)
+                            for s in survey_shots(n_lines=3, per_line=5, height_m=70.0, line_gap_m=40.0)], 1.0)
     folder = _flight(tmp_path / "noxmp", shots)
     ws = Workspace.create(tmp_path / "ws")
     result = ingest_flight(ws, folder)
@@ -57,7 +68,7 @@ def test_no_xmp_and_sea_level_gps_uses_the_image_estimate(tmp_path: Path) -> Non
     for r in ws.gpkg.select("images"):
         assert r["altitude_m"] == pytest.approx(70.0, rel=0.10)
         assert "yaw from the direction of travel" in r["reason"]
-        assert abs(abs(r["yaw_deg"]) - 90) < 1.0  # image top faces the direction of travel
+        assert abs(abs(r["yaw_deg"]) - 90) < 10.0  # image top faces the direction of travel (noisy GPS)
     manifest = json.loads(result.manifest.read_text())
     assert manifest["altitude"]["image_estimate_m"] == pytest.approx(70.0, rel=0.05)
     assert manifest["altitude"]["takeoff_evidence"] is None
