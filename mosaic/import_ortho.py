@@ -38,6 +38,21 @@ def _source_grid(src, crs) -> tuple[tuple[float, float, float, float], float]:
     return bounds, float(abs(transform.a))
 
 
+def _footprint(src, crs, max_px: int = 1024):
+    """Polygon (workspace CRS) of the source's valid pixels, traced on a reduced copy of its mask."""
+    import shapely
+    from rasterio.features import shapes
+    from rasterio.warp import transform_geom
+
+    f = max(1, int(np.ceil(max(src.width, src.height) / max_px)))
+    h, w = int(np.ceil(src.height / f)), int(np.ceil(src.width / f))
+    mask = (src.dataset_mask(out_shape=(h, w)) > 0).astype(np.uint8)
+    t = src.transform @ src.transform.scale(src.width / w, src.height / h)
+    polys = [shapely.geometry.shape(transform_geom(src.crs, crs, g)) for g, v in shapes(mask, mask=mask > 0, transform=t)
+             if v]
+    return shapely.union_all(polys) if polys else shapely.Polygon()
+
+
 def import_ortho(workspace, ortho: str | Path, gsd_m: float | None = None, margin_m: float = 5.0,
                  settings: CogSettings | None = None) -> list[dict[str, Any]]:
     """Cut ``ortho`` (any CRS, 8-bit RGB[A] or grey) into the cells it covers; one report per cell written.
@@ -78,7 +93,7 @@ def import_ortho(workspace, ortho: str | Path, gsd_m: float | None = None, margi
         bounds, native = _source_grid(src, crs)
         gsd = float(gsd_m or round(native, 4))
         bands = [1, 2, 3] if src.count >= 3 else [1, 1, 1]
-        area = box(*bounds)
+        area = _footprint(src, crs).intersection(box(*bounds))
         stat = ortho.stat()
         digest = hashlib.sha256(f"{ortho.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{gsd}|{margin_m}".encode()).hexdigest()
         for cell in ws.cells_touching(area):
@@ -106,9 +121,9 @@ def import_ortho(workspace, ortho: str | Path, gsd_m: float | None = None, margi
                         yield win, np.ascontiguousarray(rgb), cov
 
                 cell_dir = ws.cell_dir(cell.cell_id)
-                covered = write_cog(cell_dir / ORTHO_FILE, grid, crs, blocks(), settings,
+                write_cog(cell_dir / ORTHO_FILE, grid, crs, blocks(), settings,
                                     tags={"SKYSIEVE_CELL": cell.cell_id, "SKYSIEVE_SOURCE": ortho.name})
-            if not covered:
+            if counts["cell"] * gsd * gsd < 1e-3 * cell.geometry.area:  # only a sliver: leave it to the neighbour
                 (cell_dir / ORTHO_FILE).unlink(missing_ok=True)
                 continue
             report = {

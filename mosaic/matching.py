@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 class MatchSettings:
     """How photos are reduced and matched."""
 
-    match_size_px: int = 1000  # long side of the median reduced photo (pixels)
+    match_size_px: int = 800  # long side of the median reduced photo (pixels)
     max_features: int = 4000  # SIFT keypoints per photo, at most
     pixels_per_feature: float = 150.0  # and at most one per this many reduced pixels
     ratio: float = 0.8  # Lowe's ratio test
@@ -34,6 +34,7 @@ class MatchSettings:
     max_ties: int = 120  # tie points kept per pair (spread over the overlap)
     search_radius_m: float = 6.0  # GPS-guided matching: how far from its predicted place a match may be
     min_overlap: float = 0.2  # footprint overlap / smaller footprint, to try a pair
+    threads: int | None = None  # None: the CPU count (at most 4)
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,13 @@ def match_pair(fi: Features, fj: Features, i: int, j: int, settings: MatchSettin
     return TiePair(i, j, ui[inl], uj[inl])
 
 
+def _pool(settings: MatchSettings):
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(settings.threads or min(4, os.cpu_count() or 1))
+
+
 @dataclass(frozen=True)
 class MatchResult:
     """Tie points of a set of photos and what happened on the way."""
@@ -219,23 +227,28 @@ def match_photos(photos: list[Photo], settings: MatchSettings | None = None) -> 
 
     settings = settings or MatchSettings()
     gsd = match_gsd(photos, settings) if photos else 1.0
-    feats, unreadable = [], {}
-    for k, p in enumerate(progress(photos, "features", len(photos))):
+    def features(k: int) -> Features:
         try:
-            feats.append(detect_features(p, gsd, settings))
+            return detect_features(photos[k], gsd, settings)
         except ImageReadError as e:
             unreadable[k] = str(e)
-            feats.append(Features(np.zeros((0, 2)), np.zeros((0, 128), np.uint8), 1.0))
-    if len(photos) < 2:
-        return MatchResult([], 0, [len(f.uv) for f in feats], unreadable)
-    homs = [ground_homography(p) for p in photos]
-    pairs = candidate_pairs(photos, settings)
-    ties = []
-    for i, j in progress(pairs, "matching", len(pairs)):
-        tp = match_pair(feats[i], feats[j], i, j, settings, homs[i], homs[j], photos[j].gsd_m)
-        if tp is None:  # the GPS pose may be grossly wrong (a yaw off by 180 degrees): try unguided
-            tp = match_pair(feats[i], feats[j], i, j, settings)
-        if tp is not None:
-            ties.append(tp)
-        log.debug("pair %s-%s: %s ties", photos[i].image_id, photos[j].image_id, len(tp.uv_i) if tp else 0)
+            return Features(np.zeros((0, 2)), np.zeros((0, 128), np.uint8), 1.0)
+
+    unreadable: dict[int, str] = {}
+    with _pool(settings) as pool:  # OpenCV releases the GIL: threads use every core, memory is shared
+        feats = list(progress(pool.map(features, range(len(photos))), "features", len(photos)))
+        if len(photos) < 2:
+            return MatchResult([], 0, [len(f.uv) for f in feats], unreadable)
+        homs = [ground_homography(p) for p in photos]
+        pairs = candidate_pairs(photos, settings)
+
+        def pair(ij: tuple[int, int]) -> TiePair | None:
+            i, j = ij
+            tp = match_pair(feats[i], feats[j], i, j, settings, homs[i], homs[j], photos[j].gsd_m)
+            if tp is None:  # the GPS pose may be grossly wrong (a yaw off by 180 degrees): try unguided
+                tp = match_pair(feats[i], feats[j], i, j, settings)
+            log.debug("pair %s-%s: %s ties", photos[i].image_id, photos[j].image_id, len(tp.uv_i) if tp else 0)
+            return tp
+
+        ties = [tp for tp in progress(pool.map(pair, pairs), "matching", len(pairs)) if tp is not None]
     return MatchResult(ties, len(pairs), [len(f.uv) for f in feats], unreadable)

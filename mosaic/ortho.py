@@ -56,7 +56,7 @@ class MosaicSettings:
     window_px: int = 512  # rendering block
     gps_sigma_m: float = 1.5  # GPS error per photo (one sigma, metres)
     yaw_sigma_deg: float = 5.0
-    match_size_px: int = 1000  # photos are reduced to about this long side for matching
+    match_size_px: int = 800  # photos are reduced to about this long side for matching
     max_features: int = 4000
     band_px: float = 16.0  # blending band across seamlines (output pixels)
     compress: str = "JPEG"

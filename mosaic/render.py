@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -104,13 +105,20 @@ def _render_scale(photo: Photo, gsd_m: float) -> float:
     return 1.0 / jpeg_reduction(photo.gsd_m / gsd_m)
 
 
+WEIGHT_STEP = 4  # seam weights are computed on every 4th output pixel and interpolated (they are smooth)
+
+
 def render_window(placed: list[PlacedPhoto], images: dict[int, tuple[np.ndarray, float, float]], idx: list[int],
                   grid: OutputGrid, win: PixelWindow, blend: BlendSettings) -> tuple[np.ndarray, np.ndarray]:
     """RGB (rows, cols, 3) uint8 and coverage (rows, cols) bool of one window from photos ``idx``."""
     import cv2
 
     a = grid.pixel_to_ground(win.row_off, win.col_off)
-    cols, rows = np.meshgrid(np.arange(win.width, dtype=np.float32), np.arange(win.height, dtype=np.float32))
+    step = WEIGHT_STEP
+    hc, wc = -(-win.height // step), -(-win.width // step)
+    # coarse samples at the centres of step x step blocks, in window pixel indices
+    cols, rows = np.meshgrid(np.arange(wc, dtype=np.float32) * step + (step - 1) / 2,
+                             np.arange(hc, dtype=np.float32) * step + (step - 1) / 2)
     gx = a[0, 0] * cols + a[0, 2]
     gy = a[1, 1] * rows + a[1, 2]
     dists, tapers, warped = [], [], []
@@ -121,8 +129,10 @@ def render_window(placed: list[PlacedPhoto], images: dict[int, tuple[np.ndarray,
         den = m[2, 0] * cols + m[2, 1] * rows + m[2, 2]
         u = (m[0, 0] * cols + m[0, 1] * rows + m[0, 2]) / den
         v = (m[1, 0] * cols + m[1, 1] * rows + m[1, 2]) / den
-        taper = edge_taper(u, v, cam.width_px, cam.height_px, blend.taper_px)
-        del u, v, den
+        # start the fade a coarse step inside the border so interpolated weights never leave the photo
+        inset = step * grid.gsd_m / pp.photo.gsd_m + 1.0
+        taper = edge_taper(u - inset, v - inset, cam.width_px - 2 * inset, cam.height_px - 2 * inset,
+                           blend.taper_px)
         if not taper.any():
             continue
         img, sx, sy = images[i]
@@ -136,18 +146,26 @@ def render_window(placed: list[PlacedPhoto], images: dict[int, tuple[np.ndarray,
     num = np.zeros((win.height, win.width, 3), np.float32)
     den = np.zeros((win.height, win.width), np.float32)
     if warped:
-        for wgt, (img, gain) in zip(seam_weights(dists, tapers, blend.band_px * grid.gsd_m), warped, strict=False):
-            num += img.astype(np.float32) * (wgt[..., None] * np.asarray(gain, np.float32))
-            den += wgt
-    covered = den > 1e-4
+        for wgt, (img, gain) in zip(seam_weights(dists, tapers, blend.band_px * grid.gsd_m), warped, strict=True):
+            if not wgt.any():
+                continue
+            full = cv2.resize(wgt, (wc * step, hc * step), interpolation=cv2.INTER_LINEAR)[:win.height, :win.width]
+            num += img.astype(np.float32) * (full[..., None] * np.asarray(gain, np.float32))
+            den += full
+    covered = den > 1e-3
     rgb = np.zeros_like(num, dtype=np.uint8)
     rgb[covered] = np.clip(num[covered] / den[covered][:, None] + 0.5, 0, 255).astype(np.uint8)
     return rgb, covered
 
 
-def render_windows(placed: list[PlacedPhoto], grid: OutputGrid, window_px: int,
-                   blend: BlendSettings) -> Iterator[tuple[PixelWindow, np.ndarray, np.ndarray]]:
-    """Yield (window, RGB, coverage) for every window that some photo covers, decoding each photo once."""
+def render_windows(placed: list[PlacedPhoto], grid: OutputGrid, window_px: int, blend: BlendSettings,
+                   threads: int | None = None) -> Iterator[tuple[PixelWindow, np.ndarray, np.ndarray]]:
+    """Yield (window, RGB, coverage) for every window that some photo covers, in order, decoding each photo
+    once. ``threads`` windows render at a time (default: CPU count, at most 4)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads = threads or min(4, os.cpu_count() or 1)
     from skysieve.progress import progress
 
     wins = windows(grid, window_px)
@@ -160,19 +178,32 @@ def render_windows(placed: list[PlacedPhoto], grid: OutputGrid, window_px: int,
             last_use[i] = k
     images: dict[int, tuple[np.ndarray, float, float]] = {}
     peak = 0
-    for k, win in enumerate(progress(wins, "rendering", len(wins), unit="window")):
-        if not needs[k]:
-            continue
+    pending: deque = deque()  # (window index, future), in window order
+    todo = [k for k in range(len(wins)) if needs[k]]
+
+    def finish():
+        k, fut = pending.popleft()
+        rgb, covered = fut.result()
         for i in needs[k]:
-            if i not in images:
-                images[i] = read_image(placed[i].photo, _render_scale(placed[i].photo, grid.gsd_m))
-        peak = max(peak, len(images))
-        rgb, covered = render_window(placed, images, needs[k], grid, win, blend)
-        for i in needs[k]:
-            if last_use[i] == k:
-                del images[i]
-        if covered.any():
-            yield win, rgb, covered
+            if last_use[i] == k:  # windows finish in order: no later window needs it
+                images.pop(i, None)
+        return k, rgb, covered
+
+    with ThreadPoolExecutor(threads) as pool:  # cv2 and numpy release the GIL; photos are shared
+        for k in progress(todo, "rendering", len(todo), unit="window"):
+            for i in needs[k]:
+                if i not in images:
+                    images[i] = read_image(placed[i].photo, _render_scale(placed[i].photo, grid.gsd_m))
+            peak = max(peak, len(images))
+            pending.append((k, pool.submit(render_window, placed, dict(images), needs[k], grid, wins[k], blend)))
+            while len(pending) > threads:
+                k_done, rgb, covered = finish()
+                if covered.any():
+                    yield wins[k_done], rgb, covered
+        while pending:
+            k_done, rgb, covered = finish()
+            if covered.any():
+                yield wins[k_done], rgb, covered
     log.debug("rendering held at most %d decoded photos", peak)
 
 

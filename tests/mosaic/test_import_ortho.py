@@ -1,0 +1,77 @@
+"""``skysieve import-ortho``: an orthophoto made elsewhere, in another CRS, reprojected and cut into cells."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from ortho_scene import CRS, make_ground, truth_window
+from rasterio.warp import Resampling, calculate_default_transform, reproject
+from skysieve.mosaic.accuracy import compare_rasters
+from skysieve.mosaic.import_ortho import import_ortho
+
+from skysieve.cli import main
+from skysieve.errors import MosaicError
+from skysieve.workspace import Workspace
+
+
+@pytest.fixture(scope="module")
+def ground():
+    return make_ground(80.0, 0.1, seed=5)  # 80 m square from (576000, 5188000): 2 x 2 cells of 40 m
+
+
+@pytest.fixture(scope="module")
+def odm_ortho(ground, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ground as an ODM-style RGBA GeoTIFF in WGS 84 longitude/latitude."""
+    path = tmp_path_factory.mktemp("odm") / "odm_orthophoto.tif"
+    h, w = ground.rgb.shape[:2]
+    left, top = ground.transform.c, ground.transform.f
+    bounds = (left, top - h * 0.1, left + w * 0.1, top)
+    dst_t, dw, dh = calculate_default_transform(CRS, "EPSG:4326", w, h, *bounds)
+    out = np.zeros((4, dh, dw), np.uint8)
+    for b in range(3):
+        reproject(ground.rgb[..., b], out[b], src_transform=ground.transform, src_crs=CRS, dst_transform=dst_t,
+                  dst_crs="EPSG:4326", resampling=Resampling.bilinear)
+    reproject(np.full((h, w), 255, np.uint8), out[3], src_transform=ground.transform, src_crs=CRS,
+              dst_transform=dst_t, dst_crs="EPSG:4326", resampling=Resampling.nearest)
+    with rasterio.open(path, "w", driver="GTiff", width=dw, height=dh, count=4, dtype="uint8", crs="EPSG:4326",
+                       transform=dst_t, photometric="RGB", alpha="YES") as ds:
+        ds.write(out)
+    return path
+
+
+def test_import_cuts_the_orthophoto_into_cells_in_the_workspace_crs(tmp_path: Path, ground, odm_ortho: Path) -> None:
+    ws = Workspace.create(tmp_path / "ws", crs=CRS, cell_size_m=40.0)
+    reports = import_ortho(ws, odm_ortho, gsd_m=0.1)
+    assert sorted(r["cell_id"] for r in reports) == [f"E{576000 + 40 * i}N{5188000 + 40 * j}" for i in range(2)
+                                                      for j in range(2)]
+    for r in reports:
+        assert r["cell_covered"] > 0.95
+        with rasterio.open(r["ortho"]) as ds:
+            assert ds.crs.to_epsg() == 32615 and ds.res == (0.1, 0.1) and ds.profile["tiled"]
+            rgb = np.moveaxis(ds.read([1, 2, 3]), 0, -1)
+            valid = ds.read_masks(1) > 0
+            b = ds.bounds
+        truth = truth_window(ground, (b.left, b.bottom, b.right, b.top), 0.1)
+        misfit = compare_rasters(rgb, truth, valid, 0.1, patch_px=64)
+        assert misfit.n_patches >= 4 and misfit.mean_offset_m < 0.05 and misfit.local_p90_px < 0.5
+        assert json.loads((Path(r["ortho"]).parent / "ortho.json").read_text())["source"].endswith("odm_orthophoto.tif")
+
+
+def test_import_cli_and_bad_files(tmp_path: Path, odm_ortho: Path, capsys: pytest.CaptureFixture) -> None:
+    ws = Workspace.create(tmp_path / "ws", crs=CRS, cell_size_m=250.0)
+    assert main(["import-ortho", str(ws.root), str(odm_ortho), "--gsd", "0.2"]) == 0
+    out = capsys.readouterr().out
+    assert "cut into 1 cells" in out and "E576000N5188000: 10% covered" in out
+    plain = tmp_path / "plain.tif"  # no georeferencing
+    with rasterio.open(plain, "w", driver="GTiff", width=8, height=8, count=3, dtype="uint8") as ds:
+        ds.write(np.zeros((3, 8, 8), np.uint8))
+    with pytest.raises(MosaicError, match="no CRS"):
+        import_ortho(ws, plain)
+    not_tiff = tmp_path / "notes.tif"
+    not_tiff.write_text("not a raster")
+    assert main(["import-ortho", str(ws.root), str(not_tiff)]) == 1
+    assert "cannot open" in capsys.readouterr().err
