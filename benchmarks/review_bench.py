@@ -1,6 +1,6 @@
 """Review speed with 10,000 flags in one cell: time to open, time per decide-and-advance step.
 
-    python benchmarks/review_bench.py [--detections 10000] [--size-px 10000] [--steps 100] [--keep DIR]
+    xvfb-run -a python benchmarks/review_bench.py [--detections 10000] [--size-px 10000] [--steps 100] [--template DIR]
 
 Runs napari for real (on $DISPLAY, else Qt's offscreen platform; `xvfb-run -a` works) with the window
 shown, so every step includes napari's redraw (software OpenGL under Xvfb: slower than a desktop GPU).

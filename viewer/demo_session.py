@@ -35,15 +35,15 @@ def _features(path: Path) -> list[tuple[shapely.Geometry, dict]]:
     return [(shapely.geometry.shape(f["geometry"]), f["properties"]) for f in doc["features"]]
 
 
-def build_world_workspace(root: str | Path, *, seed: int = 7, size_m: float = 300.0, gsd_m: float = 0.08,
-                          ) -> Workspace:
+def build_world_workspace(root: str | Path, *, seed: int = 7, size_m: float = 400.0, gsd_m: float = 0.08,
+                          cell_size_m: float = 200.0) -> Workspace:
     """A workspace over synthetic world ``seed``: cell COGs, the site register, scored flags."""
     from skysieve.datasets import make_world
     from skysieve.mosaic.import_ortho import import_ortho
 
     root = Path(root)
     world = make_world(root.parent / f"{root.name}-world", seed=seed, size_m=size_m, gsd_m=gsd_m)
-    ws = Workspace.create(root, crs=world.crs, cell_size_m=150.0)
+    ws = Workspace.create(root, crs=world.crs, cell_size_m=cell_size_m)
     import_ortho(ws, world.ortho)
     sites = _features(world.root / "truth" / "sites.geojson")
     ws.layer(SITES)
@@ -88,19 +88,29 @@ def record_session(ws: Workspace, out_png: str | Path, reviewer: str = "analyst.
     if not wait_until_open(widget):
         raise RuntimeError("the review did not open")
     rows = widget.queue.rows
-    in_site = [r["det_id"] for r in rows if r.get("site_id")][:3]
-    for det in in_site:
+    by_site: dict[str, list[str]] = {}
+    for r in rows:
+        if r.get("site_id"):
+            by_site.setdefault(r["site_id"], []).append(r["det_id"])
+    site_flags = max(by_site.values(), key=len) if by_site else []
+    for det in site_flags:  # the site with the most flags: confirm them, file them as one suspect
         widget.select_detection(det)
+        widget.choose_category_number(5)  # (五) ordered closed, still producing
         widget.confirm()
-    widget.choose_category_number(4)
-    widget.push_to_suspects()
-    wait_until_open(widget)
-    for status in ("rejected", "unsure", "confirmed"):
-        widget.select_row(min(len(in_site) + 1, len(rows) - 1))
+    if site_flags:
+        widget.push_to_suspects()
+        wait_until_open(widget)
+    others = [r["det_id"] for r in rows if r["det_id"] not in site_flags]
+    for det, status in zip(others, ("rejected", "unsure"), strict=False):
+        widget.select_detection(det)
         widget.decide(status)
-    widget.save_note("two white tanks behind the east shed")
-    widget.next()
-    widget.viewer.scene.camera.zoom *= 0.5
+    if len(others) > 2:
+        widget.select_detection(others[2])
+        widget.save_note("two white tanks behind the east shed")
+    cell = next(c for c in ws.cells() if c.cell_id == widget.cell_id).geometry
+    minx, miny, maxx, maxy = cell.bounds
+    widget.viewer.scene.camera.center = tuple(widget.frame.to_world((minx + maxx) / 2, (miny + maxy) / 2)[0])
+    widget.viewer.scene.camera.zoom = min(widget.viewer.canvas.size) / (1.05 * max(maxx - minx, maxy - miny))
     path = save_window(widget.viewer, out_png)
     widget.viewer.close()
     return path

@@ -178,6 +178,7 @@ class CellData:
     queue: list[dict[str, Any]]  # the flags that pass the filter, in review order
     mosaic: MultiscaleMosaic | None
     cells: list[Cell]  # this cell and those touching it
+    neighbour_mosaics: dict[str, MultiscaleMosaic]  # cell_id -> mosaic of touching cells (context at edges)
     sites: list[dict[str, Any]]  # known sites meeting the cell
     problems: list[str]  # readable: what is missing and which command makes it
 
@@ -206,4 +207,11 @@ def load_cell(ws: Workspace, cell_id: str, flt: QueueFilter | None = None) -> Ce
         if area is None and detections:
             area = shapely.MultiPoint([(d["x"], d["y"]) for d in detections]).envelope.buffer(10.0)
     sites = sites_near(ws, area) if area is not None else []
-    return CellData(cell_id, detections, queue, mosaic, cells, sites, problems)
+    around = {}
+    for c in cells:
+        if c.cell_id != cell_id and ortho_path(ws, c.cell_id).exists():
+            try:
+                around[c.cell_id] = open_mosaic(ortho_path(ws, c.cell_id))
+            except MosaicError as e:
+                log.warning("%s", e)
+    return CellData(cell_id, detections, queue, mosaic, cells, around, sites, problems)

@@ -238,7 +238,7 @@ class ReviewWidget(QWidget):
         self.table.verticalHeader().setDefaultSectionSize(20)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.Interactive)  # ResizeToContents would scan all 10,000 rows per step
-        for col, width in enumerate((48, 110, 50, 56, 80)):
+        for col, width in enumerate((40, 104, 46, 56, 150)):
             header.resizeSection(col, width)
         header.setStretchLastSection(True)
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.Fixed)
@@ -471,6 +471,9 @@ class ReviewWidget(QWidget):
         self._layers = {}
         meta = {L.WORKSPACE_KEY: str(self.ws.root), "cell_id": data.cell_id}
         specs = []
+        for other, mosaic in sorted(data.neighbour_mosaics.items()):
+            payload, kwargs, kind = L.mosaic_layer(mosaic, self.frame, f"mosaic {other} (neighbour)", meta)
+            specs.append((payload, {**kwargs, "opacity": 0.6}, kind))
         if data.mosaic is not None:
             specs.append(L.mosaic_layer(data.mosaic, self.frame, f"mosaic {data.cell_id}", meta))
         if data.cells:
@@ -488,7 +491,7 @@ class ReviewWidget(QWidget):
             self._layers[kwargs["name"]] = layer
         current = self.viewer.add_shapes(
             [np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, 0.0]])], shape_type="rectangle",
-            name=L.CURRENT_LAYER, edge_color="yellow", face_color="transparent", edge_width=0.08,
+            name=L.CURRENT_LAYER, edge_color="yellow", face_color="transparent", edge_width=0.06,
             visible=False, metadata=meta)
         self._layers[L.CURRENT_LAYER] = current
         for layer in self._layers.values():
@@ -529,6 +532,14 @@ class ReviewWidget(QWidget):
             self.queue.select(self.queue.position(keep))
         self._show_current()
         self.queueLoaded.emit()
+
+    def _update_cell_label(self) -> None:
+        """Keep the cell list's "pending/total" for the open cell current."""
+        i = self.cell_combo.findData(self.cell_id)
+        if i >= 0 and self.data is not None:
+            pending = sum(1 for v in self._state.values() if (v[0] or "pending") == "pending")
+            mosaic = "" if self.data.mosaic is not None else ", no mosaic"
+            self.cell_combo.setItemText(i, f"{self.cell_id}  ({pending}/{len(self._state)} pending{mosaic})")
 
     def _summary(self) -> str:
         counts = self.queue.counts()
@@ -617,11 +628,14 @@ class ReviewWidget(QWidget):
         self._prefetch_future = self._prefetcher.submit(self._prefetch, level, window, row, mosaic.path)
 
     def _prefetch(self, level, window: tuple[int, int, int, int], row: dict[str, Any], path: Path) -> None:
-        level.prefetch(*window)
-        if row["det_id"] not in self._chips:
-            if len(self._chips) > 8:
-                self._chips.clear()
-            self._chips[row["det_id"]] = read_chip(path, _chip_bounds(row), _CHIP_PX)
+        try:
+            level.prefetch(*window)
+            if row["det_id"] not in self._chips:
+                if len(self._chips) > 8:
+                    self._chips.clear()
+                self._chips[row["det_id"]] = read_chip(path, _chip_bounds(row), _CHIP_PX)
+        except Exception:  # read-ahead is an optimisation: the main thread reads (and reports) for real
+            log.debug("read-ahead of %s failed", row["det_id"], exc_info=True)
 
     def _frame_current(self, layer, row: dict[str, Any]) -> None:
         """Put the yellow frame on the flag's box by moving and scaling a unit square (no re-tessellation)."""
@@ -630,6 +644,8 @@ class ReviewWidget(QWidget):
         else:
             half = max(row.get("width_m") or 2.0, row.get("height_m") or 2.0) / 2
             minx, miny, maxx, maxy = row["x"] - half, row["y"] - half, row["x"] + half, row["y"] + half
+        pad = max(0.25 * max(maxx - minx, maxy - miny), 0.75)  # a frame around the box, not on its edge
+        minx, miny, maxx, maxy = minx - pad, miny - pad, maxx + pad, maxy + pad
         top_left = self.frame.to_world(minx, maxy)[0]
         layer.affine = np.array([[maxy - miny, 0.0, top_left[0]], [0.0, maxx - minx, top_left[1]], [0, 0, 1.0]])
         if not layer.visible:
@@ -705,6 +721,7 @@ class ReviewWidget(QWidget):
         if out is _FAILED:
             return False
         self._apply_row(out)
+        self._update_cell_label()
         self.queue.advance()
         self._show_current()
         self._say(f"{out['det_id']} {status} by {out['reviewed_by']} · {self._summary()}")

@@ -149,7 +149,9 @@ def test_filters_and_neighbouring_cells(make_napari_viewer, qtbot, review_ws):
         qtbot.mouseClick(widget.neighbour_buttons["east"], Qt.LeftButton)
     assert widget.cell_id.startswith("E500250")
     assert "no mosaic" in widget.message.text() and "skysieve mosaic" in widget.message.text()
-    assert not any(layer.name.startswith("mosaic ") for layer in widget.viewer.layers)
+    names = [layer.name for layer in widget.viewer.layers]
+    assert f"mosaic {widget.cell_id}" not in names
+    assert "mosaic E500000N3300000 (neighbour)" in names  # the west neighbour's mosaic gives context
 
 
 def test_two_analysts_lose_no_decision(make_napari_viewer, qtbot, review_ws):
