@@ -33,6 +33,10 @@ def _cmd_world(args: argparse.Namespace) -> int:
     from skysieve.datasets.world import make_world
 
     info = make_world(args.out, args.seed, size_m=args.size_m, gsd_m=args.gsd, lonlat=args.lonlat)
+    if args.preview is not None:
+        from skysieve.datasets.sheet import world_preview
+
+        world_preview(info.root, args.preview)
     emit(args, {"world": str(info.root), "ortho": str(info.ortho), "objects": info.n_objects, "sites": info.n_sites,
                 "crs": info.crs, "sites_register": str(info.sites_register)},
          f"world {info.root}: {info.size_m:g} m at {info.gsd_m:g} m/px, {info.crs}; {info.n_objects} labelled "
@@ -80,6 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     w.add_argument("--size-m", type=float, default=600.0, help="side of the square world, metres (600)")
     w.add_argument("--gsd", type=float, default=0.03, help="ortho ground sample distance, m/px (0.03)")
     w.add_argument("--lonlat", type=_pair, default=(112.88, 36.12), help="world centre lon,lat (112.88,36.12)")
+    w.add_argument("--preview", type=Path, help="also write a PNG of the ortho with sites and objects drawn on")
     add_json_flag(w)
     w.set_defaults(func=_cmd_world)
 

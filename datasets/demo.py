@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from skysieve.datasets.flight import FlightInfo, FlightPlan, fly
+from skysieve.datasets.layout import Climate, find_seed
+from skysieve.datasets.scene import CLASSES, Scene
 from skysieve.datasets.world import WorldInfo, load_world, make_world
 
-__all__ = ["DemoInputs", "demo_inputs", "DEMO_SEED"]
+__all__ = ["DemoInputs", "demo_inputs", "demo_seed"]
 
-#: a 200 m world with four sites: two hosting illegal work, a licensed chemical plant, a farm; winter sun
-DEMO_SEED = 35
+
+def _good_demo(scene: Scene, climate: Climate) -> bool:
+    classes = {o.cls for o in scene.labelled()}
+    return (sum(s.illegal for s in scene.sites) >= 2 and classes == set(CLASSES) and len(scene.sites) >= 3
+            and climate.weather == "clear")
+
+
+#: where the search for a demo world starts: the answer for 200 m with this version's layout (instant)
+_DEMO_SEED_HINT = 38
+
+
+@functools.lru_cache(maxsize=4)
+def demo_seed(size_m: float = 200.0) -> int:
+    """The first world seed of ``size_m`` from 38 with at least three sites, two of them hosting illegal
+    work, all three classes present and clear weather (crisp shadows): what the demo should show."""
+    return find_seed(size_m, _good_demo, start=_DEMO_SEED_HINT)
 
 
 @dataclass(frozen=True)
@@ -46,11 +63,11 @@ def demo_inputs(out_dir: str | Path, seed: int | None = None, size_m: float = 20
                 scale: float = 0.4, workers: int | None = None) -> DemoInputs:
     """Make ``out_dir/world`` (``size_m`` square, 5 cm/px) and ``out_dir/flight``: a survey at ``altitude_m``
     (FC300S frames at ``scale``: 1600 x 900 px, about 8.5 cm/px at 80 m) over the box around the world's sites.
-    ``seed`` None: :data:`DEMO_SEED`, a world whose sites host all three classes.
+    ``seed`` None: :func:`demo_seed`, a world whose sites host all three classes.
 
-    About 40 photos for the default seed: the whole demo pipeline stays within minutes on two cores.
+    About 30 to 40 photos: the whole demo pipeline stays within minutes on two cores.
     """
-    seed = DEMO_SEED if seed is None else seed
+    seed = demo_seed(size_m) if seed is None else seed
     out = Path(out_dir)
     world = make_world(out / "world", seed, size_m=size_m, gsd_m=0.05, workers=workers)
     sites = load_world(world.root).scene.sites

@@ -8,6 +8,7 @@ origin at the world's south-west corner.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +17,9 @@ from skysieve.datasets import props
 from skysieve.datasets.paint import PaintStyle
 from skysieve.datasets.scene import Scene, Shape, SiteTruth, Sun, rect
 
-__all__ = ["Climate", "world_scene", "climate_for", "SEASONS", "WEATHERS"]
+from skysieve.errors import DatasetError
+
+__all__ = ["Climate", "world_scene", "climate_for", "find_seed", "SEASONS", "WEATHERS"]
 
 SEASONS = ("spring", "summer", "autumn", "winter")
 WEATHERS = ("clear", "hazy", "overcast")
@@ -208,6 +211,18 @@ def _site(scene: Scene, rng, kind: str, idx: int, village: str, size: float, occ
             if spot:
                 scene.add(props.scrap_heap(rng, *spot, float(rng.uniform(4, 8))))
                 taken.append(Point(spot).buffer(4))
+        spot = _free_spot(rng, yard, taken, 3)
+        if spot and rng.random() < 0.6:
+            scene.add(*props.tyre_pile(rng, *spot))
+            taken.append(Point(spot).buffer(3))
+    if kind == "farm" and rng.random() < 0.5:
+        spot = _free_spot(rng, yard, taken, 3)
+        if spot:
+            scene.add(*props.cistern(rng, *spot))
+            taken.append(Point(spot).buffer(3))
+    for _ in range(int(rng.integers(0, 5))):  # stains, puddles and gravel on the yard
+        c = np.array([x, y]) + rng.uniform(-0.4, 0.4) * w * ux + rng.uniform(-0.4, 0.4) * length * uy
+        scene.add([props.ground_patch(rng, float(c[0]), float(c[1]), float(rng.uniform(2, 8)), props.PATCH_COLORS)])
     for _ in range(int(rng.integers(0, 4))):
         spot = _free_spot(rng, yard, taken, 3)
         if spot:
@@ -262,8 +277,12 @@ def _village(scene: Scene, rng, cx: float, cy: float, size: float, occ: _Occupan
             scene.add(props.wall_segments(poly, props._jitter(rng, (0.78, 0.76, 0.72)), height=2.0, gate=0))
             hc = c + 0.28 * plot * uy
             roof = str(rng.choice(["red_tile", "grey_tile", "grey_concrete", "blue_steel"], p=[0.35, 0.3, 0.2, 0.15]))
-            scene.add(props.building(rng, hc[0], hc[1], plot * 0.85, plot * 0.35, ang, toward, roof=roof,
-                                     height=float(rng.uniform(3.5, 6.5))))
+            house = props.building(rng, hc[0], hc[1], plot * 0.85, plot * 0.35, ang, toward, roof=roof,
+                                   height=float(rng.uniform(3.5, 6.5)))
+            scene.add(house)
+            if rng.random() < 0.6:  # solar water heater on the roof, as on most rural houses
+                sx = hc + rng.uniform(-0.3, 0.3) * plot * ux
+                scene.add(*props.solar_heater(rng, sx[0], sx[1], ang + 90, house[0].height_m))
             if rng.random() < 0.5:
                 sc = c - 0.1 * plot * uy + 0.3 * plot * ux
                 scene.add(props.building(rng, sc[0], sc[1], plot * 0.3, plot * 0.35, ang, toward, roof="blue_steel",
@@ -320,3 +339,14 @@ def world_scene(seed: int, size_m: float, min_illegal_sites: int = 1) -> tuple[S
         else:
             scene.add(*props.planter(rng, x, y, toward))
     return scene, climate
+
+
+def find_seed(size_m: float, accept: Callable[[Scene, Climate], bool], start: int = 0, tries: int = 500) -> int:
+    """The first seed from ``start`` whose world of ``size_m`` passes ``accept`` (laying out is cheap:
+    nothing is painted). Lets the demo and tests ask for a kind of world rather than hard-code a seed
+    that changes meaning whenever the layout code does."""
+    for seed in range(start, start + tries):
+        scene, climate = world_scene(seed, size_m)
+        if accept(scene, climate):
+            return seed
+    raise DatasetError(f"no world of {size_m:g} m among seeds {start}..{start + tries - 1} fits", hint="relax it")

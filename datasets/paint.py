@@ -191,9 +191,11 @@ def paint(shapes: list[Shape], bounds: np.ndarray, view: GridView, style: PaintS
         _fill(rgb, view, s, s.color)
         if s.stripe is not None:
             _stripes(rgb, view, s)
-    factor = None
+    factor = fine = None
     if noise is not None and style.texture > 0:
-        factor = noise.sample(view)
+        fine = noise.sample(view, slice(-1, None))  # the finest octave is reused as grime on raised surfaces
+        factor = noise.sample(view, slice(None, -1))
+        factor += fine
         factor *= style.texture
         factor += 1.0
     shade = np.zeros((view.rows, view.cols), np.uint8)
@@ -218,12 +220,9 @@ def paint(shapes: list[Shape], bounds: np.ndarray, view: GridView, style: PaintS
         if walls and (s.shadow or s.wall is not None or sum(s.color) > 0.6):  # dark holes and vents: no walls
             _fill(wall, view, s, s.wall if s.wall is not None else tuple(0.8 * c for c in s.color))
         _fill(height, view, s, float(s.height_m))
-    if noise is not None and style.texture > 0 and raised:  # grime and wear on roofs, tanks and trees too
-        grain = noise.sample(view, slice(-1, None))
-        grain *= 0.8 * style.texture
-        grain += 1.0
-        high = height > 0
-        rgb[high] *= grain[high][:, None]
+    if fine is not None and raised:  # grime and wear on roofs, tanks and trees too
+        grain = np.where(height > 0, fine * (0.8 * style.texture) + 1.0, np.float32(1.0)).astype(np.float32)
+        rgb *= grain[:, :, None]
     if style.tint != (1.0, 1.0, 1.0):
         cv2.multiply(rgb, (*style.tint, 0.0), dst=rgb)
     if walls:

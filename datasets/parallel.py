@@ -12,6 +12,8 @@ __all__ = ["ordered_map", "default_workers", "cv2_threads"]
 
 T = TypeVar("T")
 
+_INIT_ERROR: list[BaseException] = []
+
 
 @contextlib.contextmanager
 def cv2_threads(n: int = 1) -> Iterator[None]:
@@ -36,10 +38,26 @@ def default_workers(n_jobs: int, cap: int = 2) -> int:
     return 1 if n_jobs < 8 else max(1, min(cap, os.cpu_count() or 1, n_jobs))
 
 
+def _safe_init(initializer: Callable[..., None], initargs: tuple) -> None:
+    # an exception escaping a pool initializer makes the pool respawn workers forever: keep it for the jobs
+    try:
+        initializer(*initargs)
+    except BaseException as e:  # re-raised by every job of this worker
+        _INIT_ERROR.append(e)
+
+
+def _run(pair: tuple[Callable[[Any], Any], Any]) -> Any:
+    if _INIT_ERROR:
+        raise _INIT_ERROR[0]
+    func, job = pair
+    return func(job)
+
+
 def ordered_map(func: Callable[[Any], T], jobs: Sequence[Any], workers: int,
                 initializer: Callable[..., None] | None = None, initargs: tuple = ()) -> Iterator[T]:
     """``func(job)`` for each job, yielded in job order. ``workers > 1`` uses a spawned process pool whose
-    processes first run ``initializer(*initargs)`` (e.g. rebuild a scene); else everything runs here."""
+    processes first run ``initializer(*initargs)`` (e.g. rebuild a scene); else everything runs here.
+    An error in the initializer or a job is raised here, in the caller."""
     if workers <= 1 or len(jobs) < 2:
         if initializer is not None:
             initializer(*initargs)
@@ -47,5 +65,6 @@ def ordered_map(func: Callable[[Any], T], jobs: Sequence[Any], workers: int,
             yield func(job)
         return
     ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, initializer=initializer, initargs=initargs) as pool:
-        yield from pool.imap(func, jobs, chunksize=1)
+    init = (_safe_init, (initializer, initargs)) if initializer is not None else (None, ())
+    with ctx.Pool(workers, initializer=init[0], initargs=init[1]) as pool:
+        yield from pool.imap(_run, [(func, job) for job in jobs], chunksize=1)

@@ -15,7 +15,8 @@ import numpy as np
 from skysieve.datasets.scene import Shape, TruthObject, disc_polygon, rect
 
 __all__ = ["vertical_tank", "horizontal_tank", "chimney", "drum_stockpile", "building", "tree", "planter",
-           "manhole", "silo", "car", "haystack", "wall_segments", "scrap_heap", "LABELLED_MAKERS"]
+           "manhole", "silo", "car", "haystack", "wall_segments", "scrap_heap", "solar_heater", "cistern",
+           "tyre_pile", "ground_patch", "LABELLED_MAKERS", "DISTRACTOR_MAKERS"]
 
 Rng = np.random.Generator
 
@@ -51,6 +52,16 @@ def vertical_tank(rng: Rng, x: float, y: float, toward, site_id=None, diameter=N
     h = float(rng.uniform(0.8, 1.6) * d) if plastic else float(rng.uniform(0.6, 1.8) * d)
     h = max(1.2, min(h, 10.0))
     shapes = _lit_disc((x, y), d / 2, h, color, toward)
+    if not plastic and rng.random() < 0.35:  # low cone roof: concentric bands, lit towards the sun
+        for k in (0.66, 0.33):
+            shapes.append(Shape("disc", np.array([[x, y]]) + 0.06 * d * k * np.asarray(toward),
+                                _shade(color, 1.12 - 0.25 * k), h + 0.15 * (1 - k) * d, d / 2 * k, shadow=False))
+    if rng.random() < 0.4:  # ladder / handrail from the rim towards the centre
+        a = float(rng.uniform(0, 360))
+        u = np.array([math.cos(math.radians(a)), math.sin(math.radians(a))])
+        c = np.array([x, y]) + 0.3 * d * u
+        shapes.append(Shape("poly", rect(c[0], c[1], 0.12, 0.4 * d, a - 90), _shade(color, 0.45), h + 0.05,
+                            shadow=False))
     if rng.random() < 0.7:  # manway / vent near the centre
         off = np.asarray(toward) * 0 + rng.uniform(-0.2, 0.2, 2) * d
         shapes.append(Shape("disc", np.array([[x + off[0], y + off[1]]]), _shade(color, 0.55), h + 0.1,
@@ -279,3 +290,68 @@ def wall_segments(poly: np.ndarray, color, height: float = 2.2, width: float = 0
             out.append(Shape("poly", rect(m[0], m[1], width, float(np.hypot(*(v - u))), ang), color, height,
                              wall=_shade(color, 0.8)))
     return out
+
+
+def solar_heater(rng: Rng, x: float, y: float, angle: float, roof_m: float) -> tuple[list[Shape], TruthObject]:
+    """A rooftop solar water heater (on most rural roofs in north China): a panel of dark evacuated tubes
+    under a white or steel horizontal cylinder, the commonest false 'horizontal tank'."""
+    length = float(rng.uniform(1.5, 2.5))
+    a = math.radians(angle)
+    across = np.array([math.cos(a), math.sin(a)])
+    panel = rect(x, y, 1.6, length, angle)
+    tube_c = np.array([x, y]) + 0.95 * across
+    h = roof_m + 1.2
+    shapes = [Shape("poly", panel, (0.12, 0.14, 0.2), roof_m + 0.6, stripe=(0.08, angle, 0.3)),
+              Shape("poly", rect(tube_c[0], tube_c[1], 0.45, length, angle), _jitter(rng, (0.88, 0.88, 0.86)), h,
+                    wall=(0.6, 0.6, 0.6))]
+    return shapes, TruthObject(None, "solar_water_heater", rect(x, y, 2.1, length, angle), h)
+
+
+def cistern(rng: Rng, x: float, y: float) -> tuple[list[Shape], TruthObject]:
+    """A round concrete cistern or pond cover, nearly flush with the ground: round, but not a tank."""
+    r = float(rng.uniform(1.0, 3.0))
+    color = _jitter(rng, (0.66, 0.65, 0.62))
+    shapes = [Shape("disc", np.array([[x, y]]), color, 0.3, r),
+              Shape("disc", np.array([[x + 0.3 * r, y]]), _shade(color, 0.6), 0.31, 0.3, shadow=False)]
+    return shapes, TruthObject(None, "cistern", disc_polygon(np.array([x, y]), r), 0.3)
+
+
+def tyre_pile(rng: Rng, x: float, y: float) -> tuple[list[Shape], TruthObject]:
+    """Old tyres in a heap: dark rings about drum-sized, a false 'drum stockpile'."""
+    shapes: list[Shape] = []
+    pts = []
+    for _ in range(int(rng.integers(4, 25))):
+        c = np.array([x, y]) + rng.normal(0, 1.2, 2)
+        r = float(rng.uniform(0.3, 0.45))
+        h = float(rng.uniform(0.2, 1.2))
+        shapes.append(Shape("disc", c[None], (0.1, 0.1, 0.1), h, r))
+        shapes.append(Shape("disc", c[None], (0.25, 0.24, 0.22), h + 0.01, r * 0.55, shadow=False))
+        pts.append(disc_polygon(c, r, 8))
+    hull = cv2.convexHull(np.vstack(pts).astype(np.float32))[:, 0, :].astype(float)
+    return shapes, TruthObject(None, "tyre_pile", hull, 1.2)
+
+
+def ground_patch(rng: Rng, x: float, y: float, size: float, palette: list) -> Shape:
+    """An irregular flat patch (gravel, puddle, oil stain, weeds): a jittered polygon."""
+    n = int(rng.integers(6, 12))
+    t = np.sort(rng.uniform(0, 2 * math.pi, n))
+    r = size / 2 * rng.uniform(0.5, 1.0, n)
+    pts = np.column_stack([x + r * np.cos(t), y + r * np.sin(t)])
+    return Shape("poly", pts, _jitter(rng, palette[rng.integers(len(palette))], 0.1), layer=1)
+
+
+#: patch colours: gravel, puddle / wet soil, oil stain, weeds, sand
+PATCH_COLORS = [(0.58, 0.56, 0.52), (0.30, 0.30, 0.30), (0.18, 0.17, 0.16), (0.35, 0.45, 0.22), (0.72, 0.66, 0.52)]
+
+
+DISTRACTOR_MAKERS = {
+    "planter": lambda rng, x, y, toward: planter(rng, x, y, toward),
+    "manhole": lambda rng, x, y, toward: manhole(rng, x, y),
+    "silo": lambda rng, x, y, toward: silo(rng, x, y, toward),
+    "car": lambda rng, x, y, toward: car(rng, x, y, float(rng.uniform(0, 180))),
+    "haystack": lambda rng, x, y, toward: haystack(rng, x, y, toward),
+    "cistern": lambda rng, x, y, toward: cistern(rng, x, y),
+    "tyre_pile": lambda rng, x, y, toward: tyre_pile(rng, x, y),
+    "solar_heater": lambda rng, x, y, toward: solar_heater(rng, x, y, float(rng.uniform(0, 180)),
+                                                           float(rng.uniform(0, 1.0))),
+}

@@ -1,4 +1,5 @@
-"""Contact sheets: a grid of dataset tiles with their label boxes, so a reader sees what the model learns from."""
+"""Pictures for people: a contact sheet of dataset tiles with their boxes (what the model learns from) and a
+preview of a world with its truth drawn on."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from skysieve.datasets.scene import CLASSES
 from skysieve.atomic import atomic_path
 from skysieve.errors import DatasetError
 
-__all__ = ["contact_sheet", "CLASS_COLORS_BGR"]
+__all__ = ["contact_sheet", "world_preview", "CLASS_COLORS_BGR"]
 
 #: box colours per class (OpenCV BGR): tank red, chimney green, drum stockpile blue
 CLASS_COLORS_BGR = ((40, 40, 230), (40, 200, 40), (230, 120, 30))
@@ -53,4 +54,40 @@ def contact_sheet(dataset_dir: str | Path, out_png: str | Path, n: int = 16, col
     out = Path(out_png)
     with atomic_path(out, suffix=".png") as tmp:
         cv2.imwrite(str(tmp), np.vstack([legend, grid]))
+    return out
+
+
+def world_preview(world_dir: str | Path, out_png: str | Path, max_px: int = 1600) -> Path:
+    """A downsampled view of a world's ortho with its truth drawn on: site outlines (red: hosts illegal work,
+    white: clean) with their kind, and each labelled object's footprint in its class colour."""
+    import json
+
+    import rasterio
+    from skysieve.datasets.world import WorldInfo
+
+    info = WorldInfo.at(world_dir)
+    with rasterio.open(info.ortho) as src:
+        k = max(1, int(np.ceil(max(src.width, src.height) / max_px)))
+        rgb = src.read(out_shape=(3, src.height // k, src.width // k))
+        inv = ~(src.transform * rasterio.Affine.scale(k))
+    img = cv2.cvtColor(np.ascontiguousarray(np.moveaxis(rgb, 0, 2)), cv2.COLOR_RGB2BGR)
+
+    def px(coords) -> np.ndarray:
+        pts = np.array([inv * (x, y) for x, y in coords[0]])
+        return np.round(pts).astype(np.int32)
+
+    for feat in json.loads(info.sites.read_text())["features"]:
+        p = feat["properties"]
+        pts = px(feat["geometry"]["coordinates"])
+        cv2.polylines(img, [pts], True, (40, 40, 230) if p["illegal"] else (235, 235, 235), 2, cv2.LINE_AA)
+        cv2.putText(img, p["kind"], tuple(int(v) for v in pts.min(axis=0) + (4, 16)), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.5, (255, 255, 255), 1, cv2.LINE_AA)
+    for feat in json.loads(info.objects.read_text())["features"]:
+        pts = px(feat["geometry"]["coordinates"])
+        color = CLASS_COLORS_BGR[CLASSES.index(feat["properties"]["class"])]
+        x, y, w, h = cv2.boundingRect(pts)
+        cv2.rectangle(img, (x - 3, y - 3), (x + w + 3, y + h + 3), color, 2)
+    out = Path(out_png)
+    with atomic_path(out, suffix=".png") as tmp:
+        cv2.imwrite(str(tmp), img)
     return out

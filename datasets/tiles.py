@@ -107,11 +107,17 @@ def tile_scene(rng: np.random.Generator, half: float, toward, season: str, negat
                 return float(x), float(y)
         return None
 
+    for _ in range(int(rng.integers(0, 6)) if ground else 0):  # gravel, puddles, oil stains, weeds
+        x, y = rng.uniform(-half, half, 2)
+        scene.add([props.ground_patch(rng, float(x), float(y), float(rng.uniform(2, 12)), props.PATCH_COLORS)])
     for _ in range(int(rng.integers(0, 4)) if ground else 0):
         s = spot(8)
         if s:
-            scene.add(props.building(rng, *s, float(rng.uniform(5, 16)), float(rng.uniform(5, 20)),
-                                     float(rng.uniform(0, 180)), toward))
+            ang = float(rng.uniform(0, 180))
+            shapes = props.building(rng, *s, float(rng.uniform(5, 16)), float(rng.uniform(5, 20)), ang, toward)
+            scene.add(shapes)
+            if rng.random() < 0.4:  # a solar water heater on the roof
+                scene.add(*props.solar_heater(rng, *s, ang, shapes[0].height_m))
     if not negative_only:
         for _ in range(int(rng.integers(1, 7))):
             cls = CLASSES[rng.choice(3, p=[0.45, 0.2, 0.35])]
@@ -120,26 +126,19 @@ def tile_scene(rng: np.random.Generator, half: float, toward, season: str, negat
             if s:
                 sh, truth = makers[rng.integers(len(makers))](rng, *s, toward)
                 scene.add(sh, truth)
-    for _ in range(int(rng.integers(0, 7))):  # hard negatives and clutter
-        kind = rng.choice(["planter", "manhole", "silo", "car", "haystack", "tree", "scrap"],
-                          p=[0.22, 0.12, 0.1, 0.16, 0.1, 0.22, 0.08])
+    kinds = list(props.DISTRACTOR_MAKERS) + ["tree", "scrap"]
+    weights = np.array([0.18, 0.08, 0.07, 0.12, 0.06, 0.1, 0.08, 0.08, 0.16, 0.07])
+    for _ in range(int(rng.integers(0, 8))):  # hard negatives and clutter
+        kind = str(rng.choice(kinds, p=weights / weights.sum()))
         s = spot(3.0)
         if s is None:
             continue
-        if kind == "planter":
-            scene.add(*props.planter(rng, *s, toward))
-        elif kind == "manhole":
-            scene.add(*props.manhole(rng, *s))
-        elif kind == "silo":
-            scene.add(*props.silo(rng, *s, toward))
-        elif kind == "car":
-            scene.add(*props.car(rng, *s, float(rng.uniform(0, 180))))
-        elif kind == "haystack":
-            scene.add(*props.haystack(rng, *s, toward))
-        elif kind == "tree":
+        if kind == "tree":
             scene.add(props.tree(rng, *s, pal["tree"], toward))
-        else:
+        elif kind == "scrap":
             scene.add(props.scrap_heap(rng, *s, float(rng.uniform(2, 5))))
+        else:
+            scene.add(*props.DISTRACTOR_MAKERS[kind](rng, *s, toward))
     return scene
 
 

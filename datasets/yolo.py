@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
-from skysieve.datasets.parallel import cv2_threads
+from skysieve.datasets.parallel import cv2_threads, default_workers, ordered_map
 from skysieve.datasets.realdata import import_real
 from skysieve.datasets.scene import CLASSES
 from skysieve.datasets.tiles import Tile, list_images, random_tile_spec, render_tile
@@ -89,23 +88,12 @@ def build_dataset(out_dir: str | Path, n: int, imgsz: int = 640, gsd_range: tupl
     todo = [i for i in range(n) if not (where(i)[0].exists() and where(i)[1].exists())]
     bgs = tuple(str(p) for p in list_images(backgrounds)) if backgrounds is not None else ()
     jobs = [(seed, i, imgsz, tuple(gsd_range), bgs) for i in todo]
-    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
-    if workers > 1 and len(jobs) > 8:
-        import multiprocessing as mp
-
-        ctx = mp.get_context("spawn")
-        with ctx.Pool(workers) as pool:
-            results = pool.imap_unordered(_tile_job, jobs, chunksize=4)
-            for i, jpg, label in progress(results, "rendering tiles", total=len(jobs), unit="tile"):
-                img, lab = where(i)
-                write_bytes(img, jpg)
-                write_text(lab, label)
-    else:
-        for job in progress(jobs, "rendering tiles", total=len(jobs), unit="tile"):
-            i, jpg, label = _tile_job(job)
-            img, lab = where(i)
-            write_bytes(img, jpg)
-            write_text(lab, label)
+    workers = default_workers(len(jobs)) if workers is None else workers
+    for i, jpg, label in progress(ordered_map(_tile_job, jobs, workers), "rendering tiles", total=len(jobs),
+                                  unit="tile"):
+        img, lab = where(i)
+        write_bytes(img, jpg)
+        write_text(lab, label)  # the label last: a tile counts as done once both exist
     log.info("dataset %s: %d tiles (%d rendered now)", root, n, len(jobs))
     if real is not None:
         import_real(real, root, "train")
