@@ -79,41 +79,60 @@ def build_world_workspace(root: str | Path, *, seed: int = 7, size_m: float = 40
     return ws
 
 
-def record_session(ws: Workspace, out_png: str | Path, reviewer: str = "analyst.wang") -> Path:
-    """Review the busiest cell a little (decisions are real ledger writes) and save the window."""
+def record_session(ws: Workspace, out_png: str | Path, reviewer: str = "analyst.wang", *,
+                   decide: bool = True) -> Path:
+    """Review the busiest cell a little (decisions are real ledger writes) and save the window.
+
+    ``decide=False`` only opens the cell and takes the picture (for a workspace reviewed before).
+    """
+    from qtpy.QtWidgets import QApplication
     from skysieve.viewer import open_review
     from skysieve.viewer.screenshot import save_window, wait_until_open
 
     widget = open_review(ws, reviewer=reviewer)
+    widget.viewer.window.resize(1600, 1000)
     if not wait_until_open(widget):
         raise RuntimeError("the review did not open")
+    if decide:
+        _decide_some(widget)
+    for _ in range(10):
+        QApplication.processEvents()
+    cell = next(c for c in ws.cells() if c.cell_id == widget.cell_id).geometry
+    minx, miny, maxx, maxy = cell.bounds
+    widget.viewer.scene.camera.center = tuple(widget.frame.to_world((minx + maxx) / 2, (miny + maxy) / 2)[0])
+    widget.viewer.scene.camera.zoom = min(widget.viewer.canvas.size) / (1.02 * max(maxx - minx, maxy - miny))
+    path = save_window(widget.viewer, out_png)
+    widget.viewer.close()
+    return path
+
+
+def _decide_some(widget) -> None:
+    from skysieve.viewer.screenshot import wait_until_open
+
     rows = widget.queue.rows
     by_site: dict[str, list[str]] = {}
     for r in rows:
         if r.get("site_id"):
             by_site.setdefault(r["site_id"], []).append(r["det_id"])
-    site_flags = max(by_site.values(), key=len) if by_site else []
+    site_flags = (max(by_site.values(), key=len) if by_site else [])[:3]
+    kinds = {s["site_id"]: s["kind"] for s in widget.data.sites}
     for det in site_flags:  # the site with the most flags: confirm them, file them as one suspect
         widget.select_detection(det)
-        widget.choose_category_number(5)  # (五) ordered closed, still producing
+        site = widget.queue.current.get("site_id")
+        widget.choose_category_number(5 if kinds.get(site) == "closed_enterprise" else 4)
         widget.confirm()
     if site_flags:
         widget.push_to_suspects()
         wait_until_open(widget)
     others = [r["det_id"] for r in rows if r["det_id"] not in site_flags]
-    for det, status in zip(others, ("rejected", "unsure"), strict=False):
-        widget.select_detection(det)
-        widget.decide(status)
-    if len(others) > 2:
-        widget.select_detection(others[2])
-        widget.save_note("two white tanks behind the east shed")
-    cell = next(c for c in ws.cells() if c.cell_id == widget.cell_id).geometry
-    minx, miny, maxx, maxy = cell.bounds
-    widget.viewer.scene.camera.center = tuple(widget.frame.to_world((minx + maxx) / 2, (miny + maxy) / 2)[0])
-    widget.viewer.scene.camera.zoom = min(widget.viewer.canvas.size) / (1.05 * max(maxx - minx, maxy - miny))
-    path = save_window(widget.viewer, out_png)
-    widget.viewer.close()
-    return path
+    for det, status in zip(others[::-1], ("rejected", "unsure"), strict=False):
+        if len(others) > 1 or status == "rejected":
+            widget.select_detection(det)
+            widget.decide(status)
+    pending = [r["det_id"] for r in widget.queue.rows if r["review_status"] == "pending"]
+    if pending:
+        widget.select_detection(pending[0])
+        widget.save_note("round white roof next to the drum pile; check on site")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,13 +140,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path)
     parser.add_argument("--workspace", type=Path, help="where to build the workspace (default: a temp dir)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--decide", action="store_true", help="make the scripted decisions on a reused workspace too")
     args = parser.parse_args(argv)
     import tempfile
 
     logging.basicConfig(level=logging.INFO)
     root = args.workspace or Path(tempfile.mkdtemp(prefix="review_world_")) / "ws"
-    ws = Workspace.open(root) if (root / "survey.gpkg").exists() else build_world_workspace(root, seed=args.seed)
-    print(record_session(ws, args.out))
+    reuse = (root / "survey.gpkg").exists()
+    ws = Workspace.open(root) if reuse else build_world_workspace(root, seed=args.seed)
+    print(record_session(ws, args.out, decide=args.decide or not reuse))
     return 0
 
 

@@ -5,6 +5,8 @@ Each test checks the workspace (the GeoPackage) afterwards, not just the widget.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from qtpy.QtCore import Qt
@@ -58,6 +60,11 @@ def test_open_cell_shows_mosaic_outlines_flags_and_the_first_flag(make_napari_vi
     assert "C confirm" in widget.help.text() and "Ctrl+Z undo" in widget.help.text()
     shot = viewer.screenshot(canvas_only=True, flash=False)
     assert shot.std() > 5  # the mosaic really renders
+    # double-clicking a box on the map makes it current
+    third = widget.queue.rows[2]
+    click = SimpleNamespace(position=tuple(widget.frame.to_world(third["x"], third["y"])[0]))
+    viewer.mouse_double_click_callbacks[-1](viewer, click)
+    assert widget.queue.current["det_id"] == third["det_id"]
 
 
 def test_keys_on_the_canvas_decide_advance_and_undo(make_napari_viewer, qtbot, review_ws):
