@@ -15,7 +15,7 @@ from skysieve.models import ModelMeta, ModelRef, write_meta
 
 from skysieve.atomic import write_text
 
-__all__ = ["write_card", "record_metrics", "render_card"]
+__all__ = ["write_card", "record_metrics", "record_world_table", "record_extra", "render_card"]
 
 
 def _table(classes: list[dict[str, Any]]) -> list[str]:
@@ -57,7 +57,7 @@ def render_card(name: str, meta: ModelMeta) -> str:
                                              (json.dumps(val, ensure_ascii=False) if isinstance(val, dict) else str(val))))
         out.append("")
     metrics = ex.get("metrics", {})
-    if metrics:
+    if metrics or ex.get("world_accuracy"):
         out += ["## Metrics", "",
                 "Precision and recall at the operating threshold (conf shown), IoU 0.5; AP over all thresholds.", ""]
         for key, m in metrics.items():
@@ -67,6 +67,20 @@ def render_card(name: str, meta: ModelMeta) -> str:
             out += [f"Data: `{m.get('data', '?')}`; conf {m.get('conf', '?')}; image size {m.get('imgsz', '?')}; "
                     f"{m.get('images', '?')} images; runtime {m.get('extra', {}).get('backend', '?')}.", ""]
             out += _table(m.get("classes", [])) + [""]
+    wa = ex.get("world_accuracy")
+    if wa:
+        out += ["### Synthetic worlds never used in training, full mosaic path", "",
+                f"Worlds {wa['seeds']} ({wa['size_m']:g} m, rendered natively at each GSD, cropped to their "
+                f"objects + 20 m), conf {wa['conf']}, IoU 0.5; targets: recall >= 0.9, precision >= 0.85, "
+                "centres within 0.3 m (`python benchmarks/detect_accuracy.py`).", "",
+                "| GSD | class | true | predicted | precision | recall | max centre error (m) |",
+                "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+        for gsd, row in wa["by_gsd"].items():
+            for name, r in row.items():
+                err = "-" if r["max_centre_error_m"] is None else f"{r['max_centre_error_m']:.3f}"
+                out.append(f"| {float(gsd) * 100:.0f} cm | {name} | {r['n_true']} | {r['n_pred']} | "
+                           f"{r['precision']:.3f} | {r['recall']:.3f} | {err} |")
+        out.append("")
     if ex.get("limitations"):
         out += ["## Limitations", ""] + [f"- {x}" for x in ex["limitations"]] + [""]
     out += ["## Retraining", "",
@@ -81,6 +95,23 @@ def write_card(ref: ModelRef) -> Path:
     path = ref.meta_path.with_suffix(".md")
     write_text(path, render_card(ref.name, ref.meta))
     return path
+
+
+def record_world_table(ref: ModelRef, result: dict[str, Any]) -> ModelRef:
+    """Store the synthetic-world accuracy table (``benchmarks/detect_accuracy.py``) and re-render the card."""
+    return record_extra(ref, "world_accuracy", result)
+
+
+def record_extra(ref: ModelRef, key: str, value: Any) -> ModelRef:
+    """Set ``extra[key]`` in the model's metadata and re-render the card."""
+    from dataclasses import replace
+
+    from skysieve.models import resolve_model
+
+    write_meta(ref.meta_path, replace(ref.meta, extra={**ref.meta.extra, key: value}))
+    new = resolve_model(ref.pt or ref.onnx)
+    write_card(new)
+    return new
 
 
 def record_metrics(ref: ModelRef, key: str, report: dict[str, Any], title: str, note: str | None = None) -> ModelRef:

@@ -264,7 +264,7 @@ def evaluate_yolo(data: str | Path, model: str | Detector | None = None, imgsz: 
 
 # -- synthetic worlds ------------------------------------------------------------------------------------------
 def _read_truth(world: Path, classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """True boxes (x/y bounds in the world's CRS), class ids and centres from ``truth/objects.geojson``."""
+    """True boxes (x/y bounds in the world's CRS), class ids and box centres from ``truth/objects.geojson``."""
     import pyogrio
     import shapely
 
@@ -282,8 +282,8 @@ def _read_truth(world: Path, classes: Sequence[str]) -> tuple[np.ndarray, np.nda
         g = shapely.from_wkb(wkb)
         boxes.append(g.bounds)
         ids.append(classes.index(name))
-        c = g.centroid
-        centres.append((c.x, c.y))
+        x0, y0, x1, y1 = g.bounds
+        centres.append(((x0 + x1) / 2, (y0 + y1) / 2))  # the centre of the box a detector should draw
     return (np.array(boxes, float).reshape(-1, 4), np.array(ids, np.int64), np.array(centres, float).reshape(-1, 2))
 
 
@@ -297,6 +297,13 @@ def evaluate_world(world: str | Path, model: str | Detector | None = None,
     t0 = time.perf_counter()
     classes = det.meta.classes
     tbox, tcls, tcentre = _read_truth(world, classes)
+    import rasterio
+
+    with rasterio.open(ortho or world / "ortho.tif") as src:
+        gsd = abs(src.transform.a)
+        left, bottom, right, top = src.bounds
+    inside = (tcentre[:, 0] > left) & (tcentre[:, 0] < right) & (tcentre[:, 1] > bottom) & (tcentre[:, 1] < top)
+    tbox, tcls, tcentre = tbox[inside], tcls[inside], tcentre[inside]  # a crop is scored on what it shows
     found = detect_raster(ortho or world / "ortho.tif", det, replace(settings, conf=0.001))
     pbox = np.array([p.bounds for p in found.polygons], float).reshape(-1, 4)
     # map y grows north: bounds are (minx, miny, maxx, maxy) either way, so IoU is unaffected
@@ -311,9 +318,5 @@ def evaluate_world(world: str | Path, model: str | Detector | None = None,
         stats = {"median": round(float(np.median(err)), 3), "p90": round(float(np.percentile(err, 90)), 3),
                  "max": round(float(err.max()), 3)} if len(err) else None
         out.append(ClassMetrics(**{**asdict(m), "centre_error_m": stats}))
-    import rasterio
-
-    with rasterio.open(ortho or world / "ortho.tif") as src:
-        gsd = abs(src.transform.a)
     return EvalReport(det.name, str(world), det.meta.imgsz, settings.conf, 1, round(time.perf_counter() - t0, 1), out,
                       {"backend": det.backend_name, "gsd_m": gsd, "slices": found.slices, "skipped": found.skipped})

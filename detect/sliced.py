@@ -43,6 +43,7 @@ class SliceSettings:
     overlap: float = 0.25
     batch: int = 8
     min_valid: float = 0.005  # skip a slice with less than this fraction of valid (not no-data) pixels
+    gdal_cache_mb: int = 256  # GDAL block cache: holds a few rows of slices (GDAL's default is 5% of RAM)
     merge: MergeSettings = field(default_factory=MergeSettings)
 
 
@@ -79,8 +80,11 @@ def model_grid(transform: Affine, width: int, height: int, model_gsd: float) -> 
     return k, max(1, round(width / k)), max(1, round(height / k))
 
 
-def _read_slice(src, sl: Slice, k: float) -> tuple[np.ndarray, float]:
-    """RGB uint8 (size, size, 3) of one slice, zero outside the raster or mask, and its valid fraction."""
+def _read_slice(src, sl: Slice, k: float, min_valid: float) -> tuple[np.ndarray | None, float]:
+    """RGB uint8 (size, size, 3) of one slice, zero outside the raster or mask, and its valid fraction.
+
+    The mask is read first: a slice with less than ``min_valid`` valid pixels returns ``None`` unread.
+    """
     from rasterio.enums import Resampling
     from rasterio.windows import Window
 
@@ -89,13 +93,16 @@ def _read_slice(src, sl: Slice, k: float) -> tuple[np.ndarray, float]:
     c1, r1 = min((sl.col_off + size) * k, src.width), min((sl.row_off + size) * k, src.height)
     out_w, out_h = min(size, max(1, round((c1 - c0) / k))), min(size, max(1, round((r1 - r0) / k)))
     win = Window(c0, r0, c1 - c0, r1 - r0)
+    mask = src.dataset_mask(window=win, out_shape=(out_h, out_w)) > 0
+    valid = float(mask.sum()) / (size * size)
+    if valid < min_valid:
+        return None, valid
     resampling = Resampling.average if k > 1.2 else Resampling.bilinear
     bands = [1, 2, 3] if src.count >= 3 else [1, 1, 1]
     rgb = src.read(bands, window=win, out_shape=(3, out_h, out_w), resampling=resampling)
-    mask = src.dataset_mask(window=win, out_shape=(out_h, out_w)) > 0
     out = np.zeros((size, size, 3), np.uint8)
     out[:out_h, :out_w] = np.where(mask[..., None], rgb.transpose(1, 2, 0), 0)
-    return out, float(mask.sum()) / (size * size)
+    return out, valid
 
 
 def _batches(src, slices: list[Slice], k: float, settings: SliceSettings
@@ -105,8 +112,8 @@ def _batches(src, slices: list[Slice], k: float, settings: SliceSettings
     pixels: list[np.ndarray] = []
     skipped = 0
     for sl in slices:
-        rgb, valid = _read_slice(src, sl, k)
-        if valid < settings.min_valid:
+        rgb, _ = _read_slice(src, sl, k, settings.min_valid)
+        if rgb is None:
             skipped += 1
             continue
         batch.append(sl)
@@ -146,6 +153,13 @@ def detect_raster(path: str | Path, detector: Detector, settings: SliceSettings 
     import rasterio
 
     t0 = time.perf_counter()
+    with rasterio.Env(GDAL_CACHEMAX=settings.gdal_cache_mb):
+        return _detect(path, detector, settings, desc, t0)
+
+
+def _detect(path, detector: Detector, settings: SliceSettings, desc: str, t0: float) -> RasterDetections:
+    import rasterio
+
     try:
         src = rasterio.open(path)
     except rasterio.errors.RasterioIOError as e:
@@ -167,7 +181,11 @@ def detect_raster(path: str | Path, detector: Detector, settings: SliceSettings 
             skipped += n_skip
             if not batch:
                 continue
-            for sl, boxes in zip(batch, detector.predict(pixels, conf=settings.conf, iou=settings.iou), strict=True):
+            if len(batch) < settings.batch:  # pad: one input shape, one compiled model (OpenVINO compiles per shape)
+                pad = np.zeros((settings.batch - len(batch), *pixels.shape[1:]), np.uint8)
+                pixels = np.concatenate([pixels, pad])
+            found = detector.predict(pixels, conf=settings.conf, iou=settings.iou)[:len(batch)]
+            for sl, boxes in zip(batch, found, strict=True):
                 if not len(boxes):
                     continue
                 all_trunc.append(truncated_mask(boxes.xyxy, sl, settings.merge.edge_px))

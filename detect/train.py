@@ -11,9 +11,11 @@ sidecar metadata, an ONNX export for the CPU runtimes, and the model card.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,8 +52,9 @@ class TrainRecipe:
     device: str = "cpu"
     patience: int = 100
     augment: dict[str, Any] = field(default_factory=lambda: {
-        "fliplr": 0.5, "flipud": 0.5, "degrees": 0.0, "scale": 0.25, "translate": 0.1, "mosaic": 1.0,
-        "mixup": 0.0, "hsv_h": 0.02, "hsv_s": 0.6, "hsv_v": 0.4, "close_mosaic": 3,
+        "fliplr": 0.5, "flipud": 0.5, "degrees": 0.0, "scale": 0.2, "translate": 0.1, "mosaic": 1.0,
+        "mixup": 0.0, "hsv_h": 0.02, "hsv_s": 0.5, "hsv_v": 0.35, "close_mosaic": 1, "warmup_epochs": 1.0,
+        "cache": "ram",
     })
 
 
@@ -63,6 +66,24 @@ class TrainResult:
     epochs_done: int
     seconds: float
     metrics: dict[str, float]
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """Ultralytics logs to stdout; keep stdout for the command's own output (``--json``)."""
+    from ultralytics.utils import LOGGER
+
+    swapped = []
+    for h in LOGGER.handlers:
+        if isinstance(h, logging.StreamHandler) and getattr(h, "stream", None) is sys.stdout:
+            swapped.append(h)
+            h.setStream(sys.stderr)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        for h in swapped:
+            h.setStream(sys.stdout)
 
 
 def _check_data(data: Path) -> list[str]:
@@ -82,32 +103,13 @@ def _check_data(data: Path) -> list[str]:
 def train(recipe: TrainRecipe) -> TrainResult:
     """Run the recipe (minutes to hours); returns the best/last weights and the final validation metrics."""
     os.environ.setdefault("YOLO_OFFLINE", "1")
-    from ultralytics import YOLO
-
     data = Path(recipe.data).resolve()
     _check_data(data)
     if recipe.imgsz % 32:
         raise UsageError(f"imgsz must be a multiple of 32, got {recipe.imgsz}")
     t0 = time.perf_counter()
-    if recipe.resume:
-        if recipe.resume_from is None:
-            raise UsageError("resume needs the interrupted run's last.pt")
-        model = YOLO(str(recipe.resume_from))
-        model.train(resume=True)
-    else:
-        if recipe.resume_from is not None:
-            if not Path(recipe.resume_from).exists():
-                raise ModelError("weights to start from not found", path=recipe.resume_from)
-            model = YOLO(str(recipe.resume_from))
-        else:
-            model = YOLO(recipe.model_yaml)
-        args = dict(data=str(data), epochs=recipe.epochs, imgsz=recipe.imgsz, batch=recipe.batch,
-                    workers=recipe.workers, device=recipe.device, project=str(Path(recipe.project).resolve()),
-                    name=recipe.name, exist_ok=True, pretrained=False, plots=False, amp=False, seed=recipe.seed,
-                    deterministic=False, patience=recipe.patience, verbose=False, **recipe.augment)
-        if recipe.hours:
-            args["time"] = recipe.hours
-        model.train(**args)
+    with _stdout_to_stderr():
+        model = _run(recipe, data)
     trainer = model.trainer
     run_dir = Path(trainer.save_dir)
     best, last = run_dir / "weights" / "best.pt", run_dir / "weights" / "last.pt"
@@ -119,13 +121,39 @@ def train(recipe: TrainRecipe) -> TrainResult:
                        round(time.perf_counter() - t0, 1), metrics)
 
 
+def _run(recipe: TrainRecipe, data: Path):
+    from ultralytics import YOLO
+
+    if recipe.resume:
+        if recipe.resume_from is None:
+            raise UsageError("resume needs the interrupted run's last.pt")
+        model = YOLO(str(recipe.resume_from))
+        model.train(resume=True)
+        return model
+    if recipe.resume_from is not None:
+        if not Path(recipe.resume_from).exists():
+            raise ModelError("weights to start from not found", path=recipe.resume_from)
+        model = YOLO(str(recipe.resume_from))
+    else:
+        model = YOLO(recipe.model_yaml)
+    args = dict(data=str(data), epochs=recipe.epochs, imgsz=recipe.imgsz, batch=recipe.batch,
+                workers=recipe.workers, device=recipe.device, project=str(Path(recipe.project).resolve()),
+                name=recipe.name, exist_ok=True, pretrained=False, plots=False, amp=False, seed=recipe.seed,
+                deterministic=False, patience=recipe.patience, verbose=False, **recipe.augment)
+    if recipe.hours:
+        args["time"] = recipe.hours
+    model.train(**args)
+    return model
+
+
 def export_onnx(pt: Path, out: Path, imgsz: int) -> Path:
     """ONNX export (dynamic batch and size, opset 17, unsimplified: no onnxslim needed) beside ``out``."""
     os.environ.setdefault("YOLO_OFFLINE", "1")
     from ultralytics import YOLO
 
     try:
-        made = Path(YOLO(str(pt)).export(format="onnx", imgsz=imgsz, dynamic=True, simplify=False, opset=17,
+        with _stdout_to_stderr():
+            made = Path(YOLO(str(pt)).export(format="onnx", imgsz=imgsz, dynamic=True, simplify=False, opset=17,
                                          device="cpu", verbose=False))
     except Exception as e:
         raise ModelError(f"ONNX export failed: {e}", path=pt, hint="pip install onnx") from e
@@ -150,7 +178,8 @@ def ship(weights: Path, out_dir: Path, name: str, *, gsd_m: float, imgsz: int, r
     tmp = out_dir / f".{name}.tmp.pt"
     shutil.copyfile(weights, tmp)
     try:
-        strip_optimizer(str(tmp))
+        with _stdout_to_stderr():
+            strip_optimizer(str(tmp))
         ck = torch.load(tmp, map_location="cpu", weights_only=False)
     except Exception as e:
         tmp.unlink(missing_ok=True)
