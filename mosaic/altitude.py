@@ -56,7 +56,7 @@ class AltitudeSettings:
     min_baseline_m: float = 2.0  # neighbours closer than this (GPS noise) are skipped
     neighbours: int = 3  # nearest neighbours tried per photo
     max_pair_scale_change: float = 0.25  # |scale - 1| above this: the pair differs in height too much
-    local_pairs: int = 15  # a photo's height: median of at least this many pair figures around it
+    local_pairs: int = 15  # a photo's height: median of this many pair figures nearest to it
 
 
 @dataclass(frozen=True)
@@ -145,11 +145,11 @@ def estimate_heights(features: Sequence[Features | None], positions_xy: np.ndarr
     lengths; ``groups``: a camera key per photo (only photos of one camera are paired).
 
     One pair's figure carries the GPS error of two fixes over a baseline of a few tens of metres (a
-    consumer GPS at 1.5 m gives about +-10 %), so a photo's height is the median over its own pairs,
-    grown through matched partners (partners' pairs, their partners' ...) until ``local_pairs`` figures
-    are in: noise averages out, while a change of flight height between parts of the survey is kept
-    (photos at different heights do not pair: their scales differ). A photo whose partners never reach
-    ``local_pairs`` figures (an isolated pair, a small flight) gets the median of all pairs.
+    consumer GPS at 1.5 m gives about +-10 %), so a photo's height is the median of the ``local_pairs``
+    pair figures nearest to it (by pair midpoint): noise averages out, while a slow change of height
+    across a large survey (terrain, a second block at another height) is followed. Near the boundary
+    of two blocks flown at different heights the figures mix (photos of different heights do not
+    pair, but their pairs lie side by side); a photo's own pairs alone would be too noisy to tell.
     """
     n = len(features)
     positions_xy = np.asarray(positions_xy, dtype=float).reshape(n, 2)
@@ -172,24 +172,14 @@ def estimate_heights(features: Sequence[Features | None], positions_xy: np.ndarr
     if not pairs:
         return [None] * n
     h_all = np.array([h for _, _, h in pairs])
-    partners: list[set[int]] = [set() for _ in range(n)]
-    for i, j, _ in pairs:
-        partners[i].add(j)
-        partners[j].add(i)
+    mid = np.array([(positions_xy[i] + positions_xy[j]) / 2.0 for i, j, _ in pairs])
     out: list[float | None] = []
     for i in range(n):
         if features[i] is None:
             out.append(None)
             continue
-        near, local = {i}, []
-        while True:  # grow the neighbourhood through matched partners until it holds enough pairs
-            local = [h for a, b, h in pairs if a in near or b in near]
-            grown = near.union(*(partners[k] for k in near))
-            if len(local) >= settings.local_pairs or grown == near:
-                break
-            near = grown
-        # too few (an isolated pair over a bare field, a small flight): the flight's median is safer
-        out.append(float(np.median(local)) if len(local) >= settings.local_pairs else float(np.median(h_all)))
+        nearby = h_all[np.argsort(np.hypot(*(mid - positions_xy[i]).T))[: settings.local_pairs]]
+        out.append(float(np.median(nearby)))
     log.info("image-based height estimate: median %.1f m (pairs %.1f-%.1f m) from %d matched of %d tried pairs",
              float(np.median(h_all)), float(h_all.min()), float(h_all.max()), len(pairs), len(done))
     return out
