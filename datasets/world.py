@@ -164,7 +164,8 @@ def _paint_window(rc: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     h, w = min(_BLOCK, n - r), min(_BLOCK, n - c)
     view = GridView(c * gsd, (n - r) * gsd, gsd, h, w)
     with cv2_threads(1):
-        layers = paint(_STATE["scene"].shapes, _STATE["bounds"], view, _STATE["style"], _STATE["noise"], walls=False)
+        layers = paint(_STATE["scene"].shapes, _STATE["bounds"], view, _STATE["style"], _STATE["noise"], walls=False,
+                       ground_step=2 if gsd <= 0.05 else 1)
         rgb = cv2.convertScaleAbs(layers.rgb, alpha=255.0)  # rounds and saturates
     return np.ascontiguousarray(np.moveaxis(rgb, 2, 0)), layers.height[None]
 

@@ -11,7 +11,8 @@ from skysieve.cli import main
 
 def test_synth_world_flight_dataset(tmp_path, capsys):
     assert main(["synth", "world", str(tmp_path / "w"), "--seed", "2", "--size-m", "60", "--gsd", "0.1",
-                 "--json"]) == 0
+                 "--preview", str(tmp_path / "w.png"), "--json"]) == 0
+    assert (tmp_path / "w.png").stat().st_size > 1000
     world = json.loads(capsys.readouterr().out)
     assert world["crs"] == "EPSG:4547" and (tmp_path / "w" / "ortho.tif").is_file()
     assert main(["synth", "flight", str(tmp_path / "w"), str(tmp_path / "f"), "--altitude", "30", "--scale", "0.06",
