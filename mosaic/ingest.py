@@ -293,12 +293,22 @@ def _read_and_analyse(files: list[Path], flight_dir: Path, flight_id: str, known
                 ph.fail("duplicate", f"same content as {first}")
                 continue
             seen[ph.sha256] = ph.image_id
-            in_flight.append(pool.submit(_analyse, ph, data, settings))
+            in_flight.append(pool.submit(_analyse_safely, ph, data, settings))
             while len(in_flight) > 2 * workers:
                 in_flight.popleft().result()
         for fut in in_flight:
             fut.result()
     return photos, skipped
+
+
+def _analyse_safely(ph: _Photo, data: bytes, settings: IngestSettings) -> None:
+    """:func:`_analyse`, but a photo that trips anything unforeseen (a library error on odd metadata) is
+    rejected as unreadable, with the traceback in the log, instead of ending the batch."""
+    try:
+        _analyse(ph, data, settings)
+    except Exception as e:  # noqa: BLE001 - one bad file must not abort the flight
+        log.exception("unexpected error reading %s", ph.path)
+        ph.fail("unreadable", f"unexpected error reading the file: {type(e).__name__}: {e}")
 
 
 # -- flight-wide decisions -------------------------------------------------------------------------------------
