@@ -154,3 +154,20 @@ def test_settings_unknown_key_warns_and_keeps_defaults(tmp_path: Path, caplog: p
     again = Workspace.open(ws.root)
     assert again.settings.cell_size_m == 80
     assert "cel_size_m" in caplog.text
+
+
+def test_atomic_write_leaves_no_temp_and_normal_permissions(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from skysieve.atomic import atomic_path, write_json
+
+    target = write_json(tmp_path / "out" / "report.json", {"a": 1})
+    assert json.loads(target.read_text()) == {"a": 1}
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask
+    with pytest.raises(RuntimeError), atomic_path(tmp_path / "out" / "broken.tif") as tmp:
+        tmp.write_bytes(b"half a file")
+        raise RuntimeError("killed")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.json"]
