@@ -2,7 +2,7 @@
 
     xvfb-run -a python benchmarks/review_bench.py [--detections 10000] [--size-px 10000] [--steps 100] [--template DIR]
 
-Runs napari for real (on $DISPLAY, else Qt's offscreen platform; `xvfb-run -a` works) with the window
+Runs napari for real on $DISPLAY (use `xvfb-run -a` on a server: Qt's offscreen platform has no OpenGL) with the window
 shown, so every step includes napari's redraw (software OpenGL under Xvfb: slower than a desktop GPU).
 
 Figures are printed as ratios against baselines measured in the same run:
@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the built workspace here; if it exists, work on a copy of it instead of building")
     args = parser.parse_args(argv)
     if not os.environ.get("DISPLAY"):
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        print("review_bench needs a display with OpenGL: run it as `xvfb-run -a python benchmarks/review_bench.py`")
+        return 2
 
     import numpy as np
     from skysieve.viewer import start_qt

@@ -2,14 +2,27 @@
 
 ``skysieve review WORKSPACE`` (or :func:`open_review`) opens a cell's mosaic with its flags and the
 review widget; the widget only calls :mod:`skysieve.ledger` services. Importing this package drops
-the Qt plugin paths that ``cv2`` sets (see :mod:`skysieve.viewer._qtenv`), so napari starts even
-after ultralytics/OpenCV were imported; napari itself is imported only when a viewer is made.
+the Qt plugin paths that ``cv2`` sets (see :mod:`skysieve.viewer._qtenv`) and nothing heavier:
+napari reads the manifest through it, and the names below load on first use.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from skysieve.viewer._qtenv import sanitize_qt_environment
-from skysieve.viewer.launch import ReviewPlan, open_review, plan_review, review_command, start_qt
 
 __all__ = ["open_review", "plan_review", "review_command", "ReviewPlan", "sanitize_qt_environment",
            "start_qt"]
 
+_LAZY = {"open_review": "launch", "plan_review": "launch", "review_command": "launch", "ReviewPlan": "launch",
+         "start_qt": "launch"}
+
 sanitize_qt_environment()
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"skysieve.viewer.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'skysieve.viewer' has no attribute {name!r}")
