@@ -14,14 +14,14 @@ import io
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
 from skysieve.errors import ImageReadError
 
-__all__ = ["PhotoMeta", "read_meta", "jpeg_segments", "parse_dji_xmp", "is_jpeg"]
+__all__ = ["PhotoMeta", "read_meta", "jpeg_segments", "parse_dji_xmp", "is_jpeg", "iso_time"]
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,8 @@ class PhotoMeta:
     ``width_px``/``height_px`` are the stored image's size (cols, rows). ``gps_altitude_m`` is EXIF
     GPSAltitude (above sea level on DJI); ``relative_altitude_m`` is DJI XMP ``RelativeAltitude``
     (above the take-off point). Gimbal and flight angles are DJI's: yaw clockwise from true north,
-    gimbal pitch -90 straight down.
+    gimbal pitch -90 straight down. ``taken_at`` is UTC (aware) when EXIF gives the time's offset
+    (``OffsetTimeOriginal``), else the camera's local time (naive), as DJI writes it.
     """
 
     width_px: int
@@ -152,14 +153,30 @@ def _text(v) -> str | None:
     return v or None
 
 
-def _datetime(v) -> datetime | None:
+def _datetime(v, offset=None) -> datetime | None:
+    """EXIF ``YYYY:MM:DD HH:MM:SS``; with an EXIF offset (``+08:00``) it becomes an aware UTC time."""
     text = _text(v)
     if not text:
         return None
     try:
-        return datetime.strptime(text[:19], "%Y:%m:%d %H:%M:%S")
+        dt = datetime.strptime(text[:19], "%Y:%m:%d %H:%M:%S")
     except ValueError:
         return None
+    m = re.fullmatch(r"([+-])(\d{2}):?(\d{2})", _text(offset) or "")
+    if m:
+        sign = 1 if m.group(1) == "+" else -1
+        tz = timezone(sign * timedelta(hours=int(m.group(2)), minutes=int(m.group(3))))
+        dt = dt.replace(tzinfo=tz).astimezone(timezone.utc)
+    return dt
+
+
+def iso_time(dt: datetime | None) -> str | None:
+    """ISO 8601 text: ``...Z`` for a UTC time, no zone for a camera's local time (no EXIF offset)."""
+    if dt is None:
+        return None
+    if dt.tzinfo is not None:
+        return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def read_meta(data: bytes, path: str | Path | None = None) -> PhotoMeta:
@@ -194,7 +211,7 @@ def read_meta(data: bytes, path: str | Path | None = None) -> PhotoMeta:
         height_px=int(height),
         make=_text(exif.get(0x010F)),
         model=_text(exif.get(0x0110)),
-        taken_at=_datetime(sub.get(0x9003)) or _datetime(exif.get(0x0132)),
+        taken_at=_datetime(sub.get(0x9003), sub.get(0x9011)) or _datetime(exif.get(0x0132), sub.get(0x9010)),
         lon=lon,
         lat=lat,
         gps_altitude_m=alt,

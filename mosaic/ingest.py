@@ -39,7 +39,7 @@ from skysieve.workspace import Workspace
 
 from .altitude import AltitudeSettings, Features, detect_features, estimate_heights, takeoff_altitude
 from .cameras import CameraInfo, camera_info
-from .exif import PhotoMeta, is_jpeg, read_meta
+from .exif import PhotoMeta, is_jpeg, iso_time, read_meta
 from .heading import choose_yaw, grid_yaw_deg, travel_headings
 from .quality import (
     FrameStats,
@@ -326,7 +326,7 @@ def _decide_heights(photos: list[_Photo], stored: list[dict[str, Any]], user_alt
     placed = [p for p in photos if p.meta is not None and p.meta.has_gps]
     # take-off altitude from the whole flight (this run's photos and the stored ones), in capture order
     seq: list[tuple[str, float | None, float | None]] = [
-        (p.meta.taken_at.isoformat() if p.meta.taken_at else "", p.meta.gps_altitude_m, p.meta.relative_altitude_m)
+        (iso_time(p.meta.taken_at) or "", p.meta.gps_altitude_m, p.meta.relative_altitude_m)
         for p in placed]
     seq += [(r["taken_at"] or "", r["gps_altitude_m"],
              r["altitude_m"] if r["altitude_source"] == "xmp_relative" else None) for r in stored]
@@ -399,7 +399,7 @@ def _decide_blur(photos: list[_Photo], stored: list[dict[str, Any]], settings: I
 
 def _decide_yaw(ws: Workspace, placed: list[_Photo]) -> None:
     """Yaw (grid heading of the image top) for each placed photo: gimbal, flight, travel, else 0."""
-    order = sorted(placed, key=lambda p: (p.meta.taken_at or datetime.min, p.rel))
+    order = sorted(placed, key=lambda p: (iso_time(p.meta.taken_at) or "", p.rel))
     travel = travel_headings(np.array([[p.x, p.y] for p in order])) if order else []
     for p, t in zip(order, travel, strict=True):
         yaw, source = choose_yaw(p.meta.gimbal_yaw_deg, p.meta.flight_yaw_deg, t)
@@ -437,7 +437,7 @@ def _row(p: _Photo, flight_id: str, now: str) -> dict[str, Any]:
     m, cam = p.meta, p.cam
     return {
         "image_id": p.image_id, "flight_id": flight_id, "path": str(p.path.resolve()), "sha256": p.sha256,
-        "taken_at": m.taken_at.isoformat() if m and m.taken_at else None,
+        "taken_at": iso_time(m.taken_at) if m else None,
         "lon": m.lon if m else None, "lat": m.lat if m else None, "x": p.x, "y": p.y,
         "gps_altitude_m": m.gps_altitude_m if m else None,
         "altitude_m": p.height_m, "altitude_source": p.height_source,

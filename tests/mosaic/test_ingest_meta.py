@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import replace
 from datetime import datetime
@@ -140,3 +141,17 @@ def test_bare_field_is_not_blurred_but_a_soft_frame_is() -> None:
     assert verdicts[5] is not None and "neighbours" in verdicts[5]
     # too few frames: nothing is judged
     assert blur_verdicts([1.0, 100.0], [0.1, 2.0], None) == [None, None]
+
+
+def test_capture_time_is_utc_when_exif_gives_the_offset() -> None:
+    from PIL import Image
+    from skysieve.mosaic.exif import iso_time
+
+    data = write_dji_jpeg(None, PIXELS, DJIMeta(lon=114.3, lat=30.6, taken_at=datetime(2026, 5, 12, 17, 30, 7)))
+    assert iso_time(read_meta(data).taken_at) == "2026-05-12T17:30:07"  # camera local time, no zone
+    img = Image.open(io.BytesIO(data))
+    exif = img.getexif()
+    exif.get_ifd(0x8769)[0x9011] = "+08:00"  # OffsetTimeOriginal, as newer DJI firmware writes it
+    out = io.BytesIO()
+    img.save(out, "JPEG", exif=exif.tobytes())
+    assert iso_time(read_meta(out.getvalue()).taken_at) == "2026-05-12T09:30:07Z"
