@@ -61,7 +61,8 @@ def cast(layers: Layers, view: GridView, camera: Camera, pose: Pose, toward_sun:
     hit = np.zeros((rows, cols), np.float32)
     on_wall = np.zeros((rows, cols), bool)
     if z_max > 0:
-        tan_max = float(np.sqrt(tx * tx + ty * ty).max())
+        corners = (0, -1)  # off-nadir angle is largest at a corner of the frame
+        tan_max = max(float(np.hypot(tx[i, j], ty[i, j])) for i in corners for j in corners)
         step = step_m if step_m is not None else max(0.3, min(1.0, 4.0 * g / max(tan_max, 1e-3)))
         levels = march_levels(z_max, step)[::-1]  # ascending: the highest level inside the surface wins
         # march on every ``coarse``-th pixel (a ray's neighbours meet nearly the same surface), then check
@@ -93,7 +94,9 @@ def cast(layers: Layers, view: GridView, camera: Camera, pose: Pose, toward_sun:
         # (the ray crossed the top between two levels): then it is seen at its own height; else a wall
         hz = cv2.remap(height, mx0 + level * mdx, my0 + level * mdy, cv2.INTER_NEAREST,
                        borderMode=cv2.BORDER_REPLICATE)
-        upper = np.interp(level, levels, np.append(levels[1:], np.inf)).astype(np.float32)
+        steps = np.diff(levels)
+        wide_from = float(levels[1:][steps > 1.5 * step].min()) - 2 * step if (steps > 1.5 * step).any() else np.inf
+        upper = level + np.where(level >= wide_from - 1e-4, np.float32(2 * step), np.float32(step))
         inside = level > 0
         roof = inside & (hz < upper)
         on_wall = inside & ~roof
@@ -103,10 +106,9 @@ def cast(layers: Layers, view: GridView, camera: Camera, pose: Pose, toward_sun:
     if on_wall.any():
         wall = cv2.remap(layers.wall, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
         # the wall we see faces back towards the camera: normal = -(ray's horizontal direction)
-        nx, ny = -dx, -dy
-        norm = np.sqrt(nx * nx + ny * ny) + 1e-6
-        lit = 0.55 + 0.45 * np.clip((nx * toward_sun[0] + ny * toward_sun[1]) / norm, 0, 1)
-        img[on_wall] = wall[on_wall] * lit[on_wall][:, None]
+        nx, ny = -dx[on_wall], -dy[on_wall]
+        lit = 0.55 + 0.45 * np.clip((nx * toward_sun[0] + ny * toward_sun[1]) / (np.hypot(nx, ny) + 1e-6), 0, 1)
+        img[on_wall] = wall[on_wall] * lit[:, None]
     return img
 
 

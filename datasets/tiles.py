@@ -227,8 +227,9 @@ def render_tile(spec: TileSpec, backgrounds: Sequence[Path] = ()) -> Tile:
         spec.seed, (-half, -half, half, half),
         octaves=((30.0, 0.10 * rng.uniform(0.3, 1.5)), (5.0, 0.06 * rng.uniform(0.3, 1.5)),
                  (0.7, 0.05 * rng.uniform(0.3, 1.5))))
-    layers = paint(scene.shapes, scene.bounds_array(), view, climate.style(), noise, base=base)
-    img = cast(layers, view, camera, pose, toward)
+    layers = paint(scene.shapes, scene.bounds_array(), view, climate.style(), noise, base=base,
+                   ground_step=2 if spec.gsd_m <= 0.05 else 1)
+    img = cast(layers, view, camera, pose, toward, coarse=2)
     faults = CameraFaults.random(rng, climate.weather)
     if real_ground:  # the photo already went through a camera: add little
         faults = replace(faults, vignetting=0.0, haze=0.0, noise=faults.noise / 2, blur_px=min(faults.blur_px, 0.6))

@@ -121,3 +121,19 @@ def test_bad_world_arguments(tmp_path):
                                                           "n_sites": 0}))
     with pytest.raises(DatasetError, match="remake"):
         load_world(tmp_path / "w")
+
+
+def test_site_register_imports_into_a_workspace(small_world, tmp_path):
+    """``skysieve sites import`` reads the world's register as it is: every site, its kind and name."""
+    from skysieve.sites import import_sites
+    from skysieve.workspace import Workspace
+
+    ws = Workspace.create(tmp_path / "ws", crs=small_world.crs)
+    result = import_sites(ws, small_world.sites_register)
+    rows = ws.gpkg.select("sites")
+    truth = {f["properties"]["name"]: f for f in _features(small_world.sites)}
+    assert len(rows) == len(truth) and not result.rejected
+    for row in rows:
+        t = truth[row["name"]]
+        assert row["kind"] == t["properties"]["kind"]
+        assert row["geometry"].symmetric_difference(shape(t["geometry"])).area < 0.01 * row["geometry"].area
