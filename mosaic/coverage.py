@@ -66,12 +66,8 @@ def render_coverage(cells: Sequence[tuple[str, shapely.Polygon, float]], accepte
         colour = cv2.applyColorMap((levels * 255).astype(np.uint8), cv2.COLORMAP_VIRIDIS)
         covered = count > 0
         img[covered] = (0.55 * colour[covered] + 0.45 * 255).astype(np.uint8)
-    for cell_id, poly, share in cells:
-        pts = to_px(np.asarray(poly.exterior.coords))
-        cv2.polylines(img, [pts], True, (80, 80, 80), 2, cv2.LINE_AA)
-        x0, y0 = pts[:, 0].min() + 6, pts[:, 1].min() + 18
-        cv2.putText(img, f"{cell_id} {share:.0%}", (int(x0), int(y0)), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
-                    (40, 40, 40), 1, cv2.LINE_AA)
+    for _, poly, _ in cells:
+        cv2.polylines(img, [to_px(np.asarray(poly.exterior.coords))], True, (80, 80, 80), 2, cv2.LINE_AA)
     for r in accepted:
         g = r.get("geometry")
         if g is not None:
@@ -83,6 +79,13 @@ def render_coverage(cells: Sequence[tuple[str, shapely.Polygon, float]], accepte
         tip = c + np.array([math.sin(yaw), -math.cos(yaw)]) * 12
         cv2.line(img, tuple(int(v) for v in c), tuple(int(v) for v in tip), (20, 20, 20), 2, cv2.LINE_AA)
         cv2.circle(img, tuple(int(v) for v in c), 3, (20, 20, 20), -1, cv2.LINE_AA)
+    for cell_id, poly, share in cells:  # labels last, on a white box, so footprints never hide them
+        pts = to_px(np.asarray(poly.exterior.coords))
+        label = f"{cell_id} {share:.0%}"
+        (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+        x0, y0 = int(pts[:, 0].min()) + 4, int(pts[:, 1].min()) + 4
+        cv2.rectangle(img, (x0, y0), (x0 + tw + 4, y0 + th + 8), (255, 255, 255), -1)
+        cv2.putText(img, label, (x0 + 2, y0 + th + 3), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (40, 40, 40), 1, cv2.LINE_AA)
     for x, y in rejected_xy:
         c = to_px([(x, y)])[0]
         cv2.drawMarker(img, tuple(int(v) for v in c), (30, 30, 220), cv2.MARKER_TILTED_CROSS, 12, 2)
