@@ -1,7 +1,7 @@
 """The tables of ``survey.gpkg`` that more than one stage reads: the contract between stages.
 
 Geometries are in the workspace's projected CRS (x/y metres); ``lon``/``lat`` columns are WGS 84
-degrees; times are ISO 8601 UTC strings. Add columns at the end (``GeoPackage.ensure_layer`` adds
+degrees; times are ISO 8601 strings (UTC unless a column says otherwise). Add columns at the end (``GeoPackage.ensure_layer`` adds
 them to existing workspaces); never rename or retype one.
 """
 
@@ -54,7 +54,7 @@ IMAGES = LayerSpec(
         Column("flight_id", "TEXT", "NOT NULL"),
         Column("path", "TEXT", "NOT NULL"),  # absolute path of the photo as ingested
         Column("sha256", "TEXT"),
-        Column("taken_at", "TEXT"),
+        Column("taken_at", "TEXT"),  # ISO 8601; UTC (with Z) only where EXIF records an offset, else camera local time
         Column("lon", "REAL"),
         Column("lat", "REAL"),
         Column("x", "REAL"),  # camera position, workspace CRS (metres)
@@ -62,7 +62,7 @@ IMAGES = LayerSpec(
         Column("gps_altitude_m", "REAL"),  # EXIF GPSAltitude as recorded
         Column("altitude_m", "REAL"),  # height above ground used (metres)
         Column("altitude_source", "TEXT"),  # xmp_relative | gps_relative | image_estimate | user
-        Column("yaw_deg", "REAL"),  # heading of the image's top edge, degrees clockwise from north
+        Column("yaw_deg", "REAL"),  # heading of the image's top edge, degrees clockwise from GRID north of the workspace CRS
         Column("pitch_deg", "REAL"),  # gimbal pitch (-90 = nadir)
         Column("roll_deg", "REAL"),
         Column("camera_model", "TEXT"),
