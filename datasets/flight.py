@@ -191,7 +191,8 @@ def fly(world_dir: str | Path, out_dir: str | Path, plan: FlightPlan = FlightPla
     """Fly ``plan`` over the world at ``world_dir``; write DJI-style JPEGs and true/recorded poses to ``out_dir``.
 
     Deterministic in (world, plan), whatever ``workers`` (processes rendering photos; default up to 2).
-    Images are written atomically one by one; the pose files last.
+    Images are written atomically one by one, the pose files last; a rerun into the same folder keeps
+    the photos already there (write a changed plan to a new folder).
     """
     world = load_world(world_dir)
     if plan.camera not in CAMERAS:
@@ -239,9 +240,11 @@ def fly(world_dir: str | Path, out_dir: str | Path, plan: FlightPlan = FlightPla
         # one camera, one set of faults per flight; exposure drifts a little from photo to photo
         faults = replace(flight_faults, gain=flight_faults.gain * float(rng.uniform(0.97, 1.03)))
         jobs.append((camera, true, (info.seed, plan.seed, i), dji, plan.jpeg_quality, faults))
-    workers = default_workers(len(jobs)) if workers is None else workers
-    shots = ordered_map(_shoot, jobs, workers, _init_world, (str(info.root),))
-    for rec_, data in zip(records, progress(shots, "flying", total=len(jobs), unit="img"), strict=True):
+    workers = default_workers(sum(not (images / r.name).is_file() for r in records)) if workers is None else workers
+    # a rerun of the same plan resumes: photos already written (atomically, so whole) are kept
+    todo = [(r, j) for r, j in zip(records, jobs, strict=True) if not (images / r.name).is_file()]
+    shots = ordered_map(_shoot, [j for _, j in todo], workers, _init_world, (str(info.root),))
+    for (rec_, _), data in zip(todo, progress(shots, "flying", total=len(todo), unit="img"), strict=True):
         write_bytes(images / rec_.name, data)
     _write_poses(root, records, crs, camera, spec, ground_elev, info, plan)
     log.info("flight %s: %d images over world %s", root, len(records), info.root)

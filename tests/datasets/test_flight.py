@@ -107,6 +107,12 @@ def test_same_plan_same_bytes(small_world, tmp_path):
     for n in names:
         assert (a.images / n).read_bytes() == (b.images / n).read_bytes()
     assert a.poses_csv.read_bytes() == b.poses_csv.read_bytes()
+    # a rerun resumes: only the missing photo is rendered again, to the same bytes
+    gone, kept = a.images / names[0], a.images / names[-1]
+    before, stamp = gone.read_bytes(), kept.stat().st_mtime_ns
+    gone.unlink()
+    fly(small_world.root, tmp_path / "a", plan, workers=1)
+    assert gone.read_bytes() == before and kept.stat().st_mtime_ns == stamp
 
 
 def test_bad_flight_plans(small_world, tmp_path):
