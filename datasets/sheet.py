@@ -12,7 +12,7 @@ from skysieve.datasets.scene import CLASSES
 from skysieve.atomic import atomic_path
 from skysieve.errors import DatasetError
 
-__all__ = ["contact_sheet", "world_preview", "CLASS_COLORS_BGR"]
+__all__ = ["contact_sheet", "world_preview", "photo_preview", "CLASS_COLORS_BGR"]
 
 #: box colours per class (OpenCV BGR): tank red, chimney green, drum stockpile blue
 CLASS_COLORS_BGR = ((40, 40, 230), (40, 200, 40), (230, 120, 30))
@@ -87,6 +87,43 @@ def world_preview(world_dir: str | Path, out_png: str | Path, max_px: int = 1600
         color = CLASS_COLORS_BGR[CLASSES.index(feat["properties"]["class"])]
         x, y, w, h = cv2.boundingRect(pts)
         cv2.rectangle(img, (x - 3, y - 3), (x + w + 3, y + h + 3), color, 2)
+    out = Path(out_png)
+    with atomic_path(out, suffix=".png") as tmp:
+        cv2.imwrite(str(tmp), img)
+    return out
+
+
+def photo_preview(flight_dir: str | Path, name: str, out_png: str | Path) -> Path:
+    """A simulated photo with the truth boxes drawn on: each labelled object's base and top outlines
+    projected through the true pose (so the boxes lean with the objects)."""
+    import json
+
+    from skysieve.camera import Camera, Pose, project
+
+    root = Path(flight_dir)
+    poses = json.loads((root / "poses.json").read_text())
+    flight = json.loads((root / "flight.json").read_text())
+    entry = next((p for p in poses["images"] if p["name"] == name), None)
+    if entry is None:
+        raise DatasetError(f"no photo {name} in this flight", path=root)
+    cam = poses["camera"]
+    camera = Camera(cam["width_px"], cam["height_px"], cam["focal_px"], cam.get("cx_px"), cam.get("cy_px"))
+    t = entry["true"]
+    pose = Pose(t["x"], t["y"], t["z"], t["yaw_deg"], t["pitch_deg"], t["roll_deg"])
+    img = cv2.imread(str(root / "images" / name))
+    objects = json.loads((Path(flight["world"]) / "truth" / "objects.geojson").read_text())["features"]
+    for feat in objects:
+        ring = np.asarray(feat["geometry"]["coordinates"][0], float)
+        h = feat["properties"]["height_m"]
+        pts = np.vstack([np.column_stack([ring, np.zeros(len(ring))]), np.column_stack([ring, np.full(len(ring), h)])])
+        uv = project(camera, pose, pts)
+        if not np.isfinite(uv).all():
+            continue
+        (x0, y0), (x1, y1) = uv.min(axis=0), uv.max(axis=0)
+        if x1 < 0 or y1 < 0 or x0 > camera.width_px or y0 > camera.height_px:
+            continue
+        color = CLASS_COLORS_BGR[CLASSES.index(feat["properties"]["class"])]
+        cv2.rectangle(img, (int(x0) - 2, int(y0) - 2), (int(x1) + 2, int(y1) + 2), color, 2)
     out = Path(out_png)
     with atomic_path(out, suffix=".png") as tmp:
         cv2.imwrite(str(tmp), img)
