@@ -38,7 +38,16 @@ def save_window(viewer, path: str | Path, size_wh: tuple[int, int] = (1600, 1000
     for _ in range(20):
         QApplication.processEvents()
         time.sleep(0.02)
-    image = viewer.screenshot(canvas_only=False, flash=False)
+    image = None
+    for _ in range(3):  # a grab on a loaded X server can come back empty; the next one works
+        try:
+            image = viewer.screenshot(canvas_only=False, flash=False)
+            break
+        except AttributeError:
+            QApplication.processEvents()
+            time.sleep(0.2)
+    if image is None:
+        raise OSError(f"could not grab the napari window for {path}")
     path = Path(path)
     with atomic_path(path) as tmp:
         Image.fromarray(np.asarray(image)).save(tmp, format="PNG")
