@@ -143,3 +143,14 @@ def test_ingest_recovers_true_footprints(exact_flight, tmp_path):
                                                     t["roll_deg"]))
         got: Polygon = row["geometry"]
         assert truth.hausdorff_distance(got) < 0.5, (name, truth.hausdorff_distance(got))
+
+
+def test_photo_preview_draws_the_truth(exact_flight, tmp_path):
+    from skysieve.datasets.sheet import photo_preview
+
+    name = sorted(p.name for p in exact_flight.images.glob("*.JPG"))[0]
+    out = photo_preview(exact_flight.root, name, tmp_path / "p.png")
+    img = cv2.imread(str(out))
+    assert img.shape == (exact_flight.camera.height_px, exact_flight.camera.width_px, 3)
+    with pytest.raises(DatasetError, match="no photo"):
+        photo_preview(exact_flight.root, "DJI_9999.JPG", tmp_path / "q.png")
