@@ -6,13 +6,8 @@ import argparse
 from pathlib import Path
 
 from skysieve.cli import add_json_flag, emit
-from skysieve.errors import SkysieveError
 
-__all__ = ["register", "ViewerError"]
-
-
-class ViewerError(SkysieveError, RuntimeError):
-    """The review window could not do what was asked (e.g. a cell that never finished opening)."""
+__all__ = ["register"]
 
 
 def _cmd_review(args: argparse.Namespace) -> int:
@@ -34,6 +29,8 @@ def _cmd_review(args: argparse.Namespace) -> int:
         from skysieve.viewer.screenshot import save_window, wait_until_open
 
         if not wait_until_open(widget):
+            from skysieve.viewer.launch import ViewerError
+
             raise ViewerError("the cell did not open within a minute", path=plan.workspace)
         save_window(widget.viewer, args.screenshot)
         widget.viewer.close()

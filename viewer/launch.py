@@ -10,11 +10,16 @@ from pathlib import Path
 from skysieve.viewer._qtenv import sanitize_qt_environment
 from skysieve.viewer.survey import cell_problems, choose_cell
 
+from skysieve.errors import SkysieveError
 from skysieve.workspace import Workspace
 
-__all__ = ["ReviewPlan", "plan_review", "open_review", "review_command", "start_qt"]
+__all__ = ["ReviewPlan", "ViewerError", "plan_review", "open_review", "review_command", "start_qt"]
 
 log = logging.getLogger(__name__)
+
+
+class ViewerError(SkysieveError, RuntimeError):
+    """The review window could not do what was asked (a cell that never opened, a failed window grab)."""
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,9 @@ def save_window(viewer, path: str | Path, size_wh: tuple[int, int] = (1600, 1000
             QApplication.processEvents()
             time.sleep(0.2)
     if image is None:
-        raise OSError(f"could not grab the napari window for {path}")
+        from skysieve.viewer.launch import ViewerError
+
+        raise ViewerError("could not grab the napari window", path=path, hint="run it again")
     path = Path(path)
     with atomic_path(path) as tmp:
         Image.fromarray(np.asarray(image)).save(tmp, format="PNG")
