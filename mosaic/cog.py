@@ -1,6 +1,7 @@
 """Cloud-Optimized GeoTIFF writing, block by block, atomically.
 
-Blocks are written into a tiled scratch GeoTIFF (RGB + alpha, ZSTD), which GDAL's COG driver then copies
+Blocks are written into a tiled, sparse, uncompressed scratch GeoTIFF (RGB + alpha; decoding it again is
+what the copy spends most time on, so it is left raw), which GDAL's COG driver then copies
 into the final layout (tiles, JPEG or DEFLATE compression, internal overviews, the alpha turned into a
 mask band under JPEG) under a temporary name; only a finished file is renamed to ``ortho.tif``. A run
 killed at any point leaves the previous ortho (or none), never half of one. GDAL's block cache is
@@ -41,7 +42,7 @@ class CogSettings:
 def _env(settings: CogSettings):
     import rasterio
 
-    return rasterio.Env(GDAL_CACHEMAX=settings.cache_mb, GDAL_NUM_THREADS="1", GDAL_TIFF_INTERNAL_MASK=True)
+    return rasterio.Env(GDAL_CACHEMAX=settings.cache_mb, GDAL_TIFF_INTERNAL_MASK=True)
 
 
 @contextlib.contextmanager
@@ -73,7 +74,7 @@ def write_cog(target: str | Path, grid: OutputGrid, crs: CRS, blocks: Iterable[t
     with _env(settings), _scratch(target) as scratch:
         profile = dict(driver="GTiff", width=grid.width, height=grid.height, count=4, dtype="uint8",
                        crs=crs, transform=grid.transform, tiled=True, blockxsize=settings.blocksize,
-                       blockysize=settings.blocksize, compress="ZSTD", zstd_level=1, bigtiff="IF_SAFER",
+                       blockysize=settings.blocksize, bigtiff="IF_SAFER",
                        photometric="RGB", alpha="YES", sparse_ok=True)
         with rasterio.open(scratch, "w", **profile) as dst:
             for win, rgb, cov in blocks:
@@ -84,7 +85,7 @@ def write_cog(target: str | Path, grid: OutputGrid, crs: CRS, blocks: Iterable[t
             if tags:
                 dst.update_tags(**tags)
         opts = dict(driver="COG", blocksize=settings.blocksize, overview_resampling="AVERAGE",
-                    resampling="AVERAGE", bigtiff="IF_SAFER", num_threads="1")
+                    resampling="AVERAGE", bigtiff="IF_SAFER", num_threads="ALL_CPUS")
         if settings.compress.upper() == "JPEG":
             opts.update(compress="JPEG", quality=settings.quality)
         else:

@@ -171,3 +171,32 @@ def test_cli_mosaic_prints_a_summary_and_json(tmp_path: Path, ground, capsys: py
     assert main(["mosaic", str(ws.root), "--gsd", "0.15", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["cells"][0]["status"] == "skipped" and summary["cells"][0]["gsd_m"] == 0.15
+
+
+@pytest.mark.slow
+def test_a_killed_run_leaves_no_half_written_ortho_and_the_rerun_builds_it(tmp_path: Path, ground) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ws = make_workspace(tmp_path / "ws", ground, _shots(gps_sigma_m=0.5))
+    cell_dir = ws.cell_dir(CELL)
+    env = {**os.environ, "SKYSIEVE_PROGRESS": "0"}
+    # 2 cm/px makes rendering long enough to be caught in the middle of writing
+    proc = subprocess.Popen([sys.executable, "-m", "skysieve", "mosaic", str(ws.root), "--gsd", "0.02", "--workers", "1"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline and not list(cell_dir.glob(".ortho.scratch.*")):
+        time.sleep(0.02)
+    caught = proc.poll() is None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert caught, "the run finished before it could be killed"
+    assert not (cell_dir / "ortho.tif").exists() and not (cell_dir / "ortho.json").exists()
+    report = mosaic_cell(ws.root, CELL, MosaicSettings(gsd_m=0.02))
+    assert report["status"] == "built"
+    with rasterio.open(cell_dir / "ortho.tif") as ds:
+        assert ds.read_masks(1).any()
+    assert sorted(p.name for p in cell_dir.iterdir()) == ["ortho.json", "ortho.tif"]  # stale temporaries gone
