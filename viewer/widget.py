@@ -414,12 +414,13 @@ class ReviewWidget(QWidget):
 
     def _remove_foreign_layers(self, ws: Workspace) -> None:
         """Layers the skysieve reader made for this workspace: the widget replaces them."""
+        root = ws.root.resolve()
         for layer in list(self.viewer.layers):
-            if layer.metadata.get(L.WORKSPACE_KEY) == str(ws.root) and layer not in self._layers.values():
+            owner = layer.metadata.get(L.WORKSPACE_KEY)
+            if owner and Path(owner).resolve() == root and layer not in self._layers.values():
                 self.viewer.layers.remove(layer)
 
     def _fill_cell_combo(self) -> None:
-        assert self.ws is not None
         self.cell_combo.clear()
         for c in reviewable_cells(self.ws):
             self.cell_combo.addItem(c.label, c.cell_id)
@@ -428,6 +429,8 @@ class ReviewWidget(QWidget):
         """Load a cell in a worker; the layers and queue are replaced when it is read."""
         if self.ws is None or not cell_id:
             return
+        if cell_id != self.cell_id:
+            self.site_combo.setCurrentIndex(0)  # sites belong to a cell; class/status/score filters carry over
         self._say(f"opening cell {cell_id}…")
         self._run(load_cell, self.ws, cell_id, self.current_filter(), on_done=self._show_cell)
 
@@ -454,14 +457,11 @@ class ReviewWidget(QWidget):
         sites = sorted({d["site_id"] for d in data.detections if d.get("site_id")})
         self.site_combo.clear()
         self.site_combo.addItems([_ANY, *sites])
+        self.viewer.reset_view()  # the whole cell first; the first flag then takes the camera
         self._set_queue(data.queue)
-        if data.mosaic is not None:
-            self.viewer.reset_view()
         self._say(" · ".join(data.problems) if data.problems else
                   f"cell {data.cell_id}: {len(data.detections)} flags, {self._summary()}",
                   error=bool(data.problems))
-        if self.queue.current is not None:
-            self._show_current()
         self.cellOpened.emit(data.cell_id)
 
     def _replace_layers(self, data: CellData) -> None:

@@ -155,6 +155,7 @@ def test_filters_and_neighbouring_cells(make_napari_viewer, qtbot, review_ws):
     with qtbot.waitSignal(widget.cellOpened, timeout=10_000):
         qtbot.mouseClick(widget.neighbour_buttons["east"], Qt.LeftButton)
     assert widget.cell_id.startswith("E500250")
+    assert len(widget.queue) == 5 and widget.site_combo.currentText() == "any"  # S001's filter did not follow
     assert "no mosaic" in widget.message.text() and "skysieve mosaic" in widget.message.text()
     names = [layer.name for layer in widget.viewer.layers]
     assert f"mosaic {widget.cell_id}" not in names
