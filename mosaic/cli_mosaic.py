@@ -22,6 +22,7 @@ def _cmd_mosaic(args: argparse.Namespace) -> int:
     built = [r for r in reports if r["status"] == "built"]
     skipped = [r for r in reports if r["status"] == "skipped"]
     failed = [r for r in reports if r["status"] == "failed"]
+    empty = [r for r in reports if r["status"] == "empty"]
     lines = []
     for r in reports:
         if r["status"] in ("built", "skipped"):
@@ -31,7 +32,8 @@ def _cmd_mosaic(args: argparse.Namespace) -> int:
                          f"{100 * r['cell_covered']:.0f}% covered at {r['gsd_m'] * 100:.1f} cm/px")
         elif r["status"] == "failed":
             lines.append(f"  {r['cell_id']}: FAILED: {r['error']}")
-    lines.append(f"mosaic: {len(built)} cells built, {len(skipped)} unchanged, {len(failed)} failed; "
+    lines.append(f"mosaic: {len(built)} cells built, {len(skipped)} unchanged, {len(failed)} failed, "
+                 f"{len(empty)} with no photos to mosaic; "
                  f"orthos in {Path(args.workspace) / 'cells'}/<cell>/ortho.tif")
     emit(args, {"cells": reports}, "\n".join(lines))
     return 1 if failed and not built and not skipped else 0

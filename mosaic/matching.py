@@ -26,7 +26,7 @@ class MatchSettings:
 
     match_size_px: int = 800  # long side of the median reduced photo (pixels)
     max_features: int = 4000  # SIFT keypoints per photo, at most
-    pixels_per_feature: float = 150.0  # and at most one per this many reduced pixels
+    pixels_per_feature: float = 200.0  # and at most one per this many reduced pixels
     ratio: float = 0.8  # Lowe's ratio test
     ransac_px: float = 3.0  # MAGSAC threshold, reduced pixels
     min_inliers: int = 20  # fewer inliers: the pair does not match
@@ -124,7 +124,7 @@ def _flann():
 
 
 def _guided_matches(fi: Features, fj: Features, i_to_j: np.ndarray, radius_px: float,
-                    ratio: float, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+                    ratio: float, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """Ratio-test matches among the candidates near where GPS predicts each feature (native pixels of j).
 
     Lawns, fields and tree crowns repeat: a global ratio test throws away most true matches because a

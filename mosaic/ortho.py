@@ -154,7 +154,8 @@ def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | 
     keep = cell.buffer(settings.margin_m, join_style="mitre")
     rows = [r for r in _accepted_rows(ws) if r["geometry"].intersects(keep)]
     cell_dir = ws.cell_dir(cell_id)
-    if not rows:
+    if not rows or shapely.union_all([r["geometry"] for r in rows]).intersection(cell).area < 1e-3 * cell.area:
+        # no photo, or photos that only graze it: the neighbouring cell's mosaic shows that sliver
         return {"cell_id": cell_id, "status": "empty", "images_used": [], "images_flagged": []}
     digest = _digest(cell, rows, settings)
     if not force and (old := _is_current(cell_dir, digest)):
