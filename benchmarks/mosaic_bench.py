@@ -116,7 +116,7 @@ def _accuracy(ws_root: Path, ground) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("SKYSIEVE_DATA", ROOT.parent / "shared" / "data")))
-    ap.add_argument("--photos", type=int, default=200)
+    ap.add_argument("--photos", type=int, default=200, help="photos of the simulated flight (0: skip it)")
     ap.add_argument("--skip-stitcher", action="store_true")
     args = ap.parse_args()
     flight = args.data / "flights" / "brighton-beach" / "images"
@@ -137,6 +137,8 @@ def main() -> int:
                       f"({s['peak_rss_mib']} MiB vs {c['peak_rss_mib']} MiB)")
         else:
             print(f"no Brighton flight at {flight}; set --data or SKYSIEVE_DATA")
+        if args.photos <= 0:
+            return 0
         sim = _simulated(tmp / "sim", args.photos)
         results["simulated"] = _child(SKYSIEVE.format(ws=str(tmp / "sim")))
         print(f"simulated {args.photos}-photo flight:", json.dumps(results["simulated"]))

@@ -121,7 +121,7 @@ def render_window(placed: list[PlacedPhoto], images: dict[int, tuple[np.ndarray,
                              np.arange(hc, dtype=np.float32) * step + (step - 1) / 2)
     gx = a[0, 0] * cols + a[0, 2]
     gy = a[1, 1] * rows + a[1, 2]
-    dists, tapers, warped = [], [], []
+    dists, tapers, used = [], [], []
     for i in idx:
         pp = placed[i]
         cam = pp.photo.camera
@@ -135,23 +135,30 @@ def render_window(placed: list[PlacedPhoto], images: dict[int, tuple[np.ndarray,
                            blend.taper_px)
         if not taper.any():
             continue
-        img, sx, sy = images[i]
-        to_src = np.array([[sx, 0.0, -0.5], [0.0, sy, -0.5], [0.0, 0.0, 1.0]]) @ m  # -> cv2 pixel indices
-        w = cv2.warpPerspective(img, to_src, (win.width, win.height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                borderMode=cv2.BORDER_REPLICATE)
         c = pp.centre_xy
         dists.append(np.hypot(gx - np.float32(c[0]), gy - np.float32(c[1])))
         tapers.append(taper)
-        warped.append((w, pp.gain))
+        used.append((i, m))
     num = np.zeros((win.height, win.width, 3), np.float32)
     den = np.zeros((win.height, win.width), np.float32)
-    if warped:
-        for wgt, (img, gain) in zip(seam_weights(dists, tapers, blend.band_px * grid.gsd_m), warped, strict=True):
-            if not wgt.any():
-                continue
-            full = cv2.resize(wgt, (wc * step, hc * step), interpolation=cv2.INTER_LINEAR)[:win.height, :win.width]
-            num += img.astype(np.float32) * (full[..., None] * np.asarray(gain, np.float32))
-            den += full
+    weights = seam_weights(dists, tapers, blend.band_px * grid.gsd_m) if used else []
+    for wgt, (i, m) in zip(weights, used, strict=True):
+        wgt[wgt < 1e-3] = 0  # far beyond the seamline: this photo does not show here
+        nz_r, nz_c = np.flatnonzero(wgt.any(1)), np.flatnonzero(wgt.any(0))
+        if not len(nz_r):
+            continue
+        # warp only the block where the photo shows (one coarse cell of slack for the interpolation)
+        r0, r1 = max(0, (nz_r[0] - 1) * step), min(win.height, (nz_r[-1] + 2) * step)
+        c0, c1 = max(0, (nz_c[0] - 1) * step), min(win.width, (nz_c[-1] + 2) * step)
+        full = cv2.resize(wgt, (wc * step, hc * step), interpolation=cv2.INTER_LINEAR)[r0:r1, c0:c1]
+        img, sx, sy = images[i]
+        to_src = (np.array([[sx, 0.0, -0.5], [0.0, sy, -0.5], [0.0, 0.0, 1.0]]) @ m
+                  @ np.array([[1.0, 0.0, c0], [0.0, 1.0, r0], [0.0, 0.0, 1.0]]))  # block pixel -> cv2 photo pixel
+        warped = cv2.warpPerspective(img, to_src, (c1 - c0, r1 - r0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                     borderMode=cv2.BORDER_REPLICATE)
+        gain = np.asarray(placed[i].gain, np.float32)
+        num[r0:r1, c0:c1] += warped.astype(np.float32) * (full[..., None] * gain)
+        den[r0:r1, c0:c1] += full
     covered = den > 1e-3
     rgb = np.zeros_like(num, dtype=np.uint8)
     rgb[covered] = np.clip(num[covered] / den[covered][:, None] + 0.5, 0, 255).astype(np.uint8)

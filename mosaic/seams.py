@@ -38,18 +38,20 @@ def edge_taper(u: np.ndarray, v: np.ndarray, width: int, height: int, taper_px: 
 
 
 def seam_weights(dist_m: list[np.ndarray], tapers: list[np.ndarray], band_m: float) -> list[np.ndarray]:
-    """Blend weights (sum 1 where any photo covers) from distances to each photo's centre (metres).
+    """Blend weights from distances to each photo's centre (metres) and edge tapers; the best photo at a
+    pixel gets 1, the others ``t_i exp(-d_i / band) / max_j t_j exp(-d_j / band)``.
 
-    Weight ∝ taper · exp(-(d - d_min) / band): the nearest-centre photo dominates, neighbours fade in only
-    within about a band of the seamline.
+    The nearest-centre photo dominates; neighbours fade in only within about a band of the seamline, and
+    near a photo's edge its neighbour takes over smoothly. Pixels no photo covers get 0 everywhere.
     """
-    inf = np.float32(np.inf)
-    dmin = np.full(dist_m[0].shape, inf, np.float32)
-    for d, t in zip(dist_m, tapers, strict=False):
-        np.minimum(dmin, np.where(t > 0, d, inf), out=dmin)
+    with np.errstate(divide="ignore"):
+        scores = [np.log(t) - d / np.float32(band_m) for d, t in zip(dist_m, tapers, strict=True)]
+    best = np.full(dist_m[0].shape, -np.inf, np.float32)
+    for sc in scores:
+        np.maximum(best, sc, out=best)
     out = []
-    for d, t in zip(dist_m, tapers, strict=False):
-        w = t * np.exp(-np.clip(d - dmin, 0, 50 * band_m) / band_m)
+    for sc in scores:
+        w = np.exp(sc - best)
         w[~np.isfinite(w)] = 0
         out.append(w.astype(np.float32))
     return out
