@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 from napari.qt.threading import create_worker
-from qtpy.QtCore import QAbstractTableModel, QEvent, QModelIndex, Qt, QTimer, Signal
+from qtpy.QtCore import QAbstractTableModel, QEvent, QModelIndex, Qt, QThreadPool, QTimer, Signal
 from qtpy.QtGui import QColor, QImage, QKeySequence, QPixmap
 from qtpy.QtWidgets import (
     QAbstractItemView,
@@ -75,6 +75,20 @@ _POLL_S = 10
 def default_reviewer() -> str:
     """``$SKYSIEVE_REVIEWER``, else the login name."""
     return os.environ.get("SKYSIEVE_REVIEWER") or getpass.getuser()
+
+
+class _Fresh:
+    """Marks a worker argument: open this workspace inside the worker thread.
+
+    Each worker job gets its own :class:`Workspace` (its own pyproj CRS and SQLite connection), and
+    runs on a thread of its own: :meth:`ReviewWidget._run` sets napari's Qt thread pool to retire
+    threads at once. Seen here: pyproj segfaults (in ``CRS.__init__`` / ``CRS.to_string``) when a
+    second job runs on a *reused* pool thread, whose Python thread state (and pyproj's per-thread
+    PROJ context) was torn down after the first job while PROJ's own thread-locals lived on.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
 
 
 def _chip_bounds(row: dict[str, Any]) -> tuple[float, float, float, float]:
@@ -364,7 +378,13 @@ class ReviewWidget(QWidget):
             return _FAILED
 
     def _run(self, fn: Callable[..., Any], *args, on_done: Callable[[Any], None], **kwargs) -> None:
-        worker = create_worker(fn, *args, **kwargs)
+        """Run ``fn`` in a napari thread worker; a ``_Fresh`` argument becomes a workspace opened there."""
+
+        def job() -> Any:
+            return fn(*(Workspace.open(a.root) if isinstance(a, _Fresh) else a for a in args), **kwargs)
+
+        QThreadPool.globalInstance().setExpiryTimeout(0)  # see _Fresh: no reuse of pool threads
+        worker = create_worker(job)
         self._busy += 1
 
         def done(result: Any) -> None:
@@ -432,7 +452,7 @@ class ReviewWidget(QWidget):
         if cell_id != self.cell_id:
             self.site_combo.setCurrentIndex(0)  # sites belong to a cell; class/status/score filters carry over
         self._say(f"opening cell {cell_id}…")
-        self._run(load_cell, self.ws, cell_id, self.current_filter(), on_done=self._show_cell)
+        self._run(load_cell, _Fresh(self.ws.root), cell_id, self.current_filter(), on_done=self._show_cell)
 
     def open_neighbour(self, direction: str) -> None:
         """Open the cell touching the current one to the west/north/south/east."""
@@ -523,7 +543,7 @@ class ReviewWidget(QWidget):
             self._set_queue(rows, keep)
             self._say(f"{len(rows)} flags match the filter ({self._summary()})")
 
-        self._run(ledger.review_queue, self.ws, self.cell_id, on_done=done, **flt.as_kwargs())
+        self._run(ledger.review_queue, _Fresh(self.ws.root), self.cell_id, on_done=done, **flt.as_kwargs())
 
     def _set_queue(self, rows: list[dict[str, Any]], keep: str | None = None) -> None:
         self.queue = ReviewQueue(rows)
@@ -791,7 +811,8 @@ class ReviewWidget(QWidget):
         if self.ws is None or self.cell_id is None:
             return
         self._say("pushing confirmed flags to the suspect list…")
-        self._run(ledger.push_confirmed, self.ws, self.reviewer, cell_id=self.cell_id, on_done=self._pushed)
+        self._run(ledger.push_confirmed, _Fresh(self.ws.root), self.reviewer, cell_id=self.cell_id,
+                  on_done=self._pushed)
 
     def _pushed(self, result) -> None:
         self.refresh_statuses()

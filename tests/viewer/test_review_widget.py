@@ -118,8 +118,8 @@ def test_keys_in_the_widget_note_and_category(make_napari_viewer, qtbot, review_
 
 def test_push_confirmed_makes_one_suspect_per_site_and_locks_review(make_napari_viewer, qtbot, review_ws):
     widget = open_widget(make_napari_viewer, qtbot, review_ws, reviewer="alice")
-    in_site = [r["det_id"] for r in widget.queue.rows if r["site_id"] == "S001"][:3]
-    assert len(in_site) == 3
+    in_site, later = [r["det_id"] for r in widget.queue.rows if r["site_id"] == "S001"][:3], \
+        [r["det_id"] for r in widget.queue.rows if r["site_id"] == "S001"][3]
     for det in in_site:
         assert widget.select_detection(det)
         widget.confirm()
@@ -136,6 +136,13 @@ def test_push_confirmed_makes_one_suspect_per_site_and_locks_review(make_napari_
     assert widget.reject() is False
     assert _db(review_ws, in_site[0])["review_status"] == "confirmed"
     assert "suspect" in widget.message.text()
+    # a flag confirmed later at the same place joins that suspect instead of making a new one
+    widget.select_detection(later)
+    widget.confirm()
+    with qtbot.waitSignal(widget.pushed, timeout=20_000) as blocker:
+        widget.push_to_suspects()
+    assert blocker.args[0].extended == [suspect] and not blocker.args[0].created
+    assert _db(review_ws, later)["suspect_id"] == suspect
 
 
 @pytest.mark.slow
