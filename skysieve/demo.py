@@ -41,10 +41,9 @@ def _stage(name: str, timings: dict[str, float]):
 def run_demo(workspace: Path = DEFAULT_WORKSPACE, seed: int | None = None) -> dict[str, Any]:
     """Run every stage on a generated survey in ``workspace``; returns a summary of what each made."""
     from skysieve.datasets import demo_inputs
-    from skysieve.detect import detect_cells
+    from skysieve.detect import detect_cells, import_sites
     from skysieve.ledger import demo_ledger
-    from skysieve.mosaic import build_mosaics, ingest
-    from skysieve.sites import import_sites
+    from skysieve.mosaic import build_mosaics, ingest_flight
     from skysieve.workspace import Workspace
 
     workspace = Path(workspace)
@@ -55,7 +54,7 @@ def run_demo(workspace: Path = DEFAULT_WORKSPACE, seed: int | None = None) -> di
     with _stage("creating the workspace", timings):
         ws = Workspace.create(workspace, exist_ok=True)
     with _stage("ingesting the flight", timings):
-        summary["ingest"] = ingest(ws, inputs.flight_dir, flight_id="demo-flight")
+        summary["ingest"] = ingest_flight(ws, inputs.flight_dir, flight_id="demo-flight").summary()
     with _stage("building per-cell orthomosaics", timings):
         summary["mosaic"] = build_mosaics(ws)
     with _stage("importing the site register", timings):
