@@ -51,7 +51,8 @@ def seam_weights(dist_m: list[np.ndarray], tapers: list[np.ndarray], band_m: flo
         np.maximum(best, sc, out=best)
     out = []
     for sc in scores:
-        w = np.exp(sc - best)
+        with np.errstate(invalid="ignore"):  # -inf - -inf where no photo covers: NaN, zeroed below
+            w = np.exp(sc - best)
         w[~np.isfinite(w)] = 0
         out.append(w.astype(np.float32))
     return out
