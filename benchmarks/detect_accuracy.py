@@ -77,7 +77,7 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[902, 903, 904])
     ap.add_argument("--gsds", type=float, nargs="+", default=[0.03, 0.05, 0.08])
     ap.add_argument("--size", type=float, default=500.0)
-    ap.add_argument("--conf", type=float, default=0.25)
+    ap.add_argument("--conf", type=float, help="operating threshold (default: the model's recommended conf)")
     ap.add_argument("--work", type=Path, default=Path("runs/worlds"))
     ap.add_argument("--json", type=Path, help="write the figures here")
     ap.add_argument("--record", action="store_true", help="store the result in the model card")
@@ -89,11 +89,12 @@ def main() -> int:
     from skysieve.detect.sliced import SliceSettings
 
     det = load_detector(args.model)
+    args.conf = args.conf if args.conf is not None else float(det.meta.extra.get("conf", 0.25))
     table: dict[str, dict] = {}
     for gsd in args.gsds:
         pooled: dict[str, dict] = {}
         for seed in args.seeds:
-            world = args.work / f"w{seed}-{args.size:g}m-{gsd:g}"
+            world = args.work / f"v{seed}-{args.size:g}m-{gsd:g}"
             if not (world / "ortho.tif").exists():
                 make_world(world, seed=seed, size_m=args.size, gsd_m=gsd)
             for crop in crops_around_objects(world):

@@ -15,7 +15,6 @@ from skysieve.detect.pipeline import DetectConfig, detect_cells
 from skysieve.detect.runtime import Detector, load_detector
 from skysieve.detect.sliced import RasterDetections, SliceSettings, detect_raster
 from skysieve.detect.triage import WEIGHTS, triage_workspace
-
 from skysieve.sites import POINT_RADIUS_M, SiteImport
 from skysieve.workspace import Workspace
 

@@ -11,9 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from skysieve.models import ModelMeta, ModelRef, write_meta
-
 from skysieve.atomic import write_text
+from skysieve.models import ModelMeta, ModelRef, write_meta
 
 __all__ = ["write_card", "record_metrics", "record_world_table", "record_extra", "render_card"]
 

@@ -12,7 +12,6 @@ __all__ = ["register"]
 
 def _cmd_detect(args: argparse.Namespace) -> int:
     from skysieve.detect.pipeline import detect_cells
-
     from skysieve.workspace import Workspace
 
     ws = Workspace.open(args.workspace)
@@ -28,7 +27,6 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
 def _cmd_sites_import(args: argparse.Namespace) -> int:
     from skysieve.detect import import_sites
-
     from skysieve.workspace import Workspace
 
     ws = Workspace.open(args.workspace)
@@ -45,15 +43,14 @@ def _cmd_sites_import(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from skysieve.detect.card import write_card
     from skysieve.detect.train import TrainRecipe, recipe_json, ship, train
-    from skysieve.models import MODELS_DIR, resolve_model
-
     from skysieve.errors import UsageError
+    from skysieve.models import MODELS_DIR, resolve_model
 
     out_dir = Path(args.models_dir) if args.models_dir else MODELS_DIR
     if args.ship_only:
         if not args.ship_as:
             raise UsageError("--ship-only needs --ship-as NAME")
-        pt = ship(Path(args.ship_only), out_dir, args.ship_as, gsd_m=args.gsd, imgsz=args.imgsz,
+        pt = ship(Path(args.ship_only), out_dir, args.ship_as, gsd_m=args.gsd, imgsz=args.slice or args.imgsz,
                   research=args.research, info={"training": {"weights": str(args.ship_only)}})
         card = write_card(resolve_model(pt))
         emit(args, {"model": str(pt), "card": str(card)}, f"train: shipped {pt} (card {card})")
@@ -74,7 +71,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                              "init": f"fine-tuned from {recipe.resume_from}" if recipe.resume_from else
                              "trained from scratch"},
                 "train_val_metrics": res.metrics}
-        pt = ship(res.best, out_dir, args.ship_as, gsd_m=args.gsd, imgsz=args.imgsz, research=args.research,
+        pt = ship(res.best, out_dir, args.ship_as, gsd_m=args.gsd, imgsz=args.slice or args.imgsz, research=args.research,
                   info=info)
         card = write_card(resolve_model(pt))
         summary.update(model=str(pt), card=str(card))
@@ -84,12 +81,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from skysieve.atomic import write_json
     from skysieve.detect.card import record_metrics
     from skysieve.detect.evaluate import evaluate_world, evaluate_yolo
     from skysieve.detect.runtime import load_detector
     from skysieve.detect.sliced import SliceSettings
-
-    from skysieve.atomic import write_json
     from skysieve.errors import UsageError
 
     if bool(args.data) == bool(args.world):
@@ -115,7 +111,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("workspace", type=Path)
     p.add_argument("--cell", action="append", metavar="ID", help="only this cell (repeatable); default: all")
     p.add_argument("--model", help="model name or .pt/.onnx path (default: [detect] model, else skysieve-det-v1)")
-    p.add_argument("--conf", type=float, help="score threshold (default: [detect] conf = 0.25)")
+    p.add_argument("--conf", type=float, help="score threshold (default: [detect] conf, else the model's recommended one)")
     p.add_argument("--backend", choices=("openvino", "onnxruntime", "torch"), help="runtime (default: fastest)")
     add_json_flag(p)
     p.set_defaults(func=_cmd_detect)
@@ -133,6 +129,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="data.yaml of the training set (from `skysieve synth dataset`)")
     p.add_argument("--gsd", type=float, default=0.04, help="GSD of the training tiles, m/px (default 0.04)")
     p.add_argument("--imgsz", type=int, default=416, help="tile size in px (default 416)")
+    p.add_argument("--slice", type=int, help="slice size in px for inference (default: --imgsz; may be larger, same GSD)")
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--hours", type=float, help="wall-time budget; epochs are fitted into it")
     p.add_argument("--batch", type=int, default=16)

@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from skysieve.detect.runtime import Detector, load_detector
 from skysieve.detect.sliced import SliceSettings, detect_raster
-
 from skysieve.errors import DatasetError
 from skysieve.progress import progress
 
 __all__ = ["ClassMetrics", "EvalReport", "match_boxes", "class_metrics", "evaluate_yolo", "evaluate_world",
-           "NAME_ALIASES", "read_yolo_folder"]
+           "NAME_ALIASES", "read_yolo_folder", "best_f1_conf"]
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +134,24 @@ def class_metrics(tp: np.ndarray, score: np.ndarray, pred_cls: np.ndarray, true_
                                    round(hits / n_true, 4) if n_true else 0.0, round(float(a[0]), 4),
                                    round(float(np.mean(a)), 4)))
     return result
+
+
+def best_f1_conf(tp: np.ndarray, score: np.ndarray, pred_cls: np.ndarray, true_cls: np.ndarray,
+                 evaluated: Sequence[int]) -> float:
+    """The score threshold (0.05 to 0.9) that maximises the mean F1 at IoU 0.5 over ``evaluated`` classes."""
+    best, best_f1 = 0.25, -1.0
+    for t in np.arange(0.05, 0.91, 0.05):
+        f1s = []
+        for c in evaluated:
+            sel = (pred_cls == c) & (score >= t)
+            hits = tp[sel, 0].sum() if sel.any() else 0
+            n_true = (true_cls == c).sum()
+            p = hits / sel.sum() if sel.any() else 0.0
+            r = hits / n_true if n_true else 0.0
+            f1s.append(2 * p * r / (p + r) if p + r else 0.0)
+        if np.mean(f1s) > best_f1:
+            best, best_f1 = round(float(t), 2), float(np.mean(f1s))
+    return best
 
 
 # -- YOLO folders ---------------------------------------------------------------------------------------------
@@ -254,10 +272,12 @@ def evaluate_yolo(data: str | Path, model: str | Detector | None = None, imgsz: 
             scores.append(psc)
             pcls.append(pcl)
             tcls.append(tcl)
+    tp, sc, pc, tc = np.concatenate(tps), np.concatenate(scores), np.concatenate(pcls), np.concatenate(tcls)
+    evaluated = sorted(set(mapping.values()))
     report = EvalReport(det.name, str(data), size, conf, len(pairs), round(time.perf_counter() - t0, 1),
-                        class_metrics(np.concatenate(tps), np.concatenate(scores), np.concatenate(pcls),
-                                      np.concatenate(tcls), classes, conf, sorted(set(mapping.values()))),
-                        {"backend": det.backend_name, "split": split})
+                        class_metrics(tp, sc, pc, tc, classes, conf, evaluated),
+                        {"backend": det.backend_name, "split": split,
+                         "best_f1_conf": best_f1_conf(tp, sc, pc, tc, evaluated)})
     log.info("evaluated %s on %s (%d images, imgsz %d)", det.name, data, len(pairs), size)
     return report
 

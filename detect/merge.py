@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from skysieve.detect.slicing import Slice
 
 __all__ = ["MergeSettings", "truncated_mask", "merge_boxes"]

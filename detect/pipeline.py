@@ -15,16 +15,16 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import shapely
 from pyproj import CRS, Transformer
+
 from skysieve.detect.runtime import Detector, load_detector
 from skysieve.detect.sliced import RasterDetections, SliceSettings, detect_raster
 from skysieve.detect.triage import triage_workspace
-
 from skysieve.errors import DetectionError, NotFoundError
 from skysieve.schema import DETECTIONS
 from skysieve.workspace import Workspace
@@ -41,7 +41,7 @@ class DetectConfig:
     """``[detect]`` table of skysieve.toml (command-line flags override it)."""
 
     model: str | None = None  # name or path; None = the shipped default
-    conf: float = 0.25
+    conf: float | None = None  # None: the model's recommended threshold (its metadata ``conf``), else 0.25
     overlap: float = 0.25  # fraction of a slice shared with its neighbour
     batch: int = 8
     backend: str | None = None  # openvino | onnxruntime | torch; None = fastest available
@@ -71,7 +71,7 @@ def store_detections(ws: Workspace, cell_id: str, found: RasterDetections, model
         polys = [shapely.transform(p, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1]))) for p in polys]
     cell = ws.cells("cell_id=?", (cell_id,))
     cell_geom = cell[0].geometry if cell else None
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     rows: list[dict[str, Any]] = []
     with ws.gpkg.transaction():
         reviewed = ws.gpkg.select(DETECTIONS.name, "cell_id=? AND review_status<>'pending'", (cell_id,))
@@ -137,7 +137,9 @@ def detect_cells(ws: Workspace, cells: list[str] | None = None, model: str | Non
         raise DetectionError(f"nothing to detect on: {why}", path=ws.root,
                              hint="build the mosaics first with `skysieve mosaic WORKSPACE`")
     det = detector or load_detector(model or cfg.model, backend=backend or cfg.backend)
-    settings = SliceSettings(conf=cfg.conf if conf is None else float(conf), overlap=cfg.overlap, batch=cfg.batch)
+    if conf is None:
+        conf = cfg.conf if cfg.conf is not None else float(det.meta.extra.get("conf", 0.25))
+    settings = SliceSettings(conf=float(conf), overlap=cfg.overlap, batch=cfg.batch)
     by_class = dict.fromkeys(det.meta.classes, 0)
     done: list[str] = []
     for cid in run:

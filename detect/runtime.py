@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from skysieve.models import CLASSES, ModelMeta, ModelRef, resolve_model
 
 from skysieve.errors import ModelError
+from skysieve.models import CLASSES, ModelMeta, ModelRef, resolve_model
 
 __all__ = ["Detector", "PixelBoxes", "load_detector", "decode", "nms", "BACKENDS"]
 

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import shapely
 from affine import Affine
+
 from skysieve.detect.merge import MergeSettings, merge_boxes, truncated_mask
 from skysieve.detect.runtime import Detector
 from skysieve.detect.slicing import Slice, plan_slices
-
 from skysieve.errors import DetectionError
 from skysieve.progress import progress
 

@@ -21,9 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from skysieve.models import CLASSES, ModelMeta, sha256_file, write_meta
-
 from skysieve.errors import DatasetError, ModelError, UsageError
+from skysieve.models import CLASSES, ModelMeta, sha256_file, write_meta
 
 __all__ = ["TrainRecipe", "TrainResult", "train", "export_onnx", "ship"]
 

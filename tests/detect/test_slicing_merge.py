@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from skysieve.detect.merge import MergeSettings, merge_boxes, truncated_mask
 from skysieve.detect.slicing import Slice, axis_offsets, plan_slices
 

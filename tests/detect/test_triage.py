@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import shapely
-from skysieve.detect.triage import CANDIDATE_LINK_M, group_candidates, score_detection, triage_workspace
 
+from skysieve.detect.triage import CANDIDATE_LINK_M, group_candidates, score_detection, triage_workspace
 from skysieve.schema import DETECTIONS, SITES
 from skysieve.workspace import Workspace
 

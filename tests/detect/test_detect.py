@@ -1,0 +1,115 @@
+"""``skysieve detect`` with the shipped model on a generated mosaic, in a real workspace."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from skysieve.cli import main
+from skysieve.detect import detect_cells, detect_raster, load_detector
+from skysieve.detect.evaluate import match_boxes
+from skysieve.detect.sliced import SliceSettings
+from skysieve.errors import DetectionError, NotFoundError
+
+pytestmark = pytest.mark.slow  # renders mosaics and runs the model (about 30 s in all)
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return load_detector()
+
+
+def test_detect_finds_the_objects_and_places_them_on_the_ground(workspace, mosaic, detector):
+    summary = detect_cells(workspace, detector=detector)
+    assert summary["cells"] == ["c1"] and summary["rejected"] == []
+    rows = workspace.gpkg.select("detections")
+    assert len(rows) == summary["detections"] > 0
+    assert {r["review_status"] for r in rows} == {"pending"}
+    assert {r["model"] for r in rows} == {detector.name}
+    pred = np.array([r["geometry"].bounds for r in rows])
+    cls = np.array([detector.meta.classes.index(r["class"]) for r in rows])
+    score = np.array([r["score"] for r in rows])
+    _, matched = match_boxes(pred, cls, score, mosaic.truth_xyxy, mosaic.truth_cls)
+    # a floor, not the accuracy (see the model card): v1 finds tanks and drums, and misses chimneys
+    assert (matched >= 0).sum() >= 0.5 * len(mosaic.truth_xyxy)
+    for r, j in zip(rows, matched, strict=True):
+        if j >= 0:
+            t = mosaic.truth_xyxy[j]
+            assert np.hypot(r["x"] - (t[0] + t[2]) / 2, r["y"] - (t[1] + t[3]) / 2) < 0.5
+        lon, lat = workspace.to_lonlat(r["x"], r["y"])
+        assert (r["lon"], r["lat"]) == (pytest.approx(lon), pytest.approx(lat))
+        assert r["priority"] is not None and r["priority_reason"] and r["candidate_id"]
+
+
+def test_rerun_replaces_pending_boxes_and_keeps_reviewed_ones(workspace, detector):
+    detect_cells(workspace, detector=detector)
+    rows = workspace.gpkg.select("detections", order_by="det_id")
+    assert len(rows) >= 2
+    workspace.gpkg.update("detections", "det_id=?", (rows[0]["det_id"],), {"review_status": "confirmed"})
+    workspace.gpkg.update("detections", "det_id=?", (rows[1]["det_id"],), {"review_status": "rejected"})
+    detect_cells(workspace, detector=detector)
+    again = workspace.gpkg.select("detections", order_by="det_id")
+    assert len(again) == len(rows)  # same objects: no duplicates of the reviewed ones
+    status = {r["det_id"]: r["review_status"] for r in again}
+    assert status[rows[0]["det_id"]] == "confirmed" and status[rows[1]["det_id"]] == "rejected"
+    # a lower threshold adds boxes, but none that repeats a reviewed one (IoU >= 0.5, same class)
+    detect_cells(workspace, detector=detector, conf=0.05)
+    for reviewed in rows[:2]:
+        g = reviewed["geometry"]
+        same = [r for r in workspace.gpkg.select("detections", "class=?", (reviewed["class"],))
+                if r["geometry"].intersection(g).area / r["geometry"].union(g).area >= 0.5]
+        assert [r["det_id"] for r in same] == [reviewed["det_id"]]
+
+
+def test_cell_without_mosaic_unknown_cell_and_mixed_batch(workspace, detector):
+    import shapely
+
+    from skysieve.grid import Cell
+
+    workspace.add_cells([Cell("c2", shapely.box(0, 0, 1, 1))], source="test")
+    with pytest.raises(DetectionError, match="c2: no mosaic") as e:
+        detect_cells(workspace, cells=["c2"], detector=detector)
+    assert "skysieve mosaic" in str(e.value)
+    with pytest.raises(NotFoundError, match="no such cell: zz"):
+        detect_cells(workspace, cells=["zz"], detector=detector)
+    summary = detect_cells(workspace, cells=["c1", "c2"], detector=detector)
+    assert summary["cells"] == ["c1"] and summary["rejected"][0][0] == "c2"
+
+
+def test_no_data_slices_are_skipped_and_give_no_boxes(tmp_path, detector, make_mosaic):
+    m = make_mosaic(tmp_path / "half.tif", detector.meta.gsd_m, nodata_right=True)
+    found = detect_raster(m.path, detector, SliceSettings(overlap=0.25))
+    assert found.skipped >= 1
+    import rasterio
+
+    with rasterio.open(m.path) as src:
+        middle_x = (src.bounds.left + src.bounds.right) / 2
+    assert all(p.centroid.x < middle_x for p in found.polygons)
+
+
+def test_other_gsd_is_resampled_to_the_model_gsd(tmp_path, detector, make_mosaic):
+    coarse = make_mosaic(tmp_path / "coarse.tif", detector.meta.gsd_m * 1.5, seed=515151)
+    found = detect_raster(coarse.path, detector)
+    pred = np.array([p.bounds for p in found.polygons]).reshape(-1, 4)
+    _, matched = match_boxes(pred, found.cls, found.score, coarse.truth_xyxy, coarse.truth_cls)
+    assert (matched >= 0).sum() >= 0.5 * len(coarse.truth_xyxy)
+
+
+def test_runtimes_agree(mosaic, detector):
+    other = load_detector(backend="onnxruntime")
+    a = detect_raster(mosaic.path, detector, SliceSettings(conf=0.4))
+    b = detect_raster(mosaic.path, other, SliceSettings(conf=0.3))
+    bb = np.array([p.bounds for p in b.polygons]).reshape(-1, 4)
+    for poly, score, cls in zip(a.polygons, a.score, a.cls, strict=True):  # same boxes, up to float rounding
+        _, matched = match_boxes(np.array([poly.bounds]), np.array([cls]), np.array([score]), bb, b.cls)
+        assert matched[0] >= 0
+
+
+def test_cli_detect_prints_a_summary(workspace, capsys):
+    assert main(["detect", str(workspace.root), "--cell", "c1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["cells"] == ["c1"] and out["detections"] == sum(out["by_class"].values())
+    assert main(["detect", str(workspace.root), "--cell", "nope"]) != 0
+    assert "no such cell" in capsys.readouterr().err

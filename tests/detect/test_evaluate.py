@@ -1,0 +1,67 @@
+"""Matching boxes, per-class metrics, and ``skysieve evaluate`` on a YOLO folder."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from skysieve.cli import main
+from skysieve.detect.evaluate import class_metrics, evaluate_yolo, match_boxes, read_yolo_folder
+from skysieve.errors import DatasetError
+
+CLASSES = ("tank", "chimney", "drum_stockpile")
+
+
+def test_match_boxes_takes_the_best_unmatched_truth_by_score():
+    truth = np.array([[0, 0, 10, 10], [20, 0, 30, 10]], float)
+    pred = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [20, 0, 30, 10], [50, 50, 60, 60]], float)
+    tp, matched = match_boxes(pred, np.array([0, 0, 1, 0]), np.array([0.9, 0.8, 0.7, 0.6]), truth, np.array([0, 1]))
+    assert matched.tolist() == [0, -1, 1, -1]  # the second is a duplicate; the fourth hits nothing
+    assert tp[:, 0].tolist() == [True, False, True, False]
+    assert tp[0].all() and tp[2, -1] is not None
+
+
+def test_perfect_predictions_score_one_and_misses_lower_recall():
+    truth = np.array([[0, 0, 10, 10], [20, 0, 30, 10], [40, 0, 50, 10]], float)
+    tcls = np.array([0, 0, 2])
+    tp, _ = match_boxes(truth[:2], tcls[:2], np.array([0.9, 0.8]), truth, tcls)
+    m = class_metrics(tp, np.array([0.9, 0.8]), tcls[:2], tcls, CLASSES, conf=0.25, evaluated=[0, 2])
+    tank, drums = m
+    assert (tank.precision, tank.recall, tank.ap50) == (1.0, 1.0, pytest.approx(1.0, abs=0.01))
+    assert (drums.n_true, drums.recall, drums.ap50) == (1, 0.0, 0.0)
+
+
+def _yolo_folder(root, names):
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    (root / "classes.txt").write_text("\n".join(names) + "\n")
+    img = np.full((200, 300, 3), 90, np.uint8)
+    cv2.circle(img, (150, 100), 30, (230, 230, 230), -1)
+    cv2.imwrite(str(root / "images" / "a.jpg"), img)
+    (root / "labels" / "a.txt").write_text("0 0.5 0.5 0.2 0.3\n")
+    return root
+
+
+def test_yolo_folder_with_other_class_names_maps_storage_tank_to_tank(tmp_path, capsys):
+    data = _yolo_folder(tmp_path / "real", ["storage_tank"])
+    pairs, names = read_yolo_folder(data)
+    assert names == ["storage_tank"] and pairs[0][1].name == "a.txt" and pairs[0][1].parent.name == "labels"
+    report = evaluate_yolo(data, imgsz=320)
+    assert [c.name for c in report.classes] == ["tank"] and report.classes[0].n_true == 1
+    out = tmp_path / "m.json"
+    assert main(["evaluate", "--data", str(data), "--imgsz", "320", "--out", str(out)]) == 0
+    saved = json.loads(out.read_text())
+    assert saved["classes"][0]["name"] == "tank" and {"precision", "recall", "ap50", "ap50_95"} <= set(saved["classes"][0])
+    assert "AP50-95" in capsys.readouterr().out
+
+
+def test_yolo_folder_without_our_classes_or_images_is_refused(tmp_path):
+    data = _yolo_folder(tmp_path / "cars", ["car"])
+    with pytest.raises(DatasetError, match="none of the data's classes"):
+        evaluate_yolo(data)
+    (tmp_path / "empty" / "images").mkdir(parents=True)
+    with pytest.raises(DatasetError):
+        read_yolo_folder(tmp_path / "empty")

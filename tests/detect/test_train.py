@@ -1,0 +1,49 @@
+"""A real (tiny) training run through ``skysieve train``, shipped and loaded back."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from skysieve.cli import main
+from skysieve.detect.runtime import load_detector
+from skysieve.errors import DatasetError
+from skysieve.models import resolve_model
+
+
+@pytest.mark.slow
+def test_tiny_training_run_ships_a_loadable_model_with_card(tmp_path, capsys):
+    from skysieve.datasets.yolo import build_dataset
+
+    data = build_dataset(tmp_path / "ds", 8, imgsz=64, gsd_range=(0.08, 0.1), seed=5, workers=1)
+    models = tmp_path / "models"
+    rc = main(["train", "--data", str(data), "--gsd", "0.09", "--imgsz", "64", "--epochs", "1", "--batch", "4",
+               "--workers", "0", "--project", str(tmp_path / "runs"), "--name", "tiny", "--ship-as", "tiny",
+               "--models-dir", str(models), "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["epochs"] == 1
+    ref = resolve_model(models / "tiny.pt")
+    assert ref.has_meta and ref.meta.gsd_m == 0.09 and ref.meta.imgsz == 64 and ref.onnx_current
+    assert "0.090 m/px" in ref.card.read_text()
+    det = load_detector(ref)
+    boxes = det.predict(np.zeros((2, 64, 64, 3), np.uint8), conf=0.5)
+    assert len(boxes) == 2
+    # the next session extends it from the shipped weights
+    rc = main(["train", "--data", str(data), "--gsd", "0.09", "--imgsz", "64", "--epochs", "1", "--batch", "4",
+               "--workers", "0", "--project", str(tmp_path / "runs"), "--name", "tiny2",
+               "--resume-from", str(models / "tiny.pt")])
+    assert rc == 0
+
+
+def test_training_data_with_other_classes_is_refused(tmp_path):
+    from skysieve.detect.train import TrainRecipe, train
+
+    yaml = tmp_path / "data.yaml"
+    yaml.write_text(f"path: {tmp_path}\ntrain: images\nval: images\nnames:\n  0: car\n")
+    with pytest.raises(DatasetError, match="skysieve trains"):
+        train(TrainRecipe(data=yaml, gsd_m=0.05))
+    with pytest.raises(DatasetError, match="not found"):
+        train(TrainRecipe(data=tmp_path / "missing.yaml", gsd_m=0.05))
