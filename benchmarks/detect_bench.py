@@ -94,9 +94,9 @@ def speed(model: str | None, work: Path, seed: int, size_m: float, conf: float) 
     with rasterio.open(crop) as src:
         rgb = np.moveaxis(src.read([1, 2, 3]), 0, 2).copy()
         transform = src.transform
-    sahi_model = AutoDetectionModel.from_pretrained(model_type="ultralytics", model_path=str(det.ref.pt),
-                                                    confidence_threshold=conf, device="cpu")
     size = det.meta.imgsz
+    sahi_model = AutoDetectionModel.from_pretrained(model_type="ultralytics", model_path=str(det.ref.pt),
+                                                    confidence_threshold=conf, device="cpu", image_size=size)
     kw = dict(slice_height=size, slice_width=size, overlap_height_ratio=0.25, overlap_width_ratio=0.25,
               perform_standard_pred=False, verbose=0)
     get_sliced_prediction(rgb[:size, :size], sahi_model, **kw)  # warm-up

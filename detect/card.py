@@ -75,17 +75,17 @@ def render_card(name: str, meta: ModelMeta) -> str:
                 "| GSD | class | true | predicted | precision | recall | max centre error (m) |",
                 "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
         for gsd, row in wa["by_gsd"].items():
-            for name, r in row.items():
+            for cls_name, r in row.items():
                 err = "-" if r["max_centre_error_m"] is None else f"{r['max_centre_error_m']:.3f}"
-                out.append(f"| {float(gsd) * 100:.0f} cm | {name} | {r['n_true']} | {r['n_pred']} | "
+                out.append(f"| {float(gsd) * 100:.0f} cm | {cls_name} | {r['n_true']} | {r['n_pred']} | "
                            f"{r['precision']:.3f} | {r['recall']:.3f} | {err} |")
         out.append("")
     if ex.get("limitations"):
         out += ["## Limitations", ""] + [f"- {x}" for x in ex["limitations"]] + [""]
     out += ["## Retraining", "",
             "Extend this model with more epochs or new synthetic data (weights are the starting point):", "",
-            "```", f"skysieve train --data DATA/data.yaml --gsd {meta.gsd_m} --imgsz {meta.imgsz} "
-            f"--resume-from models/{name}.pt --hours 2 --ship-as {name}", "```", ""]
+            "```", f"skysieve train --data DATA/data.yaml --gsd {meta.gsd_m} --imgsz {ex.get('train_imgsz', meta.imgsz)} "
+            f"--slice {meta.imgsz} --resume-from models/{name}.pt --hours 2 --ship-as {name}", "```", ""]
     return "\n".join(out)
 
 
