@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from shapely.geometry import Point, box
+
 from skysieve.ledger.export import DATA_FORMATS, export_records
 from skysieve.ledger.records import field_records, record_values
 from skysieve.ledger.tables import SUSPECT_OUTLINES, SUSPECTS, ensure_ledger
-
 from skysieve.workspace import Workspace
 
 STATUSES = ("suspected", "dispatched", "verified_illegal", "verified_cleared", "disposed", "closed")

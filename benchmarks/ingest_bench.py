@@ -51,7 +51,6 @@ def _decode_opencv(paths: list[Path]) -> None:
 
 def _ingest(flight: Path, workers: int) -> tuple[Timing, str]:
     from skysieve.mosaic.ingest import IngestSettings, ingest_flight
-
     from skysieve.workspace import Workspace
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,6 +71,7 @@ def main() -> int:
         return 2
     os.environ.setdefault("SKYSIEVE_PROGRESS", "0")
     import cv2  # noqa: F401  (imports are not per-flight work: load both decoders and ingest first)
+
     import skysieve.mosaic.ingest  # noqa: F401
 
     _decode_pillow(paths[:1])

@@ -76,10 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     import numpy as np
-    from skysieve.viewer import start_qt
-    from skysieve.viewer.sample import SampleSpec, make_review_sample
 
     from skysieve import ledger
+    from skysieve.viewer import start_qt
+    from skysieve.viewer.sample import SampleSpec, make_review_sample
     from skysieve.workspace import Workspace
 
     root = Path(tempfile.mkdtemp(prefix="review_bench_")) / "ws"
@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
 
     app = start_qt()
     import napari
+
     from skysieve.viewer import layers as L
     from skysieve.viewer.cog import open_mosaic
     from skysieve.viewer.survey import load_cell, ortho_path

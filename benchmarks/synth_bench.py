@@ -35,6 +35,7 @@ def _since(start: tuple[float, float]) -> tuple[float, float]:
 def _raster_floor(path: Path, n: int) -> None:
     """Write an n x n RGB ortho of mid-grey + n x n float heights with the world's profiles."""
     from rasterio.windows import Window
+
     from skysieve.datasets.world import _profile
 
     t = Affine(0.03, 0, 0, 0, -0.03, 0)

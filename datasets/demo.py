@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from skysieve.datasets.flight import FlightInfo, FlightPlan, fly
 from skysieve.datasets.layout import Climate, find_seed
 from skysieve.datasets.scene import CLASSES, Scene

@@ -22,15 +22,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+
+from skysieve.atomic import write_bytes, write_json, write_text
+from skysieve.camera import Camera, Pose, footprint
+from skysieve.crs import from_lonlat, parse_crs, to_lonlat
 from skysieve.datasets.dji_meta import DJIMeta, write_dji_jpeg
 from skysieve.datasets.optics import CameraFaults, camera_faults, cast
 from skysieve.datasets.paint import GridView, NoiseField, paint
 from skysieve.datasets.parallel import cv2_threads, default_workers, ordered_map
 from skysieve.datasets.world import LoadedWorld, load_world
-
-from skysieve.atomic import write_bytes, write_json, write_text
-from skysieve.camera import Camera, Pose, footprint
-from skysieve.crs import from_lonlat, parse_crs, to_lonlat
 from skysieve.errors import DatasetError
 from skysieve.progress import progress
 

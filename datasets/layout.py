@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from shapely.geometry import LineString, Point, Polygon
+
 from skysieve.datasets import props
 from skysieve.datasets.paint import PaintStyle
 from skysieve.datasets.scene import Scene, Shape, SiteTruth, Sun, rect
-
 from skysieve.errors import DatasetError
 
 __all__ = ["Climate", "world_scene", "climate_for", "find_seed", "SEASONS", "WEATHERS"]

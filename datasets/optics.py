@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from skysieve.datasets.paint import GridView, Layers
 
 from skysieve.camera import Camera, Pose, rotation_cam_to_world
+from skysieve.datasets.paint import GridView, Layers
 
 __all__ = ["cast", "CameraFaults", "camera_faults", "march_levels"]
 

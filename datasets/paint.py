@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
 from skysieve.datasets.scene import Shape, Sun
 
 __all__ = ["GridView", "NoiseField", "Layers", "PaintStyle", "paint"]

@@ -12,6 +12,7 @@ import math
 
 import cv2
 import numpy as np
+
 from skysieve.datasets.scene import Shape, TruthObject, disc_polygon, rect
 
 __all__ = ["vertical_tank", "horizontal_tank", "chimney", "drum_stockpile", "building", "tree", "planter",
@@ -123,7 +124,7 @@ def drum_stockpile(rng: Rng, x: float, y: float, toward, site_id=None) -> tuple[
         cage = (0.55, 0.55, 0.55)
         for i in range(nx):
             for j in range(ny):
-                if rng.random() < 0.1:
+                if rng.random() < 0.1 and (i, j) != (0, 0):  # gaps, but never an empty stockpile
                     continue
                 c = np.array([x, y]) + (i - (nx - 1) / 2) * 1.3 * ux + (j - (ny - 1) / 2) * 1.1 * uy
                 tote = rect(c[0], c[1], 1.2, 1.0, angle)
@@ -137,7 +138,7 @@ def drum_stockpile(rng: Rng, x: float, y: float, toward, site_id=None) -> tuple[
         if style == "rows":
             nx, ny = int(rng.integers(2, 10)), int(rng.integers(1, 5))
             centres = [np.array([x, y]) + (i - (nx - 1) / 2) * 0.6 * ux + (j - (ny - 1) / 2) * 0.6 * uy
-                       for i in range(nx) for j in range(ny) if rng.random() > 0.08]
+                       for i in range(nx) for j in range(ny) if rng.random() > 0.08 or (i, j) == (0, 0)]
         else:
             n = int(rng.integers(5, 40))
             r = 0.35 * math.sqrt(n)

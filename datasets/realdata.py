@@ -13,9 +13,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from skysieve.datasets.scene import CLASSES
-
 from skysieve.atomic import write_text
+from skysieve.datasets.scene import CLASSES
 from skysieve.errors import DatasetError
 
 __all__ = ["RealImport", "class_map", "read_names", "import_real"]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from skysieve.datasets.scene import CLASSES
 
 from skysieve.atomic import atomic_path
+from skysieve.datasets.scene import CLASSES
 from skysieve.errors import DatasetError
 
 __all__ = ["contact_sheet", "world_preview", "photo_preview", "CLASS_COLORS_BGR"]
@@ -63,6 +63,7 @@ def world_preview(world_dir: str | Path, out_png: str | Path, max_px: int = 1600
     import json
 
     import rasterio
+
     from skysieve.datasets.world import WorldInfo
 
     info = WorldInfo.at(world_dir)

@@ -21,13 +21,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from skysieve.camera import Camera, Pose, project
 from skysieve.datasets import props
 from skysieve.datasets.layout import PALETTES, climate_for
 from skysieve.datasets.optics import CameraFaults, camera_faults, cast
 from skysieve.datasets.paint import GridView, NoiseField, paint
 from skysieve.datasets.scene import CLASSES, Scene, Shape, rect
-
-from skysieve.camera import Camera, Pose, project
 from skysieve.errors import DatasetError
 
 __all__ = ["TileSpec", "Tile", "random_tile_spec", "render_tile", "tile_scene", "boxes_for", "background_crop",

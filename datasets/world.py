@@ -27,13 +27,13 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.windows import Window
+
+from skysieve.atomic import atomic_path, write_json
+from skysieve.crs import choose_crs, from_lonlat, to_lonlat
 from skysieve.datasets.layout import Climate, world_scene
 from skysieve.datasets.paint import GridView, NoiseField, paint
 from skysieve.datasets.parallel import cv2_threads, default_workers, ordered_map
 from skysieve.datasets.scene import Scene, Sun
-
-from skysieve.atomic import atomic_path, write_json
-from skysieve.crs import choose_crs, from_lonlat, to_lonlat
 from skysieve.errors import DatasetError
 from skysieve.progress import progress
 

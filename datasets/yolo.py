@@ -17,12 +17,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from skysieve.atomic import write_bytes, write_text
 from skysieve.datasets.parallel import cv2_threads, default_workers, ordered_map
 from skysieve.datasets.realdata import import_real
 from skysieve.datasets.scene import CLASSES
 from skysieve.datasets.tiles import Tile, list_images, random_tile_spec, render_tile
-
-from skysieve.atomic import write_bytes, write_text
 from skysieve.errors import DatasetError
 from skysieve.progress import progress
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from skysieve.errors import LedgerError
@@ -16,7 +16,7 @@ __all__ = ["utc_now", "append_audit", "audit_trail", "check_actor"]
 
 def utc_now() -> str:
     """The current time as ISO 8601 UTC with milliseconds, e.g. ``2026-11-29T01:02:03.456Z``."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def check_actor(name: str | None, role: str = "reviewer") -> str:

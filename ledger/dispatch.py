@@ -17,7 +17,7 @@ import re
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -159,7 +159,7 @@ def write_dispatch_html(ws: Workspace, team: str, records: Sequence[FieldRecord]
     """One self-contained HTML dispatch sheet for ``team`` (a page per suspect)."""
     e = html.escape
     cells = ws.cells()
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts = ['<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8">',
              f"<title>派发核查单 Dispatch sheet: {e(team)}</title><style>{_CSS}</style></head><body>"]
     for i, r in enumerate(progress(records, f"{team}: HTML sheet", total=len(records)), 1):
@@ -255,7 +255,7 @@ def write_dispatch_pdf(ws: Workspace, team: str, records: Sequence[FieldRecord],
     font_manager.fontManager.addfont(str(font_path))
     fp = font_manager.FontProperties(fname=str(font_path))
     cells = ws.cells()
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     with atomic_path(out, suffix=".pdf") as tmp, matplotlib.rc_context({"pdf.fonttype": 42}), PdfPages(tmp) as pdf:
         info = pdf.infodict()
         info["Title"] = f"Dispatch sheet {team}"

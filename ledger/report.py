@@ -10,7 +10,7 @@ import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +145,7 @@ def campaign_stats(ws: Workspace) -> CampaignStats:
     county = TownshipStats(COUNTY)
     for t in rows.values():
         county.add(t)
-    made_at = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    made_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return CampaignStats(sorted(rows.values(), key=lambda t: t.township), county, made_at, cell_rows, suspects)
 
 

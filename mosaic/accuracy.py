@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from skysieve.mosaic.render import OutputGrid
 
 __all__ = ["Misfit", "compare_rasters", "read_on_grid", "rasterise_points"]

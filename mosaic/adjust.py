@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
+
 from skysieve.mosaic.matching import TiePair
 from skysieve.mosaic.photos import Photo, apply_homography, ground_homography
 

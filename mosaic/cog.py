@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 from pyproj import CRS
-from skysieve.mosaic.render import OutputGrid, PixelWindow
 
 from skysieve.atomic import atomic_path
+from skysieve.mosaic.render import OutputGrid, PixelWindow
 
 __all__ = ["CogSettings", "write_cog"]
 

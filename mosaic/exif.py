@@ -14,7 +14,7 @@ import io
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
@@ -166,7 +166,7 @@ def _datetime(v, offset=None) -> datetime | None:
     if m:
         sign = 1 if m.group(1) == "+" else -1
         tz = timezone(sign * timedelta(hours=int(m.group(2)), minutes=int(m.group(3))))
-        dt = dt.replace(tzinfo=tz).astimezone(timezone.utc)
+        dt = dt.replace(tzinfo=tz).astimezone(UTC)
     return dt
 
 
@@ -175,7 +175,7 @@ def iso_time(dt: datetime | None) -> str | None:
     if dt is None:
         return None
     if dt.tzinfo is not None:
-        return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return dt.strftime("%Y-%m-%dT%H:%M:%S")
 
 

@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 from shapely.geometry import box
-from skysieve.mosaic.cog import CogSettings, write_cog
-from skysieve.mosaic.ortho import ORTHO_FILE, REPORT_FILE
-from skysieve.mosaic.render import OutputGrid, windows
 
 from skysieve.atomic import write_json
 from skysieve.errors import MosaicError
+from skysieve.mosaic.cog import CogSettings, write_cog
+from skysieve.mosaic.ortho import ORTHO_FILE, REPORT_FILE
+from skysieve.mosaic.render import OutputGrid, windows
 
 __all__ = ["import_ortho"]
 

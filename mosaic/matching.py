@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import shapely
+
 from skysieve.mosaic.photos import Photo, apply_homography, ground_homography, read_image
 
 __all__ = ["MatchSettings", "Features", "TiePair", "detect_features", "candidate_pairs", "match_pair",

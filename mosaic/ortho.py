@@ -28,15 +28,15 @@ from typing import Any
 
 import numpy as np
 import shapely
+
+from skysieve.atomic import write_json
+from skysieve.errors import MosaicError, NotFoundError, SkysieveError
 from skysieve.mosaic.adjust import AdjustSettings, adjust, gross_yaw_errors
 from skysieve.mosaic.cog import CogSettings, write_cog
 from skysieve.mosaic.matching import MatchSettings, TiePair, match_gsd, match_photos
 from skysieve.mosaic.photos import Photo, ground_homography, photo_from_row
 from skysieve.mosaic.render import OutputGrid, PlacedPhoto, estimate_gains, render_windows
 from skysieve.mosaic.seams import BlendSettings
-
-from skysieve.atomic import write_json
-from skysieve.errors import MosaicError, NotFoundError, SkysieveError
 
 __all__ = ["MosaicSettings", "mosaic_cell", "build_mosaics", "cells_with_photos", "ORTHO_FILE", "REPORT_FILE"]
 

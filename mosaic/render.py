@@ -19,6 +19,7 @@ import numpy as np
 import shapely
 from affine import Affine
 from shapely.geometry import box
+
 from skysieve.mosaic.photos import Photo, apply_homography, jpeg_reduction, read_image
 from skysieve.mosaic.seams import BlendSettings, edge_taper, seam_weights, solve_gains
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import tomllib
 from pathlib import Path
 from typing import Any, TypeVar
-
-import tomllib
 
 from skysieve.atomic import write_text
 from skysieve.errors import WorkspaceError

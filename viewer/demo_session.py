@@ -86,6 +86,7 @@ def record_session(ws: Workspace, out_png: str | Path, reviewer: str = "analyst.
     ``decide=False`` only opens the cell and takes the picture (for a workspace reviewed before).
     """
     from qtpy.QtWidgets import QApplication
+
     from skysieve.viewer import open_review
     from skysieve.viewer.screenshot import save_window, wait_until_open
 

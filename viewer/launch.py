@@ -7,10 +7,9 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from skysieve.errors import SkysieveError
 from skysieve.viewer._qtenv import sanitize_qt_environment
 from skysieve.viewer.survey import cell_problems, choose_cell
-
-from skysieve.errors import SkysieveError
 from skysieve.workspace import Workspace
 
 __all__ = ["ReviewPlan", "ViewerError", "plan_review", "open_review", "review_command", "start_qt"]
@@ -72,6 +71,7 @@ def open_review(workspace: str | Path | Workspace, cell_id: str | None = None, *
     """
     sanitize_qt_environment()
     import napari
+
     from skysieve.viewer.widget import ReviewWidget
 
     if viewer is None:

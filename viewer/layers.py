@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import shapely
+
 from skysieve.viewer.cog import MultiscaleMosaic
 from skysieve.viewer.world import WorldFrame
 

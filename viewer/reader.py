@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import shapely
-from skysieve.viewer import layers as L
-from skysieve.viewer.cog import open_mosaic
-from skysieve.viewer.survey import frame_for, ortho_path, reviewable_cells, sites_near
 
 from skysieve import ledger
 from skysieve.errors import MosaicError, WorkspaceError
+from skysieve.viewer import layers as L
+from skysieve.viewer.cog import open_mosaic
+from skysieve.viewer.survey import frame_for, ortho_path, reviewable_cells, sites_near
 from skysieve.workspace import GPKG_FILE, Workspace
 
 __all__ = ["napari_get_reader", "read_workspace", "MAX_MOSAICS"]

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import shapely
-from skysieve.viewer.cog import MultiscaleMosaic, open_mosaic
-from skysieve.viewer.queue import QueueFilter
-from skysieve.viewer.world import WorldFrame
 
 from skysieve import ledger
 from skysieve.errors import MosaicError, NotFoundError, WorkspaceError
 from skysieve.grid import Cell
+from skysieve.viewer.cog import MultiscaleMosaic, open_mosaic
+from skysieve.viewer.queue import QueueFilter
+from skysieve.viewer.world import WorldFrame
 from skysieve.workspace import Workspace
 
 __all__ = ["CellSummary", "CellData", "ortho_path", "reviewable_cells", "choose_cell", "cell_problems",

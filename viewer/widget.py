@@ -40,6 +40,10 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from skysieve import ledger
+from skysieve.errors import SkysieveError
+from skysieve.schema import REVIEW_STATUSES
 from skysieve.viewer import layers as L
 from skysieve.viewer.cog import read_chip
 from skysieve.viewer.keys import CATEGORY_KEYS, REVIEW_KEYS, help_line
@@ -55,10 +59,6 @@ from skysieve.viewer.survey import (
     reviewable_cells,
 )
 from skysieve.viewer.world import WorldFrame
-
-from skysieve import ledger
-from skysieve.errors import SkysieveError
-from skysieve.schema import REVIEW_STATUSES
 from skysieve.workspace import Workspace
 
 __all__ = ["ReviewWidget", "default_reviewer"]

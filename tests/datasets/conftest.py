@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from skysieve.datasets import FlightPlan, fly, make_world
 from skysieve.datasets.layout import find_seed
 

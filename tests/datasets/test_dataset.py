@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+
+from skysieve.camera import Camera, Pose
 from skysieve.datasets import CLASSES, build_dataset
 from skysieve.datasets.optics import cast
 from skysieve.datasets.paint import GridView, PaintStyle, paint
@@ -12,8 +14,6 @@ from skysieve.datasets.props import chimney, drum_stockpile, vertical_tank
 from skysieve.datasets.realdata import class_map, import_real
 from skysieve.datasets.scene import Scene, Sun
 from skysieve.datasets.tiles import TileSpec, boxes_for, render_tile
-
-from skysieve.camera import Camera, Pose
 from skysieve.errors import DatasetError
 
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 from shapely.geometry import Polygon
-from skysieve.datasets import FlightPlan, fly
-from skysieve.datasets.optics import cast
-from skysieve.datasets.paint import GridView, Layers
 
 from skysieve.camera import Camera, Pose, footprint, project
 from skysieve.crs import parse_crs, to_lonlat
+from skysieve.datasets import FlightPlan, fly
+from skysieve.datasets.optics import cast
+from skysieve.datasets.paint import GridView, Layers
 from skysieve.errors import DatasetError
 
 

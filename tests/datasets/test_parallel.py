@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from skysieve.datasets.parallel import default_workers, ordered_map
 
+from skysieve.datasets.parallel import default_workers, ordered_map
 from skysieve.errors import DatasetError
 
 

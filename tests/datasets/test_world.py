@@ -10,9 +10,9 @@ import rasterio
 from rasterio.features import rasterize
 from rasterio.windows import Window
 from shapely.geometry import shape
-from skysieve.datasets import CLASSES, load_world, make_world
 
 from skysieve.crs import choose_crs
+from skysieve.datasets import CLASSES, load_world, make_world
 from skysieve.errors import DatasetError
 from skysieve.schema import SITE_KINDS
 

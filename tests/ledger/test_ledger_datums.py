@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from skysieve.ledger.chinese_datums import (
     bd09_to_gcj02,
     gcj02_to_bd09,

@@ -16,6 +16,9 @@ import pyogrio
 import pytest
 import shapely
 from shapely.geometry import shape
+
+from skysieve.cli import main
+from skysieve.errors import ExportError
 from skysieve.ledger import (
     SuspectFilter,
     assign,
@@ -29,9 +32,6 @@ from skysieve.ledger import (
 )
 from skysieve.ledger.dispatch import find_cjk_font
 from skysieve.ledger.field_formats import neutralise_formula
-
-from skysieve.cli import main
-from skysieve.errors import ExportError
 
 KML = "{http://www.opengis.net/kml/2.2}"
 NASTY = '=HYPERLINK("http://x.example/?a=1&b=2","点我") <b>"quoted" & \'single\'</b>\x07'

@@ -6,6 +6,9 @@ import json
 import multiprocessing as mp
 
 import pytest
+
+from skysieve.cli import main
+from skysieve.errors import LedgerError, NotFoundError, TransitionError
 from skysieve.ledger import (
     STATUSES,
     TRANSITIONS,
@@ -17,9 +20,6 @@ from skysieve.ledger import (
     set_status,
     set_suspect_category,
 )
-
-from skysieve.cli import main
-from skysieve.errors import LedgerError, NotFoundError, TransitionError
 from skysieve.workspace import Workspace
 
 

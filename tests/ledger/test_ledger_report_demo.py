@@ -11,6 +11,8 @@ import gpxpy
 import pytest
 from openpyxl import load_workbook
 from shapely.geometry import box, mapping
+
+from skysieve.cli import main
 from skysieve.ledger import (
     DEMO_REVIEWER,
     assign,
@@ -24,8 +26,6 @@ from skysieve.ledger import (
     set_status,
 )
 from skysieve.ledger.dispatch import find_cjk_font
-
-from skysieve.cli import main
 from skysieve.schema import IMAGES
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
+from skysieve.errors import LedgerError, NotFoundError
 from skysieve.ledger import (
     SUSPECT_CATEGORIES,
     audit_trail,
@@ -23,8 +25,6 @@ from skysieve.ledger import (
     set_note,
     undo_last,
 )
-
-from skysieve.errors import LedgerError, NotFoundError
 from skysieve.workspace import Workspace
 
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from skysieve.datasets.dji_meta import DJIMeta, write_dji_jpeg
-from skysieve.mosaic.heading import grid_yaw_deg
 
 from skysieve.camera import Camera, Pose, backproject
 from skysieve.crs import choose_crs, from_lonlat, to_lonlat
+from skysieve.datasets.dji_meta import DJIMeta, write_dji_jpeg
+from skysieve.mosaic.heading import grid_yaw_deg
 
 LON0, LAT0 = 114.3, 30.6
 CRS = choose_crs(LON0, LAT0)

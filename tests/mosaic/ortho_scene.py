@@ -12,9 +12,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 from affine import Affine
-from skysieve.mosaic.photos import Photo, ground_homography
 
 from skysieve.camera import Camera, Pose, footprint
+from skysieve.mosaic.photos import Photo, ground_homography
 from skysieve.schema import IMAGES
 from skysieve.workspace import Workspace
 

@@ -10,11 +10,11 @@ import pytest
 import rasterio
 from ortho_scene import CRS, make_ground, truth_window
 from rasterio.warp import Resampling, calculate_default_transform, reproject
-from skysieve.mosaic.accuracy import compare_rasters
-from skysieve.mosaic.import_ortho import import_ortho
 
 from skysieve.cli import main
 from skysieve.errors import MosaicError
+from skysieve.mosaic.accuracy import compare_rasters
+from skysieve.mosaic.import_ortho import import_ortho
 from skysieve.workspace import Workspace
 
 

@@ -18,10 +18,10 @@ from ingest_scene import (
     with_gps_noise,
     write_shot,
 )
-from skysieve.mosaic.altitude import takeoff_altitude
-from skysieve.mosaic.ingest import ingest_flight
 
 from skysieve.cli import main
+from skysieve.mosaic.altitude import takeoff_altitude
+from skysieve.mosaic.ingest import ingest_flight
 from skysieve.workspace import Workspace
 
 

@@ -25,10 +25,10 @@ from ingest_scene import (
     top_edge_heading_deg,
     write_shot,
 )
-from skysieve.mosaic.ingest import camera_pose_from_row, ingest_flight
 
 from skysieve.camera import footprint
 from skysieve.cli import main
+from skysieve.mosaic.ingest import camera_pose_from_row, ingest_flight
 from skysieve.workspace import Workspace
 
 EXPECTED_REJECTIONS = {

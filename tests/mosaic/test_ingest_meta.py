@@ -11,14 +11,14 @@ import cv2
 import numpy as np
 import pytest
 from ingest_scene import CRS, render, shared_ground, survey_shots
+
+from skysieve.crs import choose_crs, from_lonlat
 from skysieve.datasets.dji_meta import DJIMeta, write_dji_jpeg
+from skysieve.errors import ImageReadError
 from skysieve.mosaic.cameras import CAMERAS, camera_info, lookup_sensor
 from skysieve.mosaic.exif import parse_dji_xmp, read_meta
 from skysieve.mosaic.heading import choose_yaw, grid_yaw_deg, travel_headings
 from skysieve.mosaic.quality import blur_verdicts, exposure_problem, frame_stats, reduced_decode
-
-from skysieve.crs import choose_crs, from_lonlat
-from skysieve.errors import ImageReadError
 
 PIXELS = np.random.default_rng(3).integers(0, 255, (90, 160, 3), dtype=np.uint8)
 
@@ -145,6 +145,7 @@ def test_bare_field_is_not_blurred_but_a_soft_frame_is() -> None:
 
 def test_capture_time_is_utc_when_exif_gives_the_offset() -> None:
     from PIL import Image
+
     from skysieve.mosaic.exif import iso_time
 
     data = write_dji_jpeg(None, PIXELS, DJIMeta(lon=114.3, lat=30.6, taken_at=datetime(2026, 5, 12, 17, 30, 7)))

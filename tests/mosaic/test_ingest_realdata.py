@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 from ingest_scene import top_edge_heading_deg
+
 from skysieve.mosaic.exif import read_meta
 from skysieve.mosaic.heading import grid_yaw_deg, wrap_deg
 from skysieve.mosaic.ingest import ingest_flight
 from skysieve.mosaic.quality import reduced_decode
-
 from skysieve.workspace import Workspace
 
 pytestmark = pytest.mark.realdata

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import rasterio
 from ortho_scene import ORIGIN, Shot, grid_shots, make_ground, make_workspace, truth_window
-from skysieve.mosaic.accuracy import compare_rasters
-from skysieve.mosaic.ortho import MosaicSettings, build_mosaics, mosaic_cell
 
 from skysieve.camera import Camera, Pose
 from skysieve.cli import main
+from skysieve.mosaic.accuracy import compare_rasters
+from skysieve.mosaic.ortho import MosaicSettings, build_mosaics, mosaic_cell
 
 CELL = "E576000N5188000"
 CAM = Camera(400, 300, 400.0)  # 30 m up: 7.5 cm/px, 30 x 22.5 m footprint

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from skysieve.mosaic.accuracy import compare_rasters, rasterise_points, read_on_grid
 from skysieve.mosaic.ortho import MosaicSettings, mosaic_cell
 from skysieve.mosaic.render import OutputGrid
-
 from skysieve.workspace import Workspace
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]

@@ -6,8 +6,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from skysieve.viewer.sample import SampleSpec, make_review_sample
 
+from skysieve.viewer.sample import SampleSpec, make_review_sample
 from skysieve.workspace import Workspace
 
 

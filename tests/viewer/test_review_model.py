@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+
+from skysieve.cli import main
+from skysieve.errors import MosaicError, NotFoundError, WorkspaceError
 from skysieve.viewer import plan_review, review_command, sanitize_qt_environment
 from skysieve.viewer.cog import open_mosaic, read_chip
 from skysieve.viewer.layers import STATUS_FILL, detection_layer
 from skysieve.viewer.queue import QueueFilter, ReviewQueue
 from skysieve.viewer.survey import load_cell, neighbour, reviewable_cells
 from skysieve.viewer.world import WorldFrame
-
-from skysieve.cli import main
-from skysieve.errors import MosaicError, NotFoundError, WorkspaceError
 from skysieve.workspace import Workspace
 
 CENTRE = "E500000N3300000"

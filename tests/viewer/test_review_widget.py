@@ -10,10 +10,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from qtpy.QtCore import Qt
-from skysieve.viewer import layers as L
-from skysieve.viewer.widget import ReviewWidget
 
 from skysieve import ledger
+from skysieve.viewer import layers as L
+from skysieve.viewer.widget import ReviewWidget
 
 pytestmark = pytest.mark.gui
 
