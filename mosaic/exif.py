@@ -193,7 +193,7 @@ def read_meta(data: bytes, path: str | Path | None = None) -> PhotoMeta:
         img = Image.open(io.BytesIO(data))
         width, height = img.size
         exif = img.getexif()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except (UnidentifiedImageError, ImportError, OSError, SyntaxError, ValueError) as e:
         raise ImageReadError(f"unreadable JPEG header: {e}", path=path) from None
     sub = exif.get_ifd(_EXIF_IFD)
     gps = exif.get_ifd(_GPS_IFD)

@@ -213,10 +213,12 @@ def _list_files(flight_dir: Path) -> tuple[list[Path], int]:
 def _analyse(ph: _Photo, data: bytes, settings: IngestSettings) -> None:
     """Metadata, early rejections and the reduced decode of one photo (fills ``ph``)."""
     if not is_jpeg(data[:4]):
+        # ImportError: once ultralytics is imported, its patched Image.open tries to load a HEIF plugin
+        # for files Pillow cannot identify and raises ImportError where that plugin is not installed
         try:
             with Image.open(ph.path) as img:
                 fmt = img.format
-        except (UnidentifiedImageError, OSError, ValueError):
+        except (UnidentifiedImageError, ImportError, OSError, ValueError):
             ph.fail("not_image", "not an image file")
             return
         ph.fail("unsupported", f"{fmt} photo; only JPEG is ingested (export JPEGs from raw/DNG first)")

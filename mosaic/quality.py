@@ -102,7 +102,7 @@ def reduced_decode(data: bytes, factor: int = 4, min_width_px: int = 0) -> Reduc
             if factor > 1 and img.width > full_w // factor * 2:
                 img = img.reduce(factor)
         pixels = np.asarray(img)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except (UnidentifiedImageError, ImportError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise ImageReadError(f"cannot decode the image: {e}", hint="the file is truncated or corrupt; copy it "
                              "from the drone's card again") from None
     return ReducedImage(pixels, pixels.shape[1] / full_w)

@@ -187,3 +187,13 @@ def test_kill_mid_ingest_leaves_a_valid_workspace_that_resumes(tmp_path: Path, b
     assert {Path(r["path"]).name: r["reason"].split(":")[0] for r in rows if r["status"] == "rejected"} == \
         {k: v for k, v in EXPECTED_REJECTIONS.items() if v != "duplicate"}
     assert json.loads(result.manifest.read_text())["accepted"] == 10
+
+
+def test_rejections_hold_after_ultralytics_patched_pillow(tmp_path: Path, bad_flight: Path) -> None:
+    """Importing ultralytics replaces PIL.Image.open with a version that raises ImportError (no HEIF plugin)
+    on files Pillow cannot identify; a text file must still be 'not_image', not an unexpected error."""
+    import ultralytics.utils.patches  # noqa: F401 - applies the patch, as the detect stage does
+
+    ws = Workspace.create(tmp_path / "ws")
+    result = ingest_flight(ws, bad_flight)
+    assert result.rejected == {code: 1 for code in EXPECTED_REJECTIONS.values()}
