@@ -11,8 +11,9 @@
 
 from __future__ import annotations
 
+from skysieve.camera import camera_pose_from_row
 from skysieve.mosaic.import_ortho import import_ortho
-from skysieve.mosaic.ingest import IngestResult, IngestSettings, camera_pose_from_row, ingest_flight
+from skysieve.mosaic.ingest import IngestResult, IngestSettings, ingest_flight
 from skysieve.mosaic.ortho import MosaicSettings, build_mosaics, cells_with_photos, mosaic_cell
 
 __all__ = ["ingest_flight", "IngestResult", "IngestSettings", "camera_pose_from_row", "build_mosaics",

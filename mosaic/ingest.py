@@ -31,7 +31,7 @@ import shapely
 from PIL import Image, UnidentifiedImageError
 
 from skysieve import atomic
-from skysieve.camera import Camera, Pose, footprint, off_nadir_deg
+from skysieve.camera import Pose, camera_pose_from_row, footprint, off_nadir_deg
 from skysieve.errors import ImageReadError, MetadataError, UsageError
 from skysieve.progress import progress
 from skysieve.schema import IMAGES
@@ -164,25 +164,6 @@ class IngestResult:
 
 
 # -- public helpers ------------------------------------------------------------------------------------------
-def camera_pose_from_row(row: dict[str, Any]) -> tuple[Camera, Pose]:
-    """Rebuild the pinhole camera and pose of an ``images`` row (as :meth:`GeoPackage.select` returns it).
-
-    The pose is in the workspace CRS with the ground at z = 0 (``altitude_m`` is height above ground);
-    ``yaw_deg`` is already relative to the workspace's grid north.
-    """
-    missing = [k for k in ("width_px", "height_px", "focal_mm", "sensor_width_mm", "x", "y", "altitude_m")
-               if row.get(k) is None]
-    if missing:
-        raise MetadataError(f"image {row.get('image_id')} has no {', '.join(missing)}", ref=row.get("image_id"),
-                            hint="only accepted images carry a camera and pose")
-    camera = Camera.from_sensor(int(row["width_px"]), int(row["height_px"]), float(row["focal_mm"]),
-                                float(row["sensor_width_mm"]))
-    pose = Pose(float(row["x"]), float(row["y"]), float(row["altitude_m"]), float(row.get("yaw_deg") or 0.0),
-                float(row["pitch_deg"]) if row.get("pitch_deg") is not None else -90.0,
-                float(row.get("roll_deg") or 0.0))
-    return camera, pose
-
-
 def flight_id_for(flight_dir: Path) -> str:
     """Default flight id: the folder's name, or its parent's for generic names (``images``, ``100MEDIA``)."""
     flight_dir = Path(flight_dir).resolve()

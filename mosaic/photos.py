@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from skysieve.camera import Camera, Pose, backproject
-from skysieve.errors import ImageReadError, MetadataError, MosaicError
+from skysieve.camera import Camera, Pose, backproject, camera_pose_from_row
+from skysieve.errors import ImageReadError, MosaicError
 
 __all__ = ["Photo", "photo_from_row", "ground_homography", "apply_homography", "read_image", "jpeg_reduction",
            "homography_from_points"]
@@ -48,20 +48,10 @@ class Photo:
 def photo_from_row(row: Mapping[str, Any]) -> Photo:
     """A :class:`Photo` from a row of the ``images`` layer (:data:`skysieve.schema.IMAGES`).
 
-    Same reading as ingest's ``camera_pose_from_row`` (ground at z = 0, ``altitude_m`` above it, yaw
-    against grid north), kept here so the mosaic depends on the table contract, not on ingest's code.
-    Raises :class:`~skysieve.errors.MetadataError` when the row has no camera or pose.
+    The table is read by :func:`skysieve.camera.camera_pose_from_row` (ground at z = 0, ``altitude_m``
+    above it, yaw against grid north), the one reading ingest uses too. Raises :class:`~skysieve.errors.MetadataError` when the row has no camera or pose.
     """
-    missing = [k for k in ("width_px", "height_px", "focal_mm", "sensor_width_mm", "x", "y", "altitude_m")
-               if row.get(k) is None]
-    if missing:
-        raise MetadataError(f"image has no {', '.join(missing)}", ref=str(row.get("image_id")),
-                            hint="re-ingest the flight with `skysieve ingest`")
-    camera = Camera.from_sensor(int(row["width_px"]), int(row["height_px"]), float(row["focal_mm"]),
-                                float(row["sensor_width_mm"]))
-    pose = Pose(float(row["x"]), float(row["y"]), float(row["altitude_m"]), float(row.get("yaw_deg") or 0.0),
-                float(row["pitch_deg"]) if row.get("pitch_deg") is not None else -90.0,
-                float(row.get("roll_deg") or 0.0))
+    camera, pose = camera_pose_from_row(row)
     return Photo(str(row["image_id"]), str(row["path"]), camera, pose, str(row.get("sha256") or ""))
 
 

@@ -15,13 +15,17 @@ Frames and conventions (all angles in degrees, lengths in metres, pixels as (col
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from shapely.geometry import Polygon
 
+from skysieve.errors import MetadataError
+
 __all__ = ["Camera", "Pose", "rotation_cam_to_world", "project", "backproject", "footprint",
-           "off_nadir_deg"]
+           "off_nadir_deg", "camera_pose_from_row"]
 
 
 @dataclass(frozen=True)
@@ -110,3 +114,24 @@ def footprint(camera: Camera, pose: Pose, ground_z: float = 0.0) -> Polygon:
     if not np.isfinite(corners).all():
         raise ValueError("the camera sees the horizon: no ground footprint")
     return Polygon(corners)
+
+
+def camera_pose_from_row(row: Mapping[str, Any]) -> tuple[Camera, Pose]:
+    """The pinhole camera and pose of a row of the ``images`` layer (:data:`skysieve.schema.IMAGES`).
+
+    The one reading of that contract, shared by ingest and the mosaic: the pose is in the workspace CRS
+    with the ground at z = 0 (``altitude_m`` is the height above it) and ``yaw_deg`` is against the
+    workspace's grid north. Raises :class:`~skysieve.errors.MetadataError` for a row without camera or
+    pose (a rejected photo).
+    """
+    missing = [k for k in ("width_px", "height_px", "focal_mm", "sensor_width_mm", "x", "y", "altitude_m")
+               if row.get(k) is None]
+    if missing:
+        raise MetadataError(f"image {row.get('image_id')} has no {', '.join(missing)}", ref=row.get("image_id"),
+                            hint="only accepted images carry a camera and pose; re-ingest with `skysieve ingest`")
+    camera = Camera.from_sensor(int(row["width_px"]), int(row["height_px"]), float(row["focal_mm"]),
+                                float(row["sensor_width_mm"]))
+    pose = Pose(float(row["x"]), float(row["y"]), float(row["altitude_m"]), float(row.get("yaw_deg") or 0.0),
+                float(row["pitch_deg"]) if row.get("pitch_deg") is not None else -90.0,
+                float(row.get("roll_deg") or 0.0))
+    return camera, pose

@@ -26,9 +26,9 @@ from ingest_scene import (
     write_shot,
 )
 
-from skysieve.camera import footprint
+from skysieve.camera import camera_pose_from_row, footprint
 from skysieve.cli import main
-from skysieve.mosaic.ingest import camera_pose_from_row, ingest_flight
+from skysieve.mosaic.ingest import ingest_flight
 from skysieve.workspace import Workspace
 
 EXPECTED_REJECTIONS = {
