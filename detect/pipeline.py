@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 import shapely
-from pyproj import CRS, Transformer
+from pyproj import CRS
 
+from skysieve.crs import reproject
 from skysieve.detect.runtime import Detector, load_detector
 from skysieve.detect.sliced import RasterDetections, SliceSettings, detect_raster
 from skysieve.detect.triage import triage_workspace
@@ -66,9 +67,8 @@ def store_detections(ws: Workspace, cell_id: str, found: RasterDetections, model
     crs = ws.require_crs()
     ws.layer(DETECTIONS)
     polys = found.polygons
-    if found.crs is not None and not CRS.from_user_input(found.crs).equals(crs):
-        tr = Transformer.from_crs(CRS.from_user_input(found.crs), crs, always_xy=True)
-        polys = [shapely.transform(p, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1]))) for p in polys]
+    if found.crs is not None:
+        polys = list(reproject(np.asarray(polys, dtype=object), CRS.from_user_input(found.crs), crs))
     cell = ws.cells("cell_id=?", (cell_id,))
     cell_geom = cell[0].geometry if cell else None
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

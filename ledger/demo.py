@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 import shapely
-from pyproj import CRS, Transformer
+from pyproj import CRS
 from shapely.geometry import Point, shape
 
+from skysieve.crs import reproject
 from skysieve.errors import DatasetError, ExportError
 from skysieve.progress import progress
 from skysieve.schema import DETECTIONS
@@ -65,10 +66,8 @@ def read_truth(path: Path, ws: Workspace) -> list[tuple[str, shapely.Geometry]]:
         if not cls or not f.get("geometry"):
             continue
         out.append((str(cls).lower(), shape(f["geometry"])))
-    if out and not src.equals(dst):
-        t = Transformer.from_crs(src, dst, always_xy=True)
-        moved = shapely.transform(np.array([g for _, g in out], dtype=object),
-                                  lambda xy: np.column_stack(t.transform(xy[:, 0], xy[:, 1])))
+    if out:
+        moved = reproject(np.array([g for _, g in out], dtype=object), src, dst)
         out = [(c, g) for (c, _), g in zip(out, moved, strict=True)]
     return out
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
+import shapely
 from pyproj import CRS, Transformer
 
 from skysieve.errors import CRSError
 
-__all__ = ["choose_crs", "parse_crs", "to_lonlat", "from_lonlat", "in_china"]
+__all__ = ["choose_crs", "parse_crs", "to_lonlat", "from_lonlat", "reproject", "in_china"]
 
 
 def in_china(lon: float, lat: float) -> bool:
@@ -60,3 +62,11 @@ def to_lonlat(crs: CRS, x, y):
 def from_lonlat(crs: CRS, lon, lat):
     """WGS 84 lon/lat (degrees) to x/y (metres) in ``crs``; arrays or scalars."""
     return _transformer("EPSG:4326", crs.to_string()).transform(lon, lat)
+
+
+def reproject(geoms, src: CRS, dst: CRS):
+    """Shapely geometry (or array of them) from ``src`` to ``dst`` (x/y order); unchanged when the CRSs agree."""
+    if src.equals(dst):
+        return geoms
+    tf = _transformer(src.to_wkt(), dst.to_wkt())
+    return shapely.transform(geoms, lambda xy: np.column_stack(tf.transform(xy[:, 0], xy[:, 1])))

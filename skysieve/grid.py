@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import shapely
-from pyproj import CRS, Transformer
+from pyproj import CRS
 from shapely.geometry import box
 
+from skysieve.crs import reproject
 from skysieve.errors import GridError
 
 __all__ = ["Cell", "regular_cells", "regular_cell_id", "read_grid_file", "CELL_ID_FIELDS"]
@@ -98,9 +99,7 @@ def read_grid_file(path: str | Path, crs: CRS | None) -> tuple[list[Cell], CRS]:
         log.warning("%s has no CRS; assuming WGS 84 longitude/latitude", path)
     shapes = shapely.from_wkb(np.asarray(geoms, dtype=object))
     target = crs or src_crs
-    if not target.equals(src_crs):
-        tf = Transformer.from_crs(src_crs, target, always_xy=True)
-        shapes = shapely.transform(shapes, lambda xy: np.column_stack(tf.transform(xy[:, 0], xy[:, 1])))
+    shapes = reproject(shapes, src_crs, target)
     id_f, town_f, vil_f = (_pick(fields, c) for c in (CELL_ID_FIELDS, TOWNSHIP_FIELDS, VILLAGE_FIELDS))
     cells: list[Cell] = []
     seen: set[str] = set()

@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import shapely
-from pyproj import CRS, Transformer
+from pyproj import CRS
 
+from skysieve.crs import reproject
 from skysieve.errors import SkysieveError, UsageError
 from skysieve.schema import SITE_KINDS, SITES
 from skysieve.workspace import Workspace
@@ -35,6 +36,7 @@ from skysieve.workspace import Workspace
 __all__ = ["POINT_RADIUS_M", "KIND_ALIASES", "SiteImport", "SiteImportError", "import_sites", "read_site_file"]
 
 log = logging.getLogger(__name__)
+WGS84 = CRS.from_epsg(4326)
 
 #: radius (metres) of the circle a point site becomes: about a small factory compound or a farmyard
 POINT_RADIUS_M = 50.0
@@ -173,15 +175,13 @@ def import_sites(ws: Workspace, path: str | Path, radius_m: float = POINT_RADIUS
     rows_ll: list[tuple[str, dict[str, Any], shapely.Geometry]] = []
     rejected: list[tuple[str, str]] = []
     for rows, crs in layers:
-        to_ll = None if crs.equals(CRS.from_epsg(4326)) else Transformer.from_crs(crs, 4326, always_xy=True)
         for i, row in enumerate(rows, start=1):
             label = f"row {i}" + (f" ({row.get('name')})" if row.get("name") else "")
             geom = row.get("geometry")
             if geom is None or geom.is_empty:
                 rejected.append((label, "no position (lon/lat or geometry missing or not a number)"))
                 continue
-            if to_ll is not None:
-                geom = shapely.transform(geom, lambda xy, t=to_ll: _xy(t, xy))
+            geom = reproject(geom, crs, WGS84)
             c = geom.centroid
             if not (-180 <= c.x <= 180 and -90 <= c.y <= 90):
                 rejected.append((label, f"position {c.x:.4f}, {c.y:.4f} is not WGS 84 lon/lat"))
@@ -199,10 +199,9 @@ def import_sites(ws: Workspace, path: str | Path, radius_m: float = POINT_RADIUS
     first = rows_ll[0][2].centroid
     crs = ws.ensure_crs(first.x, first.y)
     ws.layer(SITES)
-    to_ws = Transformer.from_crs(4326, crs, always_xy=True)
     records = []
     for _label, row, geom in rows_ll:
-        g = shapely.transform(geom, lambda xy: _xy(to_ws, xy))
+        g = reproject(geom, WGS84, crs)
         c = geom.centroid
         site_id = row.get("site_id") or _site_id(row["kind"], path.stem, c.x, c.y, row.get("name"))
         records.append({"site_id": str(site_id), "kind": row["kind"], "name": row.get("name") or None,
@@ -225,12 +224,6 @@ def import_sites(ws: Workspace, path: str | Path, radius_m: float = POINT_RADIUS
     log.info("%s: %d sites imported, %d rows rejected", path.name, len(by_id), len(rejected))
     return SiteImport(path.name, len(by_id), rejected, by_kind)
 
-
-def _xy(transformer: Transformer, xy):
-    import numpy as np
-
-    x, y = transformer.transform(xy[:, 0], xy[:, 1])
-    return np.column_stack([x, y])
 
 
 def _site_id(kind: str, source: str, lon: float, lat: float, name: str | None) -> str:
