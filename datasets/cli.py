@@ -63,7 +63,8 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise UsageError("--n must be at least 1")
     path = build_dataset(args.out, args.n, imgsz=args.imgsz, gsd_range=args.gsd_range, seed=args.seed,
-                         backgrounds=args.backgrounds, real=args.real, workers=args.workers)
+                         backgrounds=args.backgrounds, real=args.real, workers=args.workers,
+                         farm_fraction=args.farm_fraction)
     sheet = None
     if args.sheet is not None:
         from skysieve.datasets.sheet import contact_sheet
@@ -110,6 +111,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--backgrounds", type=Path, help="folder of real aerial images to paint objects onto")
     d.add_argument("--real", type=Path, help="real labelled data (YOLO format) to add to the training split")
+    d.add_argument("--farm-fraction", type=float, default=0.0,
+                   help="share of tiles showing tank farms at 0.3-1 m/px, for transfer to satellite imagery (0)")
     d.add_argument("--workers", type=int, default=None, help="processes (default: up to 2)")
     d.add_argument("--sheet", type=Path, help="also write a contact sheet PNG of 16 tiles with their boxes")
     add_json_flag(d)

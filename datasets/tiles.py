@@ -30,7 +30,7 @@ from skysieve.datasets.paint import GridView, NoiseField, paint
 from skysieve.datasets.scene import CLASSES, Scene, Shape, rect
 from skysieve.errors import DatasetError
 
-__all__ = ["TileSpec", "Tile", "random_tile_spec", "render_tile", "tile_scene", "boxes_for", "background_crop",
+__all__ = ["TileSpec", "Tile", "random_tile_spec", "random_farm_spec", "FARM_GSD", "render_tile", "tile_scene", "boxes_for", "background_crop",
            "list_images"]
 
 
@@ -46,6 +46,7 @@ class TileSpec:
     tan_xy: tuple[float, float]
     jpeg_quality: int
     negative_only: bool = False
+    tank_farm: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,61 @@ def random_tile_spec(rng: np.random.Generator, seed: int, imgsz: int, gsd_range:
     tan = np.clip(rng.normal(0.0, 0.15, 2), -0.35, 0.35)
     return TileSpec(seed, imgsz, gsd, float(rng.uniform(30, 150)), (float(tan[0]), float(tan[1])),
                     int(rng.integers(55, 96)), bool(rng.random() < 0.15))
+
+
+FARM_GSD = (0.3, 1.0)  # m/px of tank-farm tiles: what satellite and high-altitude aerial imagery shows
+
+
+def random_farm_spec(rng: np.random.Generator, seed: int, imgsz: int) -> TileSpec:
+    """A tank-farm tile: large storage tanks seen from high up (0.3-1 m/px), for transfer to real
+    aerial and satellite imagery of tank farms (RSOD and the like)."""
+    spec = random_tile_spec(rng, seed, imgsz, FARM_GSD)
+    return replace(spec, height_m=float(rng.uniform(400, 3000)), negative_only=True, tank_farm=True)
+
+
+def floating_roof_tank(rng: np.random.Generator, x: float, y: float, d: float, toward) -> tuple[list[Shape], object]:
+    """A large tank-farm tank: a fixed dome/cone roof (a lit disc), or a floating roof sunk below a light
+    rim, whose inner wall throws a dark crescent onto the roof on the sun side."""
+    shapes, truth = props.vertical_tank(rng, x, y, toward, diameter=d)
+    if rng.random() < 0.5:
+        return shapes, truth
+    rim = props._jitter(rng, (0.88, 0.88, 0.86), 0.08)
+    roof = props._shade(rim, float(rng.uniform(0.55, 0.95)))
+    h = shapes[0].height_m
+    t = np.asarray(toward, float)
+    c = np.array([x, y])
+    shapes = [Shape("disc", c[None], rim, h, d / 2, wall=props._shade(rim, 0.7)),
+              Shape("disc", c[None], props._shade(roof, 0.45), h + 0.01, 0.94 * d / 2, shadow=False),
+              Shape("disc", (c - 0.12 * d / 2 * t)[None], roof, h + 0.02, 0.86 * d / 2, shadow=False)]
+    return shapes, truth
+
+
+def tank_farm(scene: Scene, rng: np.random.Generator, half: float, toward) -> None:
+    """One or two blocks of large tanks in rows inside earth bunds, with pipe racks between them."""
+    ang = float(rng.uniform(0, 180)) if rng.random() < 0.7 else 0.0
+    a = math.radians(ang)
+    ux, uy = np.array([math.cos(a), math.sin(a)]), np.array([-math.sin(a), math.cos(a)])
+    for _ in range(int(rng.integers(1, 3))):
+        d = float(np.exp(rng.uniform(math.log(8), math.log(45))))
+        nx, ny = int(rng.integers(1, 6)), int(rng.integers(1, 4))
+        step = d * float(rng.uniform(1.25, 1.9))
+        c0 = rng.uniform(-0.5 * half, 0.5 * half, 2)
+        bund = props._jitter(rng, (0.62, 0.6, 0.52), 0.12)
+        w, h = nx * step + 0.3 * d, ny * step + 0.3 * d
+        pad = rect(c0[0], c0[1], w, h, ang)
+        scene.add([Shape("poly", pad, props._jitter(rng, (0.66, 0.64, 0.58), 0.1), layer=1)])
+        scene.add(props.wall_segments(pad, bund, height=1.5, width=max(1.5, 0.08 * d), gate=None))
+        for i in range(nx):
+            for j in range(ny):
+                if rng.random() < 0.12 and nx * ny > 1:
+                    continue
+                p = c0 + (i - (nx - 1) / 2) * step * ux + (j - (ny - 1) / 2) * step * uy
+                dd = d * float(rng.uniform(0.85, 1.0))
+                sh, truth = floating_roof_tank(rng, float(p[0]), float(p[1]), dd, toward)
+                scene.add(sh, truth)
+        if rng.random() < 0.6:  # a pipe rack along one side
+            p = c0 + (h / 2 + 2.0) * uy
+            scene.add([Shape("poly", rect(p[0], p[1], 1.2, w, ang + 90), (0.45, 0.45, 0.46), 2.0)])
 
 
 def _ground(scene: Scene, rng, half: float, pal) -> None:
@@ -110,6 +166,14 @@ def tile_scene(rng: np.random.Generator, half: float, toward, season: str, negat
     for _ in range(int(rng.integers(0, 6)) if ground else 0):  # gravel, puddles, oil stains, weeds
         x, y = rng.uniform(-half, half, 2)
         scene.add([props.ground_patch(rng, float(x), float(y), float(rng.uniform(2, 12)), props.PATCH_COLORS)])
+    if not negative_only:  # labelled objects first: on a small tile, buildings would leave them no room
+        for _ in range(int(rng.integers(1, 7))):
+            cls = CLASSES[rng.choice(3, p=[0.38, 0.32, 0.30])]  # chimneys are small and rare: weight them up
+            makers = props.LABELLED_MAKERS[cls]
+            s = spot({"tank": 3.5, "chimney": 1.5, "drum_stockpile": 4.5}[cls], 0.6)
+            if s:
+                sh, truth = makers[rng.integers(len(makers))](rng, *s, toward)
+                scene.add(sh, truth)
     for _ in range(int(rng.integers(0, 4)) if ground else 0):
         s = spot(8)
         if s:
@@ -118,14 +182,6 @@ def tile_scene(rng: np.random.Generator, half: float, toward, season: str, negat
             scene.add(shapes)
             if rng.random() < 0.4:  # a solar water heater on the roof
                 scene.add(*props.solar_heater(rng, *s, ang, shapes[0].height_m))
-    if not negative_only:
-        for _ in range(int(rng.integers(1, 7))):
-            cls = CLASSES[rng.choice(3, p=[0.45, 0.2, 0.35])]
-            makers = props.LABELLED_MAKERS[cls]
-            s = spot(4.0 if cls != "drum_stockpile" else 5.0, 0.6)
-            if s:
-                sh, truth = makers[rng.integers(len(makers))](rng, *s, toward)
-                scene.add(sh, truth)
     kinds = list(props.DISTRACTOR_MAKERS) + ["tree", "scrap"]
     weights = np.array([0.18, 0.08, 0.07, 0.12, 0.06, 0.1, 0.08, 0.08, 0.16, 0.07])
     for _ in range(int(rng.integers(0, 8))):  # hard negatives and clutter
@@ -215,6 +271,8 @@ def render_tile(spec: TileSpec, backgrounds: Sequence[Path] = ()) -> Tile:
     half = 0.65 * extent
     real_ground = bool(backgrounds) and rng.random() < 0.5
     scene = tile_scene(rng, half, toward, climate.season, spec.negative_only, ground=not real_ground)
+    if spec.tank_farm:
+        tank_farm(scene, rng, half, toward)
     f = spec.height_m / spec.gsd_m
     tx, ty = spec.tan_xy
     # camera sits so that the tile centre (0, 0) is seen tan_xy off nadir; image top = north

@@ -22,7 +22,7 @@ from skysieve.atomic import write_bytes, write_text
 from skysieve.datasets.parallel import cv2_threads, default_workers, ordered_map
 from skysieve.datasets.realdata import import_real
 from skysieve.datasets.scene import CLASSES
-from skysieve.datasets.tiles import Tile, list_images, random_tile_spec, render_tile
+from skysieve.datasets.tiles import Tile, list_images, random_farm_spec, random_tile_spec, render_tile
 from skysieve.errors import DatasetError
 from skysieve.progress import progress
 
@@ -47,19 +47,21 @@ def write_data_yaml(root: Path, names: tuple[str, ...] = CLASSES) -> Path:
     return write_text(root / "data.yaml", "\n".join(text) + "\n")
 
 
-def _tile_job(args: tuple[int, int, int, tuple[float, float], tuple[str, ...]]) -> tuple[int, bytes, str]:
-    seed, i, imgsz, gsd_range, backgrounds = args
+def _tile_job(args: tuple[int, int, int, tuple[float, float], tuple[str, ...], float]) -> tuple[int, bytes, str]:
+    seed, i, imgsz, gsd_range, backgrounds, farm_fraction = args
     rng = np.random.default_rng([seed, i, 17])
+    tile_seed = seed * 1_000_003 + i
+    farm = farm_fraction > 0 and np.random.default_rng([seed, i, 23]).random() < farm_fraction
+    spec = random_farm_spec(rng, tile_seed, imgsz) if farm else random_tile_spec(rng, tile_seed, imgsz, gsd_range)
     with cv2_threads(1):
-        tile: Tile = render_tile(random_tile_spec(rng, seed * 1_000_003 + i, imgsz, gsd_range),
-                                 [Path(b) for b in backgrounds])
+        tile: Tile = render_tile(spec, [Path(b) for b in backgrounds])
     ok, buf = cv2.imencode(".jpg", tile.pixels[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
     return i, buf.tobytes(), yolo_lines(tile.boxes, imgsz, imgsz)
 
 
 def build_dataset(out_dir: str | Path, n: int, imgsz: int = 640, gsd_range: tuple[float, float] = (0.02, 0.10),
                   seed: int = 0, backgrounds: str | Path | None = None, real: str | Path | None = None,
-                  val_fraction: float = 0.15, workers: int | None = None) -> Path:
+                  val_fraction: float = 0.15, workers: int | None = None, farm_fraction: float = 0.0) -> Path:
     """Render ``n`` tiles of ``imgsz`` px at GSDs drawn log-uniformly from ``gsd_range`` (m/px) into a
     YOLO dataset at ``out_dir``; returns the path of its ``data.yaml``.
 
@@ -67,6 +69,8 @@ def build_dataset(out_dir: str | Path, n: int, imgsz: int = 640, gsd_range: tupl
     them (sim-to-real). ``real``: a YOLO dataset (images/ + labels/ + data.yaml or classes.txt) copied
     into the training split with its classes mapped by name (see :mod:`.realdata`); RarePlanes'
     finding is to fine-tune on real data in a second stage instead, so prefer a separate dataset.
+    ``farm_fraction``: the share of tiles that show tank farms (large tanks at 0.3-1 m/px, whatever
+    ``gsd_range`` says) instead, for transfer to satellite and high-altitude imagery of tank farms.
     Tiles already written are kept (a rerun resumes); ``workers`` processes render (default: 2).
     """
     if n < 1:
@@ -87,7 +91,9 @@ def build_dataset(out_dir: str | Path, n: int, imgsz: int = 640, gsd_range: tupl
 
     todo = [i for i in range(n) if not (where(i)[0].exists() and where(i)[1].exists())]
     bgs = tuple(str(p) for p in list_images(backgrounds)) if backgrounds is not None else ()
-    jobs = [(seed, i, imgsz, tuple(gsd_range), bgs) for i in todo]
+    if not 0.0 <= farm_fraction <= 1.0:
+        raise DatasetError(f"farm fraction {farm_fraction} is not a share between 0 and 1")
+    jobs = [(seed, i, imgsz, tuple(gsd_range), bgs, farm_fraction) for i in todo]
     workers = default_workers(len(jobs)) if workers is None else workers
     for i, jpg, label in progress(ordered_map(_tile_job, jobs, workers), "rendering tiles", total=len(jobs),
                                   unit="tile"):

@@ -68,6 +68,28 @@ def test_dataset_is_accepted_by_ultralytics(tmp_path):
         assert p.read_bytes() == (again.parent / "images" / "train" / p.name).read_bytes()
 
 
+def test_tank_farm_tiles_hold_rows_of_large_tanks_only(tmp_path):
+    yaml_path = build_dataset(tmp_path / "farm", 6, imgsz=128, seed=4, workers=1, farm_fraction=1.0)
+    rows = [line.split() for p in (yaml_path.parent / "labels").rglob("*.txt") for line in p.read_text().splitlines()]
+    vals = np.array([[float(v) for v in r] for r in rows])
+    assert set(vals[:, 0].astype(int)) == {0}, "tank farms label tanks only (drums and chimneys are sub-pixel)"
+    assert len(vals) >= 6 * 2, "a farm shows several tanks"
+    # 8-45 m tanks at 0.3-1 m/px on a 128 px tile: 6 px or more across
+    assert np.median(vals[:, 3] * 128) >= 6
+    with pytest.raises(DatasetError, match="share"):
+        build_dataset(tmp_path / "bad", 2, farm_fraction=1.5)
+
+
+def test_small_tiles_keep_their_labelled_objects(tmp_path):
+    """Labelled objects are placed before buildings: on a 256 px tile (about 10 m) buildings used to take
+    the room and most tiles came out empty."""
+    from skysieve.datasets.tiles import random_tile_spec
+
+    rng = np.random.default_rng(0)
+    n_boxes = [len(render_tile(random_tile_spec(rng, 500 + i, 256, (0.03, 0.05))).boxes) for i in range(40)]
+    assert sum(b > 0 for b in n_boxes) >= 28
+
+
 def test_backgrounds_and_real_data(tmp_path):
     bg = tmp_path / "bg"
     bg.mkdir()
