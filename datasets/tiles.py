@@ -30,7 +30,8 @@ from skysieve.datasets.paint import GridView, NoiseField, paint
 from skysieve.datasets.scene import CLASSES, Scene, Shape, rect
 from skysieve.errors import DatasetError
 
-__all__ = ["TileSpec", "Tile", "random_tile_spec", "random_farm_spec", "FARM_GSD", "render_tile", "tile_scene", "boxes_for", "background_crop",
+__all__ = ["TileSpec", "Tile", "random_tile_spec", "random_farm_spec", "FARM_GSD",
+           "TRUE_ORTHO_SHARE", "TRUE_ORTHO_HEIGHT_M", "render_tile", "tile_scene", "boxes_for", "background_crop",
            "list_images"]
 
 
@@ -57,12 +58,23 @@ class Tile:
     boxes: np.ndarray
 
 
+TRUE_ORTHO_SHARE = 0.35  # share of tiles seen straight down everywhere, as in a true ortho (DSM-corrected)
+TRUE_ORTHO_HEIGHT_M = 1.0e5  # a camera this high sees every point along parallel vertical rays
+
+
 def random_tile_spec(rng: np.random.Generator, seed: int, imgsz: int, gsd_range: tuple[float, float]) -> TileSpec:
+    """A random tile: cut from a drone photo (tall things lean away from the photo centre, as in a mosaic
+    made on a ground plane), or, in ``TRUE_ORTHO_SHARE`` of tiles, from a true ortho (DJI Terra,
+    OpenDroneMap and Pix4D with a surface model, and the synthetic worlds), where a chimney's top sits
+    right above its base and no wall shows."""
     lo, hi = gsd_range
     gsd = float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
     # where in a photo the tile sits: mosaics keep the most nadir view, so mostly near the centre
     tan = np.clip(rng.normal(0.0, 0.15, 2), -0.35, 0.35)
-    return TileSpec(seed, imgsz, gsd, float(rng.uniform(30, 150)), (float(tan[0]), float(tan[1])),
+    height = float(rng.uniform(30, 150))
+    if rng.random() < TRUE_ORTHO_SHARE:
+        height, tan = TRUE_ORTHO_HEIGHT_M, np.zeros(2)
+    return TileSpec(seed, imgsz, gsd, height, (float(tan[0]), float(tan[1])),
                     int(rng.integers(55, 96)), bool(rng.random() < 0.15))
 
 

@@ -13,19 +13,21 @@ from skysieve.datasets.paint import GridView, PaintStyle, paint
 from skysieve.datasets.props import chimney, drum_stockpile, vertical_tank
 from skysieve.datasets.realdata import class_map, import_real
 from skysieve.datasets.scene import Scene, Sun
-from skysieve.datasets.tiles import TileSpec, boxes_for, render_tile
+from skysieve.datasets.tiles import TRUE_ORTHO_HEIGHT_M, TileSpec, boxes_for, render_tile
 from skysieve.errors import DatasetError
 
 
-@pytest.mark.parametrize("maker,tan", [(vertical_tank, (0.0, 0.0)), (vertical_tank, (0.3, -0.2)),
-                                       (chimney, (0.15, 0.1)), (drum_stockpile, (-0.3, 0.1))])
-def test_box_is_the_object_in_the_pixels(maker, tan):
-    """On plain ground, without shadow, the label box is the bounding box of the pixels the object covers."""
+@pytest.mark.parametrize("maker,tan,height", [(vertical_tank, (0.0, 0.0), 60.0), (vertical_tank, (0.3, -0.2), 60.0),
+                                              (chimney, (0.15, 0.1), 60.0), (drum_stockpile, (-0.3, 0.1), 60.0),
+                                              (chimney, (0.0, 0.0), TRUE_ORTHO_HEIGHT_M)])
+def test_box_is_the_object_in_the_pixels(maker, tan, height):
+    """On plain ground, without shadow, the label box is the bounding box of the pixels the object covers;
+    in a true-ortho tile (a camera so high its rays are parallel) a chimney is just its round top."""
     rng = np.random.default_rng(5)
     scene = Scene()
     shapes, truth = maker(rng, 0.0, 0.0, np.array([0.0, 1.0]))
     scene.add(shapes, truth)
-    gsd, n, height = 0.04, 640, 60.0
+    gsd, n = 0.04, 640
     f = height / gsd
     pose = Pose(-tan[0] * height, -tan[1] * height, height)
     camera = Camera(n, n, f, n / 2 - f * tan[0], n / 2 + f * tan[1])
@@ -38,6 +40,9 @@ def test_box_is_the_object_in_the_pixels(maker, tan):
     (cls, x0, y0, x1, y1), = boxes_for(scene, camera, pose, (0, 0), (n, n))
     assert CLASSES[int(cls)] == truth.cls
     assert abs(x - x0) <= 1.5 and abs(y - y0) <= 1.5 and abs(x + w - x1) <= 1.5 and abs(y + h - y1) <= 1.5
+    if height == TRUE_ORTHO_HEIGHT_M:
+        (fx0, fy0), (fx1, fy1) = truth.polygon.min(axis=0), truth.polygon.max(axis=0)
+        assert abs((x1 - x0) - (fx1 - fx0) / gsd) <= 1.5 and abs((y1 - y0) - (fy1 - fy0) / gsd) <= 1.5
 
 
 def test_tile_is_deterministic_and_labelled_in_range():
