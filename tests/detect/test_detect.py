@@ -11,7 +11,7 @@ from skysieve.cli import main
 from skysieve.detect import detect_cells, detect_raster, load_detector
 from skysieve.detect.evaluate import match_boxes
 from skysieve.detect.sliced import SliceSettings
-from skysieve.errors import DetectionError, NotFoundError
+from skysieve.errors import DetectionError, ModelError, NotFoundError
 
 pytestmark = pytest.mark.slow  # renders mosaics and runs the model (about 30 s in all)
 
@@ -97,14 +97,31 @@ def test_other_gsd_is_resampled_to_the_model_gsd(tmp_path, detector, make_mosaic
     assert (matched >= 0).sum() >= 0.5 * len(coarse.truth_xyxy)
 
 
-def test_runtimes_agree(mosaic, detector):
-    other = load_detector(backend="onnxruntime")
-    a = detect_raster(mosaic.path, detector, SliceSettings(conf=0.4))
-    b = detect_raster(mosaic.path, other, SliceSettings(conf=0.3))
+def _assert_same_boxes(path, det_a, det_b):
+    """Every box ``det_a`` finds at conf 0.4, ``det_b`` finds too at conf 0.3 (IoU 0.5, same class)."""
+    a = detect_raster(path, det_a, SliceSettings(conf=0.4))
+    b = detect_raster(path, det_b, SliceSettings(conf=0.3))
+    assert len(a) > 0
     bb = np.array([p.bounds for p in b.polygons]).reshape(-1, 4)
     for poly, score, cls in zip(a.polygons, a.score, a.cls, strict=True):  # same boxes, up to float rounding
         _, matched = match_boxes(np.array([poly.bounds]), np.array([cls]), np.array([score]), bb, b.cls)
         assert matched[0] >= 0
+
+
+def test_runtimes_agree(mosaic, detector):
+    _assert_same_boxes(mosaic.path, detector, load_detector(backend="onnxruntime"))
+
+
+def test_openvino_precisions_agree(mosaic, monkeypatch):
+    """bf16 (where the CPU has it) finds the boxes full precision finds; a bad precision is refused."""
+    monkeypatch.setenv("SKYSIEVE_PRECISION", "f32")
+    full = load_detector(backend="openvino")
+    assert full.backend_name == "openvino-f32"
+    monkeypatch.setenv("SKYSIEVE_PRECISION", "bf16")
+    _assert_same_boxes(mosaic.path, full, load_detector(backend="openvino"))
+    monkeypatch.setenv("SKYSIEVE_PRECISION", "f16")
+    with pytest.raises(ModelError, match="SKYSIEVE_PRECISION"):
+        load_detector(backend="openvino")
 
 
 def test_cli_detect_prints_a_summary(workspace, capsys):
