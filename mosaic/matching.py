@@ -7,6 +7,7 @@ compared. Tie points come back in each photo's native pixels (col, row; centres 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -14,9 +15,10 @@ import numpy as np
 import shapely
 
 from skysieve.mosaic.photos import Photo, apply_homography, ground_homography, read_image
+from skysieve.mosaic.tiecache import TieCache
 
 __all__ = ["MatchSettings", "Features", "TiePair", "detect_features", "candidate_pairs", "match_pair",
-           "match_photos", "match_gsd", "MatchResult"]
+           "match_photos", "match_gsd", "MatchResult", "DescriptorIndex", "PairKnn"]
 
 log = logging.getLogger(__name__)
 
@@ -118,39 +120,81 @@ def _spread(idx: np.ndarray, pts: np.ndarray, n: int) -> np.ndarray:
     return idx[np.sort(chosen)]
 
 
-def _flann():
-    import cv2
+class DescriptorIndex:
+    """A photo's descriptors in a FLANN KD-tree index (4 trees, 32 checks: ~3x faster than brute force),
+    built once and queried by every pair it is in (building it per pair was a third of matching).
 
-    return cv2.FlannBasedMatcher(dict(algorithm=1, trees=4), dict(checks=32))  # KD-trees: ~3x faster than BF
+    Queries are serialised per index (a lock), so threads may share it.
+    """
+
+    def __init__(self, features: Features):
+        import threading
+
+        import cv2
+
+        self.features = features
+        self._data = np.ascontiguousarray(features.descriptors, dtype=np.float32)  # the index points into it
+        self._index = cv2.flann_Index(self._data, dict(algorithm=1, trees=4)) if len(self._data) else None
+        self._lock = threading.Lock()
+
+    def knn(self, descriptors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(train indices, L2 distances), each (N, k), of the ``k`` nearest descriptors to each query row
+        (-1 and inf where the photo has fewer than ``k``)."""
+        n = len(self._data)
+        t = np.full((len(descriptors), k), -1, int)
+        d = np.full((len(descriptors), k), np.inf, np.float32)
+        if not len(descriptors) or self._index is None:
+            return t, d
+        kk = min(k, n)
+        with self._lock:
+            idx, sq = self._index.knnSearch(np.ascontiguousarray(descriptors, dtype=np.float32), kk,
+                                            params=dict(checks=32))
+        t[:, :kk] = idx
+        d[:, :kk] = np.sqrt(np.maximum(sq, 0))  # FLANN returns squared distances
+        return t, d
 
 
-def _guided_matches(fi: Features, fj: Features, i_to_j: np.ndarray, radius_px: float,
-                    ratio: float, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
+class PairKnn:
+    """Nearest descriptors in photo j of photo i's features, queried lazily per feature (so the guided
+    search and a fallback without guidance share one query per feature)."""
+
+    def __init__(self, fi: Features, index_j: DescriptorIndex, k: int = 8):
+        self.fi, self.index, self.k = fi, index_j, k
+        self.t = np.full((len(fi.uv), k), -1, int)
+        self.d = np.full((len(fi.uv), k), np.inf, np.float32)
+        self.done = np.zeros(len(fi.uv), bool)
+
+    def rows(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        todo = idx[~self.done[idx]]
+        if len(todo):
+            self.t[todo], self.d[todo] = self.index.knn(self.fi.descriptors[todo], self.k)
+            self.done[todo] = True
+        return self.t[idx], self.d[idx]
+
+
+def _guided_matches(knn: PairKnn, fj: Features, i_to_j: np.ndarray, radius_px: float,
+                    ratio: float) -> tuple[np.ndarray, np.ndarray]:
     """Ratio-test matches among the candidates near where GPS predicts each feature (native pixels of j).
 
     Lawns, fields and tree crowns repeat: a global ratio test throws away most true matches because a
     look-alike exists somewhere else in the photo. Among the ``k`` nearest descriptors, only those within
     ``radius_px`` of the prediction compete (the best of them against the second, or against the k-th
-    overall when it is alone). Returns index arrays into ``fi`` and ``fj``.
+    overall when it is alone). Returns index arrays into photo i's and photo j's features.
     """
-
+    fi, k = knn.fi, knn.k
     empty = (np.zeros(0, int), np.zeros(0, int))
     if len(fi.uv) < 2 or len(fj.uv) < k:
         return empty
     pred_all = apply_homography(i_to_j, fi.uv)
     w, h = fj.size
-    inside = np.flatnonzero((pred_all[:, 0] > -radius_px) & (pred_all[:, 0] < w + radius_px)
-                            & (pred_all[:, 1] > -radius_px) & (pred_all[:, 1] < h + radius_px))
-    if len(inside) < 2:
+    q = np.flatnonzero((pred_all[:, 0] > -radius_px) & (pred_all[:, 0] < w + radius_px)
+                       & (pred_all[:, 1] > -radius_px) & (pred_all[:, 1] < h + radius_px))
+    t, d = knn.rows(q)
+    full = (t >= 0).all(1)
+    q, t, d = q[full], t[full], d[full]
+    if len(q) < 2:
         return empty
-    knn = _flann().knnMatch(fi.descriptors[inside].astype(np.float32), fj.descriptors.astype(np.float32), k=k)
-    knn = [m for m in knn if len(m) == k]
-    if not knn:
-        return empty
-    q = inside[np.array([m[0].queryIdx for m in knn])]
-    t = np.array([[x.trainIdx for x in m] for m in knn])
-    d = np.array([[x.distance for x in m] for m in knn])
-    pred = apply_homography(i_to_j, fi.uv[q])
+    pred = pred_all[q]
     near = np.linalg.norm(fj.uv[t] - pred[:, None, :], axis=2) <= radius_px
     has = near.any(1)
     first = np.argmax(near, axis=1)
@@ -166,24 +210,26 @@ def _guided_matches(fi: Features, fj: Features, i_to_j: np.ndarray, radius_px: f
 
 
 def match_pair(fi: Features, fj: Features, i: int, j: int, settings: MatchSettings,
-               hi: np.ndarray | None = None, hj: np.ndarray | None = None, gsd_j: float = 1.0) -> TiePair | None:
+               hi: np.ndarray | None = None, hj: np.ndarray | None = None, gsd_j: float = 1.0,
+               knn: PairKnn | None = None) -> TiePair | None:
     """Robust matches between two photos, or None when they do not match.
 
     With the GPS homographies ``hi``/``hj`` (pixels -> ground) and photo j's GSD (metres), matches are
     searched only within ``search_radius_m`` of where GPS predicts them (:func:`_guided_matches`);
-    without, a global ratio test. MAGSAC then fits a homography and keeps its inliers.
+    without, a global ratio test. MAGSAC then fits a homography and keeps its inliers. ``knn``: the
+    pair's nearest-descriptor queries, to share between a guided try and an unguided one.
     """
     import cv2
 
     if len(fi.uv) < settings.min_inliers or len(fj.uv) < settings.min_inliers:
         return None
+    knn = knn or PairKnn(fi, DescriptorIndex(fj))
     if hi is not None and hj is not None:
-        qi, tj = _guided_matches(fi, fj, np.linalg.inv(hj) @ hi, settings.search_radius_m / gsd_j, settings.ratio)
+        qi, tj = _guided_matches(knn, fj, np.linalg.inv(hj) @ hi, settings.search_radius_m / gsd_j, settings.ratio)
     else:
-        knn = _flann().knnMatch(fi.descriptors.astype(np.float32), fj.descriptors.astype(np.float32), k=2)
-        good = [m[0] for m in knn if len(m) == 2 and m[0].distance < settings.ratio * m[1].distance]
-        qi = np.array([m.queryIdx for m in good], dtype=int)
-        tj = np.array([m.trainIdx for m in good], dtype=int)
+        t, d = knn.rows(np.arange(len(fi.uv)))
+        ok = (t[:, 1] >= 0) & (d[:, 0] < settings.ratio * d[:, 1])
+        qi, tj = np.flatnonzero(ok), t[ok, 0]
     need = settings.min_inliers if hi is not None else settings.min_inliers_unguided
     if len(qi) < need:
         return None
@@ -197,6 +243,34 @@ def match_pair(fi: Features, fj: Features, i: int, j: int, settings: MatchSettin
         return None
     inl = _spread(inl, ui, settings.max_ties)
     return TiePair(i, j, ui[inl], uj[inl])
+
+
+class _IndexPool:
+    """Descriptor indexes built on first use and dropped after their last pair, so memory holds a few."""
+
+    def __init__(self, feats: list[Features], uses: list[int]):
+        import threading
+
+        self.feats = feats
+        self.left: dict[int, int] = {}
+        for j in uses:
+            self.left[j] = self.left.get(j, 0) + 1
+        self.built: dict[int, DescriptorIndex] = {}
+        self.lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def use(self, j: int):
+        with self.lock:
+            if j not in self.built:
+                self.built[j] = DescriptorIndex(self.feats[j])  # under the lock: built once
+            index = self.built[j]
+        try:
+            yield index
+        finally:
+            with self.lock:
+                self.left[j] -= 1
+                if not self.left[j]:
+                    del self.built[j]
 
 
 def _pool(settings: MatchSettings):
@@ -216,21 +290,40 @@ class MatchResult:
     unreadable: dict[int, str]  # photo index -> why it could not be read
 
 
-def match_photos(photos: list[Photo], settings: MatchSettings | None = None) -> MatchResult:
+def _cached_features(photo: Photo, gsd: float, settings: MatchSettings, cache: TieCache | None) -> Features:
+    if cache is None:
+        return detect_features(photo, gsd, settings)
+    key = cache.feature_key(photo, gsd, settings)
+    if (z := cache.load(photo, "features", key)) is not None:
+        return Features(z["uv"], z["descriptors"], float(z["scale"]), tuple(int(v) for v in z["size"]))
+    f = detect_features(photo, gsd, settings)
+    cache.save(photo, "features", key, {"uv": f.uv, "descriptors": f.descriptors, "scale": np.float64(f.scale),
+                                        "size": np.array(f.size)})
+    return f
+
+
+def match_photos(photos: list[Photo], settings: MatchSettings | None = None, gsd_m: float | None = None,
+                 cache: TieCache | None = None) -> MatchResult:
     """Tie points for every overlapping pair of ``photos``.
 
-    Features are computed once per photo and kept compactly (uint8 descriptors, ~0.5 MB a photo), so
-    memory grows with the photo count only by that, not with the photos' size. A photo that cannot be
-    decoded gets no features and is reported in ``unreadable``; the others go on.
+    ``gsd_m``: the ground resolution photos are reduced to (metres per pixel; default :func:`match_gsd` of
+    these photos; pass the flight's so that every cell of it describes a photo alike). Features are
+    computed once per photo and kept compactly (uint8 descriptors, ~0.5 MB a photo), so memory grows with
+    the photo count only by that, not with the photos' size. With a ``cache``, features and pair results
+    are read from and written to disk (:mod:`~skysieve.mosaic.tiecache`): each photo is described and
+    each pair matched once per flight, not once per cell. A photo that cannot be decoded gets no features
+    and is reported in ``unreadable``; the others go on.
     """
     from skysieve.errors import ImageReadError
     from skysieve.progress import progress
 
     settings = settings or MatchSettings()
-    gsd = match_gsd(photos, settings) if photos else 1.0
+    gsd = gsd_m or (match_gsd(photos, settings) if photos else 1.0)
+    fkeys = [cache.feature_key(p, gsd, settings) for p in photos] if cache else []
+
     def features(k: int) -> Features:
         try:
-            return detect_features(photos[k], gsd, settings)
+            return _cached_features(photos[k], gsd, settings, cache)
         except ImageReadError as e:
             unreadable[k] = str(e)
             return Features(np.zeros((0, 2)), np.zeros((0, 128), np.uint8), 1.0)
@@ -241,14 +334,28 @@ def match_photos(photos: list[Photo], settings: MatchSettings | None = None) -> 
         if len(photos) < 2:
             return MatchResult([], 0, [len(f.uv) for f in feats], unreadable)
         homs = [ground_homography(p) for p in photos]
-        pairs = candidate_pairs(photos, settings)
+        pairs = sorted(candidate_pairs(photos, settings), key=lambda ij: (ij[1], ij[0]))  # by j: one index at a time
+        indexes = _IndexPool(feats, [j for _, j in pairs])
+
+        def matched(i: int, j: int) -> TiePair | None:
+            with indexes.use(j) as index_j:
+                knn = PairKnn(feats[i], index_j)
+                tp = match_pair(feats[i], feats[j], i, j, settings, homs[i], homs[j], photos[j].gsd_m, knn)
+                if tp is None:  # the GPS pose may be grossly wrong (a yaw off by 180 degrees): try unguided
+                    tp = match_pair(feats[i], feats[j], i, j, settings, knn=knn)
+            log.debug("pair %s-%s: %s ties", photos[i].image_id, photos[j].image_id, len(tp.uv_i) if tp else 0)
+            return tp
 
         def pair(ij: tuple[int, int]) -> TiePair | None:
             i, j = ij
-            tp = match_pair(feats[i], feats[j], i, j, settings, homs[i], homs[j], photos[j].gsd_m)
-            if tp is None:  # the GPS pose may be grossly wrong (a yaw off by 180 degrees): try unguided
-                tp = match_pair(feats[i], feats[j], i, j, settings)
-            log.debug("pair %s-%s: %s ties", photos[i].image_id, photos[j].image_id, len(tp.uv_i) if tp else 0)
+            if cache is None or i in unreadable or j in unreadable:
+                return matched(i, j)
+            key = cache.pair_key(fkeys[i], fkeys[j], photos[i], photos[j], settings)
+            if (z := cache.load(photos[i], "ties", key)) is not None:
+                return TiePair(i, j, z["uv_i"], z["uv_j"]) if len(z["uv_i"]) else None
+            tp = matched(i, j)
+            empty = np.zeros((0, 2))
+            cache.save(photos[i], "ties", key, {"uv_i": tp.uv_i if tp else empty, "uv_j": tp.uv_j if tp else empty})
             return tp
 
         ties = [tp for tp in progress(pool.map(pair, pairs), "matching", len(pairs)) if tp is not None]

@@ -37,6 +37,7 @@ from skysieve.mosaic.matching import MatchSettings, TiePair, match_gsd, match_ph
 from skysieve.mosaic.photos import Photo, ground_homography, photo_from_row
 from skysieve.mosaic.render import OutputGrid, PlacedPhoto, estimate_gains, render_windows
 from skysieve.mosaic.seams import BlendSettings
+from skysieve.mosaic.tiecache import TieCache
 
 __all__ = ["MosaicSettings", "mosaic_cell", "build_mosaics", "cells_with_photos", "ORTHO_FILE", "REPORT_FILE"]
 
@@ -118,6 +119,17 @@ def _is_current(cell_dir: Path, digest: str) -> dict[str, Any] | None:
     return None
 
 
+def _photos(rows: list[dict[str, Any]]) -> list[Photo]:
+    """The rows that read as photos (the others are flagged where they are used)."""
+    out = []
+    for r in rows:
+        try:
+            out.append(photo_from_row(r))
+        except SkysieveError:
+            continue
+    return out
+
+
 def _clip_blocks(blocks, grid: OutputGrid, keep: shapely.Geometry, cell: shapely.Geometry, counts: dict[str, int]):
     """Blank what lies outside ``keep`` (cell + margin); count covered pixels inside ``cell``."""
     from rasterio.features import geometry_mask
@@ -152,7 +164,8 @@ def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | 
         raise NotFoundError("no such cell in the workspace", ref=cell_id, hint="list cells with `ogrinfo survey.gpkg cells`")
     cell = found[0].geometry
     keep = cell.buffer(settings.margin_m, join_style="mitre")
-    rows = [r for r in _accepted_rows(ws) if r["geometry"].intersects(keep)]
+    all_rows = _accepted_rows(ws)
+    rows = [r for r in all_rows if r["geometry"].intersects(keep)]
     cell_dir = ws.cell_dir(cell_id)
     if not rows or shapely.union_all([r["geometry"] for r in rows]).intersection(cell).area < 1e-3 * cell.area:
         # no photo, or photos that only graze it: the neighbouring cell's mosaic shows that sliver
@@ -172,7 +185,11 @@ def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | 
         except SkysieveError as e:
             flagged.append({"image_id": str(r["image_id"]), "reason": f"not used: {e}"})
 
-    matched = match_photos(photos, settings.match())
+    # one matching resolution per flight (not per cell), so neighbouring cells share cached features and ties
+    flights = {p.flight_id for p in photos}
+    match_at = match_gsd(_photos([r for r in all_rows if str(r.get("flight_id") or "") in flights]) or photos,
+                         settings.match())
+    matched = match_photos(photos, settings.match(), gsd_m=match_at, cache=TieCache(ws.root))
     for k in sorted(matched.unreadable, reverse=True):
         flagged.append({"image_id": photos[k].image_id, "reason": f"not used: {matched.unreadable[k]}"})
     usable = [k for k in range(len(photos)) if k not in matched.unreadable]
@@ -186,8 +203,7 @@ def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | 
         photos[k] = replace(p, pose=replace(p.pose, yaw_deg=p.pose.yaw_deg + deg))
         flagged.append({"image_id": p.image_id,
                         "reason": f"recorded yaw off by {deg:+.0f} degrees; turned to fit its neighbours"})
-    tie_sigma = match_gsd(photos, settings.match())
-    adj = adjust(photos, ties, tie_sigma, settings.adjustment())
+    adj = adjust(photos, ties, match_at, settings.adjustment())
     if len(photos) > 1:
         for k in np.flatnonzero(~adj.tied):
             flagged.append({"image_id": photos[k].image_id,

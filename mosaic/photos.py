@@ -33,6 +33,7 @@ class Photo:
     camera: Camera
     pose: Pose
     sha256: str = ""
+    flight_id: str = ""
 
     @property
     def gsd_m(self) -> float:
@@ -52,7 +53,8 @@ def photo_from_row(row: Mapping[str, Any]) -> Photo:
     above it, yaw against grid north), the one reading ingest uses too. Raises :class:`~skysieve.errors.MetadataError` when the row has no camera or pose.
     """
     camera, pose = camera_pose_from_row(row)
-    return Photo(str(row["image_id"]), str(row["path"]), camera, pose, str(row.get("sha256") or ""))
+    return Photo(str(row["image_id"]), str(row["path"]), camera, pose, str(row.get("sha256") or ""),
+                 str(row.get("flight_id") or ""))
 
 
 def ground_homography(photo: Photo, scale: float = 1.0) -> np.ndarray:

@@ -23,7 +23,8 @@ from shapely.geometry import box
 from skysieve.mosaic.photos import Photo, apply_homography, jpeg_reduction, read_image
 from skysieve.mosaic.seams import BlendSettings, edge_taper, seam_weights, solve_gains
 
-__all__ = ["OutputGrid", "PixelWindow", "PlacedPhoto", "windows", "render_windows", "estimate_gains"]
+__all__ = ["OutputGrid", "PixelWindow", "PlacedPhoto", "windows", "render_windows", "estimate_gains",
+           "decode_for_render"]
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,11 @@ WEIGHT_STEP = 4  # seam weights are computed on every 4th output pixel and inter
 
 def render_window(placed: list[PlacedPhoto], images: dict[int, tuple[np.ndarray, float, float]], idx: list[int],
                   grid: OutputGrid, win: PixelWindow, blend: BlendSettings) -> tuple[np.ndarray, np.ndarray]:
-    """RGB (rows, cols, 3) uint8 and coverage (rows, cols) bool of one window from photos ``idx``."""
+    """RGB (rows, cols, 3) uint8 and coverage (rows, cols) bool of one window from photos ``idx``.
+
+    ``images``: per photo index its decoded pixels with the gain already applied (:func:`decode_for_render`)
+    and their (col, row) scales against the native size.
+    """
     import cv2
 
     a = grid.pixel_to_ground(win.row_off, win.col_off)
@@ -140,8 +145,8 @@ def render_window(placed: list[PlacedPhoto], images: dict[int, tuple[np.ndarray,
         dists.append(np.hypot(gx - np.float32(c[0]), gy - np.float32(c[1])))
         tapers.append(taper)
         used.append((i, m))
-    num = np.zeros((win.height, win.width, 3), np.float32)
-    den = np.zeros((win.height, win.width), np.float32)
+    rgb = np.zeros((win.height, win.width, 3), np.uint8)
+    acc = np.zeros((win.height, win.width), np.float32)  # weight blended in so far
     weights = seam_weights(dists, tapers, blend.band_px * grid.gsd_m) if used else []
     for wgt, (i, m) in zip(weights, used, strict=True):
         wgt[wgt < 1e-3] = 0  # far beyond the seamline: this photo does not show here
@@ -157,13 +162,26 @@ def render_window(placed: list[PlacedPhoto], images: dict[int, tuple[np.ndarray,
                   @ np.array([[1.0, 0.0, c0], [0.0, 1.0, r0], [0.0, 0.0, 1.0]]))  # block pixel -> cv2 photo pixel
         warped = cv2.warpPerspective(img, to_src, (c1 - c0, r1 - r0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                      borderMode=cv2.BORDER_REPLICATE)
-        gain = np.asarray(placed[i].gain, np.float32)
-        num[r0:r1, c0:c1] += warped.astype(np.float32) * (full[..., None] * gain)
-        den[r0:r1, c0:c1] += full
-    covered = den > 1e-3
-    rgb = np.zeros_like(num, dtype=np.uint8)
-    rgb[covered] = np.clip(num[covered] / den[covered][:, None] + 0.5, 0, 255).astype(np.uint8)
+        # running weighted mean: (W a + w b) / (W + w) with W the weight so far, on uint8 in one SIMD pass
+        # (weights scaled up so that the 1e-5 OpenCV adds to the denominator never darkens a faint edge)
+        full = np.ascontiguousarray(full * np.float32(1e3))
+        sub_acc = np.ascontiguousarray(acc[r0:r1, c0:c1])
+        rgb[r0:r1, c0:c1] = cv2.blendLinear(np.ascontiguousarray(rgb[r0:r1, c0:c1]), warped, sub_acc, full)
+        acc[r0:r1, c0:c1] = sub_acc + full
+    covered = acc > 1.0  # 1e-3 before scaling
+    rgb[~covered] = 0
     return rgb, covered
+
+
+def decode_for_render(pp: PlacedPhoto, gsd_m: float) -> tuple[np.ndarray, float, float]:
+    """The photo decoded for rendering at ``gsd_m`` (as coarse as allowed), its RGB gain applied by a lookup."""
+    import cv2
+
+    img, sx, sy = read_image(pp.photo, _render_scale(pp.photo, gsd_m))
+    if any(abs(g - 1.0) > 1e-3 for g in pp.gain):
+        lut = np.clip(np.arange(256, dtype=np.float32)[:, None] * np.asarray(pp.gain, np.float32) + 0.5, 0, 255)
+        img = cv2.LUT(img, lut.astype(np.uint8)[:, None, :])
+    return img, sx, sy
 
 
 def render_windows(placed: list[PlacedPhoto], grid: OutputGrid, window_px: int, blend: BlendSettings,
@@ -171,7 +189,7 @@ def render_windows(placed: list[PlacedPhoto], grid: OutputGrid, window_px: int, 
     """Yield (window, RGB, coverage) for every window that some photo covers, in order, decoding each photo
     once. ``threads`` windows render at a time (default: CPU count, at most 4)."""
     import os
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import Future, ThreadPoolExecutor
 
     threads = threads or min(4, os.cpu_count() or 1)
     from skysieve.progress import progress
@@ -184,7 +202,7 @@ def render_windows(placed: list[PlacedPhoto], grid: OutputGrid, window_px: int, 
     for k, idx in enumerate(needs):
         for i in idx:
             last_use[i] = k
-    images: dict[int, tuple[np.ndarray, float, float]] = {}
+    images: dict[int, Future] = {}  # decodes of the photos the windows in flight need
     peak = 0
     pending: deque = deque()  # (window index, future), in window order
     todo = [k for k in range(len(wins)) if needs[k]]
@@ -197,13 +215,17 @@ def render_windows(placed: list[PlacedPhoto], grid: OutputGrid, window_px: int, 
                 images.pop(i, None)
         return k, rgb, covered
 
+    def render(k: int, decoded: dict[int, Future]) -> tuple[np.ndarray, np.ndarray]:
+        # the decodes were submitted before this job: in a FIFO pool they are done or running, never queued behind it
+        return render_window(placed, {i: f.result() for i, f in decoded.items()}, needs[k], grid, wins[k], blend)
+
     with ThreadPoolExecutor(threads) as pool:  # cv2 and numpy release the GIL; photos are shared
         for k in progress(todo, "rendering", len(todo), unit="window"):
             for i in needs[k]:
                 if i not in images:
-                    images[i] = read_image(placed[i].photo, _render_scale(placed[i].photo, grid.gsd_m))
+                    images[i] = pool.submit(decode_for_render, placed[i], grid.gsd_m)
             peak = max(peak, len(images))
-            pending.append((k, pool.submit(render_window, placed, dict(images), needs[k], grid, wins[k], blend)))
+            pending.append((k, pool.submit(render, k, {i: images[i] for i in needs[k]})))
             while len(pending) > threads:
                 k_done, rgb, covered = finish()
                 if covered.any():
