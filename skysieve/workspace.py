@@ -58,6 +58,7 @@ class Workspace:
         self.settings = section(settings, "workspace", WorkspaceSettings)
         self.crs: CRS | None = CRS.from_user_input(self.settings.crs) if self.settings.crs else None
         self.gpkg = GeoPackage(self.root / GPKG_FILE, self.crs)
+        self._cells_cache: tuple[int, list[Cell], shapely.STRtree | None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     @classmethod
@@ -190,7 +191,18 @@ class Workspace:
             touched = regular_cells(geometry, self.settings.cell_size_m)
             self.add_cells(touched, source="regular")
             return touched
-        return [c for c in self.cells() if c.geometry.intersection(geometry).area > 0]
+        cells, tree = self._cell_index()
+        hits = tree.query(geometry, predicate="intersects") if tree is not None else ()
+        return [cells[i] for i in sorted(hits) if cells[i].geometry.intersection(geometry).area > 0]
+
+    def _cell_index(self) -> tuple[list[Cell], shapely.STRtree | None]:
+        """The imported grid's cells and an R-tree over them, rebuilt when the number of cells changes
+        (ingest asks once per photo; a county grid has thousands of cells)."""
+        n = self.gpkg.count("cells") if self.gpkg.has_layer("cells") else 0
+        if self._cells_cache is None or self._cells_cache[0] != n:
+            cells = self.cells()
+            self._cells_cache = (n, cells, shapely.STRtree([c.geometry for c in cells]) if cells else None)
+        return self._cells_cache[1], self._cells_cache[2]
 
     # -- paths ----------------------------------------------------------------------------------
     def flight_dir(self, flight_id: str) -> Path:

@@ -16,6 +16,7 @@ from skysieve.cli import main
 from skysieve.crs import choose_crs, from_lonlat
 from skysieve.errors import CRSError, GridError, UsageError, WorkspaceExistsError, WorkspaceNotFoundError
 from skysieve.gpkg import Column, GeoPackage, LayerSpec, decode_geometry, encode_geometry
+from skysieve.grid import Cell
 
 
 def test_choose_crs_china_gauss_kruger_elsewhere_utm() -> None:
@@ -100,6 +101,12 @@ def test_import_county_grid_any_crs(tmp_path: Path) -> None:
     # imported grids do not grow: a footprint outside touches nothing
     assert ws.cells_touching(box(x + 5000, y, x + 5100, y + 100)) == []
     assert [c.cell_id for c in ws.cells_touching(Point(x, y).buffer(5))] == ["ZZ-001"]
+    # a footprint across the corner of all four cells touches each; cells added later are seen
+    corner = Point(*from_lonlat(ws.crs, 112.885, 36.124)).buffer(20)
+    assert [c.cell_id for c in ws.cells_touching(corner)] == ["ZZ-001", "ZZ-002", "ZZ-003", "ZZ-004"]
+    far = box(x + 5000, y, x + 5100, y + 100)
+    ws.add_cells([Cell("ZZ-005", far.buffer(10))], source="test")
+    assert [c.cell_id for c in ws.cells_touching(far)] == ["ZZ-005"]
 
 
 def test_bad_grid_files(tmp_path: Path) -> None:
