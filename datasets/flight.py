@@ -25,6 +25,7 @@ import numpy as np
 
 from skysieve.atomic import write_bytes, write_json, write_text
 from skysieve.camera import Camera, Pose, footprint
+from skysieve.camera_specs import CAMERAS as CAMERA_TABLE
 from skysieve.crs import from_lonlat, parse_crs, to_lonlat
 from skysieve.datasets.dji_meta import DJIMeta, write_dji_jpeg
 from skysieve.datasets.optics import CameraFaults, camera_faults, cast
@@ -55,10 +56,17 @@ class CameraSpec:
         return Camera.from_sensor(w, h, self.focal_mm, self.sensor_width_mm)
 
 
+def _shooting(model: str, width_px: int, height_px: int) -> CameraSpec:
+    """A camera of the one table (:mod:`skysieve.camera_specs`, which ingest reads too) in one image mode."""
+    s = CAMERA_TABLE[model]
+    return CameraSpec(model, width_px, height_px, s.focal_mm, s.covered_sensor_mm(width_px, height_px)[0],
+                      s.focal_35mm)
+
+
 CAMERAS = {
-    "FC300S": CameraSpec("FC300S", 4000, 2250, 3.61, 6.17, 20),  # Phantom 3 Advanced/Pro, 16:9
-    "FC6310": CameraSpec("FC6310", 5472, 3648, 8.8, 13.2, 24),  # Phantom 4 Pro
-    "FC220": CameraSpec("FC220", 4000, 3000, 4.73, 6.17, 26),  # Mavic Pro
+    "FC300S": _shooting("FC300S", 4000, 2250),  # Phantom 3 Advanced/Pro, 16:9
+    "FC6310": _shooting("FC6310", 5472, 3648),  # Phantom 4 Pro
+    "FC220": _shooting("FC220", 4000, 3000),  # Mavic Pro
 }
 
 
