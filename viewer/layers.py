@@ -6,7 +6,8 @@ and the review widget build the same layers.
 
 Detections are one Points layer with square symbols sized to the box: it stays fast with tens of
 thousands of flags, where a Shapes layer slows down past a few thousand. Border colour = class, fill
-= review status (pending: no fill). The current detection's exact box is drawn separately.
+= review status (pending: no fill). The widget frames the current detection with a one-point layer
+and recolours decided points in place (:mod:`skysieve.viewer._redraw`).
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ from skysieve.viewer.world import WorldFrame
 
 __all__ = ["CLASS_COLOURS", "STATUS_FILL", "SITE_COLOURS", "mosaic_layer", "outline_layer",
            "detection_layer", "status_fill", "class_border", "DETECTIONS_LAYER", "CELLS_LAYER", "SITES_LAYER",
-           "CURRENT_LAYER", "WORKSPACE_KEY",
-           "set_point_fill"]
+           "CURRENT_LAYER", "WORKSPACE_KEY"]
 
 LayerData = tuple[Any, dict[str, Any], str]
 
@@ -122,20 +122,3 @@ def detection_layer(rows: Sequence[dict[str, Any]], frame: WorldFrame, name: str
         "metadata": dict(metadata or {}),
     }
     return frame.to_world(xs, ys) if n else np.zeros((0, 2)), kwargs, "points"
-
-
-def set_point_fill(layer, index: int, rgba: Sequence[float]) -> None:
-    """Recolour one point of a napari Points layer.
-
-    The public ``layer.face_color = array`` setter redraws the whole layer twice (two events); with
-    10,000 flags that is most of a review step. When napari's colour manager is what we expect, the
-    colour is changed in place and the layer redrawn once; otherwise the public setter is used.
-    """
-    colours = getattr(getattr(layer, "_face", None), "colors", None)
-    if isinstance(colours, np.ndarray) and colours.shape == (len(layer.data), 4):
-        colours[index] = rgba
-        layer.events.face_color()
-    else:
-        all_colours = np.array(layer.face_color)
-        all_colours[index] = rgba
-        layer.face_color = all_colours

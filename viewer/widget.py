@@ -45,6 +45,8 @@ from skysieve import ledger
 from skysieve.errors import SkysieveError
 from skysieve.schema import REVIEW_STATUSES
 from skysieve.viewer import layers as L
+from skysieve.viewer._redraw import quiet_layer_list, recolour_point, settle_multiscale, vispy_canvas
+from skysieve.viewer._textpanel import TextPanel
 from skysieve.viewer.cog import read_chip
 from skysieve.viewer.keys import CATEGORY_KEYS, REVIEW_KEYS, help_line
 from skysieve.viewer.queue import QueueFilter, ReviewQueue
@@ -66,6 +68,8 @@ __all__ = ["ReviewWidget", "default_reviewer"]
 log = logging.getLogger(__name__)
 
 _CHIP_PX = 192
+#: border of the current-flag frame, as a fraction of its side
+_FRAME_BORDER = 0.05
 _ANY = "any"
 _FAILED = object()
 #: seconds between checks for decisions made by other analysts
@@ -89,6 +93,11 @@ class _Fresh:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+
+
+def _is_pending(state: tuple) -> bool:
+    """Whether a :data:`REVIEW_COLUMNS` tuple is undecided."""
+    return (state[0] or "pending") == "pending"
 
 
 def _chip_bounds(row: dict[str, Any]) -> tuple[float, float, float, float]:
@@ -174,7 +183,9 @@ class ReviewWidget(QWidget):
         self.queue = ReviewQueue()
         self._point_index: dict[str, int] = {}
         self._state: dict[str, tuple] = {}  # det_id -> REVIEW_COLUMNS values last shown
+        self._pending = 0  # how many of them are pending (kept by _apply_row)
         self._layers: dict[str, Any] = {}
+        self._canvas: Any = None  # napari's vispy canvas, once layers exist
         self._busy = 0
         self._chip_array: np.ndarray | None = None
         self._chips: dict[str, np.ndarray] = {}  # det_id -> chip read ahead by the prefetcher
@@ -264,11 +275,7 @@ class ReviewWidget(QWidget):
         self.chip.setFixedSize(_CHIP_PX, _CHIP_PX)
         self.chip.setAlignment(Qt.AlignCenter)
         self.chip.setStyleSheet("background: #222;")
-        self.details = QLabel("")
-        self.details.setTextFormat(Qt.RichText)
-        self.details.setWordWrap(True)
-        self.details.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.details.setAlignment(Qt.AlignTop | Qt.AlignLeft)
+        self.details = TextPanel(_CHIP_PX, rich=True)
         detail.addWidget(self.chip)
         detail.addWidget(self.details, 1)
         outer.addLayout(detail)
@@ -310,8 +317,7 @@ class ReviewWidget(QWidget):
         self.help.setWordWrap(True)
         self.help.setStyleSheet("color: #9aa;")
         outer.addWidget(self.help)
-        self.message = QLabel("")
-        self.message.setWordWrap(True)
+        self.message = TextPanel(3 * self.fontMetrics().lineSpacing())
         outer.addWidget(self.message)
 
     def _bind_keys(self) -> None:
@@ -357,7 +363,7 @@ class ReviewWidget(QWidget):
 
     def _say(self, text: str, *, error: bool = False) -> None:
         self.message.setText(text)
-        self.message.setStyleSheet("color: #f66;" if error else "")
+        self.message.set_alarm(error)
         (log.warning if error else log.info)("%s", text)
 
     @property
@@ -474,6 +480,7 @@ class ReviewWidget(QWidget):
         self.cell_combo.setCurrentIndex(i)
         self._replace_layers(data)
         self._state = {d["det_id"]: tuple(d.get(c) for c in REVIEW_COLUMNS) for d in data.detections}
+        self._pending = sum(map(_is_pending, self._state.values()))
         sites = sorted({d["site_id"] for d in data.detections if d.get("site_id")})
         self.site_combo.clear()
         self.site_combo.addItems([_ANY, *sites])
@@ -509,16 +516,17 @@ class ReviewWidget(QWidget):
         for payload, kwargs, kind in specs:
             layer = getattr(self.viewer, f"add_{kind}")(payload, **kwargs)
             self._layers[kwargs["name"]] = layer
-        current = self.viewer.add_shapes(
-            [np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, 0.0]])], shape_type="rectangle",
-            name=L.CURRENT_LAYER, edge_color="yellow", face_color="transparent", edge_width=0.06,
-            visible=False, metadata=meta)
+        current = self.viewer.add_points(  # one point: moving it re-sends one vertex (a Shapes box re-tessellates)
+            np.zeros((1, 2)), name=L.CURRENT_LAYER, symbol="square", size=1.0, face_color="transparent",
+            border_color="yellow", border_width=_FRAME_BORDER, border_width_is_relative=True, visible=False,
+            metadata=meta)
         self._layers[L.CURRENT_LAYER] = current
         for layer in self._layers.values():
             self._bind_layer_keys(layer)
             if hasattr(layer, "mode"):
                 layer.mode = "pan_zoom"
         self._point_index = {d["det_id"]: i for i, d in enumerate(data.detections)}
+        self._canvas = vispy_canvas(self.viewer)  # for redrawing only what a step changes (see _redraw)
         self.viewer.layers.selection.active = self._layers[L.DETECTIONS_LAYER]
 
     # -- queue ------------------------------------------------------------------------------------
@@ -557,7 +565,7 @@ class ReviewWidget(QWidget):
         """Keep the cell list's "pending/total" for the open cell current."""
         i = self.cell_combo.findData(self.cell_id)
         if i >= 0 and self.data is not None:
-            pending = sum(1 for v in self._state.values() if (v[0] or "pending") == "pending")
+            pending = self._pending
             mosaic = "" if self.data.mosaic is not None else ", no mosaic"
             self.cell_combo.setItemText(i, f"{self.cell_id}  ({pending}/{len(self._state)} pending{mosaic})")
 
@@ -594,13 +602,18 @@ class ReviewWidget(QWidget):
 
     # -- showing the current flag -----------------------------------------------------------------
     def _show_current(self) -> None:
+        """Show the queue's current flag: table row, frame on the map, camera, details, chip."""
         row = self.queue.current
-        current_layer = self._layers.get(L.CURRENT_LAYER)
+        marker = self._layers.get(L.CURRENT_LAYER)
+        if marker is not None and marker.visible != (row is not None):
+            marker.visible = row is not None  # the layer list shows this: not in the quiet block
+        with quiet_layer_list(self.viewer):  # what follows changes nothing the layer list shows
+            self._show_row(row, marker)
+
+    def _show_row(self, row: dict[str, Any] | None, marker) -> None:
         if row is None:
             self.details.setText("<i>the queue is empty</i>")
             self.chip.clear()
-            if current_layer is not None:
-                current_layer.visible = False
             return
         index = self.model.index(self.queue.index, 0)
         if self.table.currentIndex().row() != self.queue.index:
@@ -609,8 +622,8 @@ class ReviewWidget(QWidget):
             self.table.selectionModel().blockSignals(False)
             self.table.viewport().update()
         self.table.scrollTo(index)
-        if current_layer is not None:
-            self._frame_current(current_layer, row)
+        if marker is not None:
+            self._frame_current(marker, row)
         self._zoom_to(row)
         self.details.setText(self._details_html(row))
         self._show_chip(row)
@@ -658,18 +671,15 @@ class ReviewWidget(QWidget):
             log.debug("read-ahead of %s failed", row["det_id"], exc_info=True)
 
     def _frame_current(self, layer, row: dict[str, Any]) -> None:
-        """Put the yellow frame on the flag's box by moving and scaling a unit square (no re-tessellation)."""
+        """Put the yellow square frame around the flag's box (the box's longer side, padded)."""
         if row.get("geometry") is not None:
             minx, miny, maxx, maxy = row["geometry"].bounds
+            cx, cy, side = (minx + maxx) / 2, (miny + maxy) / 2, max(maxx - minx, maxy - miny)
         else:
-            half = max(row.get("width_m") or 2.0, row.get("height_m") or 2.0) / 2
-            minx, miny, maxx, maxy = row["x"] - half, row["y"] - half, row["x"] + half, row["y"] + half
-        pad = max(0.25 * max(maxx - minx, maxy - miny), 0.75)  # a frame around the box, not on its edge
-        minx, miny, maxx, maxy = minx - pad, miny - pad, maxx + pad, maxy + pad
-        top_left = self.frame.to_world(minx, maxy)[0]
-        layer.affine = np.array([[maxy - miny, 0.0, top_left[0]], [0.0, maxx - minx, top_left[1]], [0, 0, 1.0]])
-        if not layer.visible:
-            layer.visible = True
+            cx, cy, side = row["x"], row["y"], max(row.get("width_m") or 2.0, row.get("height_m") or 2.0)
+        side += 2 * max(0.25 * side, 0.75)  # a frame around the box, not on its edge
+        layer.data = self.frame.to_world(cx, cy)
+        layer.size = side
 
     def _zoom_to(self, row: dict[str, Any]) -> None:
         """Centre on the flag; zoom only if it would be tiny or huge at the current zoom."""
@@ -681,6 +691,7 @@ class ReviewWidget(QWidget):
         wanted = canvas_px / max(8.0 * size, 40.0)  # screen px per metre
         if not 0.4 * wanted <= camera.zoom <= 2.5 * wanted:
             camera.zoom = wanted
+        settle_multiscale(self._canvas)  # the next frame shows the new place's tiles: one frame per step
 
     def _details_html(self, row: dict[str, Any]) -> str:
         lon, lat = row.get("lon"), row.get("lat")
@@ -721,7 +732,9 @@ class ReviewWidget(QWidget):
     # -- decisions --------------------------------------------------------------------------------
     def _apply_row(self, row: dict[str, Any]) -> None:
         """Show a detection's new state: queue row, map colour."""
+        old = self._state.get(row["det_id"])
         self._state[row["det_id"]] = tuple(row.get(c) for c in REVIEW_COLUMNS)
+        self._pending += _is_pending(self._state[row["det_id"]]) - (old is not None and _is_pending(old))
         i = self.queue.replace(row)
         if i is not None:
             self.model.row_changed(i)
@@ -729,7 +742,7 @@ class ReviewWidget(QWidget):
         p = self._point_index.get(row["det_id"])
         if layer is not None and p is not None:
             status = row.get("review_status") or "pending"
-            L.set_point_fill(layer, p, L.STATUS_FILL.get(status, L.STATUS_FILL["pending"]))
+            recolour_point(self._canvas, layer, p, L.STATUS_FILL.get(status, L.STATUS_FILL["pending"]))
             layer.features.loc[p, "status"] = status
 
     def decide(self, status: str) -> bool:

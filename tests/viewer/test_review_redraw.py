@@ -1,0 +1,82 @@
+"""A review step redraws only what it changed (what keeps a step near one frame with 10,000 flags).
+
+These check behaviour, not timings (``benchmarks/review_bench.py`` times it): after a step, before any
+event is processed, the decided point's colour is in vispy's buffer, the mosaic tiles for the next
+flag are already chosen, and napari's layer list heard nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from skysieve.viewer import layers as L
+from skysieve.viewer._redraw import recolour_point, vispy_canvas
+from skysieve.viewer.widget import ReviewWidget
+
+pytestmark = pytest.mark.gui
+
+
+def _open(make_napari_viewer, qtbot, ws) -> ReviewWidget:
+    viewer = make_napari_viewer(show=True)
+    widget = ReviewWidget(viewer, reviewer="alice")
+    viewer.window.add_dock_widget(widget, name="skysieve review")
+    with qtbot.waitSignal(widget.cellOpened, timeout=15_000):
+        widget.open_workspace(ws)
+    qtbot.wait(50)
+    return widget
+
+
+def _markers(widget: ReviewWidget):
+    points = widget.viewer.layers[L.DETECTIONS_LAYER]
+    return vispy_canvas(widget.viewer).layer_to_visual[points].node.points_markers
+
+
+def test_a_step_changes_one_vertex_picks_tiles_first_and_leaves_the_layer_list_alone(
+        make_napari_viewer, qtbot, review_ws):
+    widget = _open(make_napari_viewer, qtbot, review_ws)
+    viewer = widget.viewer
+    points = viewer.layers[L.DETECTIONS_LAYER]
+    mosaic = next(layer for layer in viewer.layers if layer.name == f"mosaic {widget.cell_id}")
+    first = widget.queue.current["det_id"]
+    p = widget._point_index[first]  # noqa: SLF001
+    before = _markers(widget)._data.copy()  # noqa: SLF001
+    heard = []
+    viewer.layers.events.connect(heard.append)
+
+    assert widget.confirm()  # no Qt event is processed from here to the asserts
+
+    green = np.array(L.STATUS_FILL["confirmed"])
+    assert np.allclose(points.face_color[p], green)  # napari's model
+    after = _markers(widget)._data  # noqa: SLF001
+    assert np.allclose(after["a_bg_color"][p], green)  # the vertex vispy draws
+    changed = np.flatnonzero(np.any(after["a_bg_color"] != before["a_bg_color"], axis=1))
+    assert changed.tolist() == [p]  # and no other one
+    assert np.array_equal(after["a_position"], before["a_position"])
+    # the next flag's mosaic tiles were chosen with the camera move, not in a second frame
+    nxt = widget.queue.current
+    centre = widget.frame.to_world(nxt["x"], nxt["y"])[0]
+    assert np.allclose(viewer.scene.camera.center[-2:], centre)
+    level_px = mosaic.world_to_data(centre) / mosaic.downsample_factors[mosaic.data_level]
+    lo, hi = mosaic.corner_pixels[:, :2]
+    assert np.all(lo <= level_px) and np.all(level_px <= hi)
+    # the frame sits on the new flag; none of this reached the layer list
+    marker = viewer.layers[L.CURRENT_LAYER]
+    assert marker.visible and np.allclose(marker.data[0], centre)
+    assert heard == []
+    # a status change made elsewhere still reaches the map (the same path, from refresh_statuses)
+    from skysieve import ledger
+
+    ledger.decide(review_ws, nxt["det_id"], "rejected", "bob")
+    assert widget.refresh_statuses() == 1
+    q = widget._point_index[nxt["det_id"]]  # noqa: SLF001
+    assert np.allclose(_markers(widget)._data["a_bg_color"][q], L.STATUS_FILL["rejected"])  # noqa: SLF001
+
+
+def test_recolour_point_falls_back_to_napari_without_a_canvas(make_napari_viewer):
+    viewer = make_napari_viewer()
+    layer = viewer.add_points(np.array([[0.0, 0.0], [5.0, 5.0]]), face_color="white")
+    assert recolour_point(None, layer, 1, (0.0, 1.0, 0.0, 1.0)) is False  # the public path
+    assert np.allclose(layer.face_color, [[1, 1, 1, 1], [0, 1, 0, 1]])
+    assert recolour_point(vispy_canvas(viewer), layer, 0, (1.0, 0.0, 0.0, 1.0)) is True  # the vertex path
+    assert np.allclose(layer.face_color, [[1, 0, 0, 1], [0, 1, 0, 1]])

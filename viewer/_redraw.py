@@ -1,0 +1,103 @@
+"""Redraw only what a review step changed: one point's colour, and the mosaic tiles for the new view.
+
+A decide-and-advance step changes one flag's fill colour and moves the camera. Through napari's public
+API that costs more than it needs to, measured here with 10,000 flags under Xvfb (software OpenGL):
+
+- recolouring one point (``layer.events.face_color``) re-sends every point to vispy: 10,000 positions,
+  sizes, colours and symbols (``str()`` of each), then a full upload of the vertex buffer;
+- napari's layer list re-emits every event of every layer (a refreshed tile, a moved marker) as a
+  change of that layer's row; the list view answers each with a delayed re-layout, and each of those
+  made Qt compose the whole window again (three compositions per step, at 1600x1000 the dearest part
+  of a step in software OpenGL). Nothing a step changes shows in the layer list;
+- a camera move draws a frame with the old mosaic tiles; napari picks the new tiles *inside* that draw
+  (``VispyCanvas.on_draw`` -> ``layer._update_draw``) and schedules a second frame to show them. Every
+  step drew two frames, the first one stale.
+
+The functions here do the same work napari would, restricted to what changed, through napari's private
+vispy objects; when those are not what this napari version is known to have, they fall back to the
+public path (correct, only slower). Tested against napari 0.9 / vispy 0.17.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+__all__ = ["vispy_canvas", "recolour_point", "settle_multiscale", "quiet_layer_list"]
+
+log = logging.getLogger(__name__)
+
+
+def vispy_canvas(viewer) -> Any | None:
+    """napari's vispy canvas of ``viewer`` (private; napari warns once per call from a dock widget), or None.
+
+    Look it up once and pass it to the functions below.
+    """
+    window = getattr(viewer, "window", None)
+    return getattr(getattr(window, "_qt_viewer", None), "canvas", None)
+
+
+def recolour_point(canvas, layer, index: int, rgba: Sequence[float]) -> bool:
+    """Set the fill of point ``index`` of a 2D Points ``layer`` to ``rgba`` (0-1); redraw only that point.
+
+    The layer's own colour array is changed in place (what napari redraws from on its next full
+    refresh) and the one matching vertex is rewritten in vispy's buffer. Returns False when the
+    public path was used instead (the whole layer re-sent once).
+    """
+    colours = getattr(getattr(layer, "_face", None), "colors", None)
+    if not (isinstance(colours, np.ndarray) and colours.shape == (len(layer.data), 4)):
+        all_colours = np.array(layer.face_color)
+        all_colours[index] = rgba
+        layer.face_color = all_colours
+        return False
+    colours[index] = rgba
+    visual = getattr(canvas, "layer_to_visual", {}).get(layer)
+    markers = getattr(getattr(visual, "node", None), "points_markers", None)
+    data, vbo = getattr(markers, "_data", None), getattr(markers, "_vbo", None)
+    view = getattr(layer, "_view_indices", None)
+    if (data is not None and vbo is not None and view is not None and data.dtype.names
+            and "a_bg_color" in data.dtype.names and len(data) == len(view) == len(colours)
+            and 0 <= index < len(view) and view[index] == index):
+        data["a_bg_color"][index] = rgba
+        vbo.set_subdata(data[index:index + 1], offset=index)
+        markers.update()
+        return True
+    layer.events.face_color()  # napari re-sends the layer once
+    return False
+
+
+def settle_multiscale(canvas) -> None:
+    """Let napari choose the multiscale levels and tiles for the camera *now*, before the next frame.
+
+    Runs the per-layer update napari runs at the start of every draw, so the frame after a camera move
+    already has the right mosaic tiles (read from the block cache the prefetcher filled) and no second
+    frame is needed. Without napari's canvas (headless) this does nothing: the draw does it.
+    """
+    on_draw = getattr(canvas, "on_draw", None)
+    if on_draw is None:
+        return
+    try:
+        on_draw(None)
+    except Exception:  # an optimisation: the draw itself does the same update
+        log.debug("could not update the multiscale tiles before the draw", exc_info=True)
+
+
+@contextmanager
+def quiet_layer_list(viewer) -> Iterator[None]:
+    """Within the block, layers' events do not reach napari's layer list (its rows are not re-laid out).
+
+    Only the list's catch-all re-emission is blocked: the layers' own events, which vispy draws from,
+    still fire. Use it around changes that do not alter what the layer list shows (name, visibility,
+    order; a thumbnail only in trivial ways).
+    """
+    group = getattr(getattr(viewer, "layers", None), "events", None)
+    blocker = getattr(group, "blocker", None)
+    if blocker is None:
+        yield
+        return
+    with blocker():
+        yield
