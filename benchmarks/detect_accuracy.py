@@ -83,8 +83,10 @@ def main() -> int:
     ap.add_argument("--record", action="store_true", help="store the result in the model card")
     args = ap.parse_args()
 
+    import numpy as np
+
     from skysieve.datasets.world import make_world
-    from skysieve.detect.evaluate import evaluate_world
+    from skysieve.detect.evaluate import error_stats, evaluate_world
     from skysieve.detect.runtime import load_detector
     from skysieve.detect.sliced import SliceSettings
 
@@ -105,18 +107,18 @@ def main() -> int:
                     p["n_pred"] += c.n_pred
                     p["hits"] += round(c.recall * c.n_true)
                     if c.centre_error_m:
-                        p["errors"].append(c.centre_error_m["max"])
+                        p["errors"] += c.centre_error_m["all"]
         row = {}
         for name, p in pooled.items():
             row[name] = {"n_true": p["n_true"], "n_pred": p["n_pred"],
                          "precision": round(p["hits"] / p["n_pred"], 3) if p["n_pred"] else 0.0,
                          "recall": round(p["hits"] / p["n_true"], 3) if p["n_true"] else 0.0,
-                         "max_centre_error_m": round(max(p["errors"]), 3) if p["errors"] else None}
+                         "centre_error_m": error_stats(np.array(p["errors"])) if p["errors"] else None}
         table[f"{gsd:g}"] = row
         print(f"GSD {gsd * 100:.0f} cm ({len(args.seeds)} worlds, seeds {args.seeds}):")
         for name, r in row.items():
             print(f"  {name:15s} true {r['n_true']:4d}  pred {r['n_pred']:4d}  P {r['precision']:.3f}  "
-                  f"R {r['recall']:.3f}  max centre error {r['max_centre_error_m']} m")
+                  f"R {r['recall']:.3f}  centre error (median/p90/max) {r['centre_error_m']} m")
     result = {"model": det.name, "seeds": args.seeds, "size_m": args.size, "conf": args.conf, "by_gsd": table}
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

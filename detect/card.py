@@ -72,11 +72,12 @@ def render_card(name: str, meta: ModelMeta) -> str:
                 f"Worlds {wa['seeds']} ({wa['size_m']:g} m, rendered natively at each GSD, cropped to their "
                 f"objects + 20 m), conf {wa['conf']}, IoU 0.5; targets: recall >= 0.9, precision >= 0.85, "
                 "centres within 0.3 m (`python benchmarks/detect_accuracy.py`).", "",
-                "| GSD | class | true | predicted | precision | recall | max centre error (m) |",
+                "| GSD | class | true | predicted | precision | recall | centre error, m (median / p90 / max) |",
                 "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
         for gsd, row in wa["by_gsd"].items():
             for cls_name, r in row.items():
-                err = "-" if r["max_centre_error_m"] is None else f"{r['max_centre_error_m']:.3f}"
+                e = r.get("centre_error_m")
+                err = "-" if e is None else f"{e['median']:.2f} / {e['p90']:.2f} / {e['max']:.2f}"
                 out.append(f"| {float(gsd) * 100:.0f} cm | {cls_name} | {r['n_true']} | {r['n_pred']} | "
                            f"{r['precision']:.3f} | {r['recall']:.3f} | {err} |")
         out.append("")

@@ -52,7 +52,7 @@ class ClassMetrics:
     recall: float
     ap50: float
     ap50_95: float
-    centre_error_m: dict[str, float] | None = None  # median / p90 / max over matched boxes (worlds only)
+    centre_error_m: dict[str, Any] | None = None  # median / p90 / max (m) and "all" distances, matched boxes (worlds)
 
 
 @dataclass(frozen=True)
@@ -307,6 +307,12 @@ def _read_truth(world: Path, classes: Sequence[str]) -> tuple[np.ndarray, np.nda
     return (np.array(boxes, float).reshape(-1, 4), np.array(ids, np.int64), np.array(centres, float).reshape(-1, 2))
 
 
+def error_stats(err: np.ndarray) -> dict[str, float]:
+    """Median, 90th percentile and maximum of distances (metres, rounded to mm)."""
+    return {"median": round(float(np.median(err)), 3), "p90": round(float(np.percentile(err, 90)), 3),
+            "max": round(float(np.max(err)), 3)}
+
+
 def evaluate_world(world: str | Path, model: str | Detector | None = None,
                    settings: SliceSettings | None = None, ortho: str | Path | None = None) -> EvalReport:
     """Score the full mosaic path on a synthetic world (its ``ortho.tif``, or ``ortho`` if given: e.g. the
@@ -335,8 +341,7 @@ def evaluate_world(world: str | Path, model: str | Detector | None = None,
     for m, c in zip(metrics, range(len(classes)), strict=True):
         sel = (found.cls[keep] == c) & (found.score[keep] >= settings.conf) & (matched >= 0)
         err = np.hypot(*(centres[sel] - tcentre[matched[sel]]).T) if sel.any() else np.zeros(0)
-        stats = {"median": round(float(np.median(err)), 3), "p90": round(float(np.percentile(err, 90)), 3),
-                 "max": round(float(err.max()), 3)} if len(err) else None
+        stats = {**error_stats(err), "all": [round(float(e), 3) for e in err]} if len(err) else None
         out.append(ClassMetrics(**{**asdict(m), "centre_error_m": stats}))
     return EvalReport(det.name, str(world), det.meta.imgsz, settings.conf, 1, round(time.perf_counter() - t0, 1), out,
                       {"backend": det.backend_name, "gsd_m": gsd, "slices": found.slices, "skipped": found.skipped})
