@@ -31,13 +31,13 @@ import shapely
 
 from skysieve.atomic import write_json
 from skysieve.errors import MosaicError, NotFoundError, SkysieveError
-from skysieve.mosaic.adjust import AdjustSettings, adjust, gross_yaw_errors
+from skysieve.mosaic.adjust import AdjustSettings
 from skysieve.mosaic.cog import CogSettings, write_cog
-from skysieve.mosaic.matching import MatchSettings, TiePair, match_gsd, match_photos
+from skysieve.mosaic.matching import MatchSettings, match_gsd
 from skysieve.mosaic.photos import Photo, ground_homography, photo_from_row
 from skysieve.mosaic.render import OutputGrid, PlacedPhoto, estimate_gains, render_windows
 from skysieve.mosaic.seams import BlendSettings
-from skysieve.mosaic.tiecache import TieCache
+from skysieve.mosaic.solve import solve_flight
 
 __all__ = ["MosaicSettings", "mosaic_cell", "build_mosaics", "cells_with_photos", "ORTHO_FILE", "REPORT_FILE"]
 
@@ -120,14 +120,30 @@ def _is_current(cell_dir: Path, digest: str) -> dict[str, Any] | None:
 
 
 def _photos(rows: list[dict[str, Any]]) -> list[Photo]:
-    """The rows that read as photos (the others are flagged where they are used)."""
+    """The rows that read as photos placeable on the ground (the others are flagged by the cells they touch)."""
     out = []
     for r in rows:
         try:
-            out.append(photo_from_row(r))
+            photo = photo_from_row(r)
+            ground_homography(photo)
         except SkysieveError:
             continue
+        out.append(photo)
     return out
+
+
+def _cell_rows(all_rows: list[dict[str, Any]], keep: shapely.Geometry) -> tuple[list, list]:
+    """(rows of the photos touching ``keep``, rows of every photo of their flights)."""
+    rows = [r for r in all_rows if r["geometry"].intersects(keep)]
+    flights = {str(r.get("flight_id") or "") for r in rows}
+    return rows, [r for r in all_rows if str(r.get("flight_id") or "") in flights]
+
+
+def _solve_rows(root: Path, flight_rows: list[dict[str, Any]], settings: MosaicSettings):
+    """(the flights' placeable photos sorted by image id, their :class:`~skysieve.mosaic.solve.FlightSolution`)."""
+    photos = sorted(_photos(flight_rows), key=lambda p: p.image_id)
+    return photos, solve_flight(root, photos, match_gsd(photos, settings.match()), settings.match(),
+                                settings.adjustment())
 
 
 def _clip_blocks(blocks, grid: OutputGrid, keep: shapely.Geometry, cell: shapely.Geometry, counts: dict[str, int]):
@@ -164,53 +180,50 @@ def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | 
         raise NotFoundError("no such cell in the workspace", ref=cell_id, hint="list cells with `ogrinfo survey.gpkg cells`")
     cell = found[0].geometry
     keep = cell.buffer(settings.margin_m, join_style="mitre")
-    all_rows = _accepted_rows(ws)
-    rows = [r for r in all_rows if r["geometry"].intersects(keep)]
+    rows, flight_rows = _cell_rows(_accepted_rows(ws), keep)
     cell_dir = ws.cell_dir(cell_id)
     if not rows or shapely.union_all([r["geometry"] for r in rows]).intersection(cell).area < 1e-3 * cell.area:
         # no photo, or photos that only graze it: the neighbouring cell's mosaic shows that sliver
         return {"cell_id": cell_id, "status": "empty", "images_used": [], "images_flagged": []}
-    digest = _digest(cell, rows, settings)
+    digest = _digest(cell, flight_rows, settings)
     if not force and (old := _is_current(cell_dir, digest)):
         log.info("cell %s: inputs unchanged, kept %s", cell_id, cell_dir / ORTHO_FILE)
         return {**old, "status": "skipped"}
 
     flagged: list[dict[str, str]] = []
-    photos: list[Photo] = []
-    for r in sorted(rows, key=lambda r: str(r["image_id"])):
+    cell_ids = set()
+    for r in rows:
         try:
-            photo = photo_from_row(r)
-            ground_homography(photo)
-            photos.append(photo)
+            ground_homography(photo_from_row(r))
+            cell_ids.add(str(r["image_id"]))
         except SkysieveError as e:
             flagged.append({"image_id": str(r["image_id"]), "reason": f"not used: {e}"})
-
-    # one matching resolution per flight (not per cell), so neighbouring cells share cached features and ties
-    flights = {p.flight_id for p in photos}
-    match_at = match_gsd(_photos([r for r in all_rows if str(r.get("flight_id") or "") in flights]) or photos,
-                         settings.match())
-    matched = match_photos(photos, settings.match(), gsd_m=match_at, cache=TieCache(ws.root))
-    for k in sorted(matched.unreadable, reverse=True):
-        flagged.append({"image_id": photos[k].image_id, "reason": f"not used: {matched.unreadable[k]}"})
-    usable = [k for k in range(len(photos)) if k not in matched.unreadable]
-    if not usable:
+    # placements come from one solution for the whole flight (shared by its cells, cached on disk)
+    flight_photos, sol = _solve_rows(ws.root, flight_rows, settings)
+    photos: list[Photo] = []
+    homs = []
+    for p in flight_photos:  # sorted by image id
+        if p.image_id not in cell_ids:
+            continue
+        if p.image_id in sol.unreadable:
+            flagged.append({"image_id": p.image_id, "reason": f"not used: {sol.unreadable[p.image_id]}"})
+            continue
+        place = sol.placements[p.image_id]
+        if place.yaw_fix_deg:
+            p = replace(p, pose=replace(p.pose, yaw_deg=p.pose.yaw_deg + place.yaw_fix_deg))
+            flagged.append({"image_id": p.image_id, "reason": f"recorded yaw off by {place.yaw_fix_deg:+.0f} "
+                                                              "degrees; turned to fit its neighbours"})
+        if sol.photos > 1 and not place.tied:
+            flagged.append({"image_id": p.image_id, "reason": "matches no other photo: kept at its GPS placement"})
+        photos.append(p)
+        homs.append(place.homography)
+    if not photos:
         raise MosaicError("no photo of the cell can be read", ref=cell_id, hint="check the flight folder's files")
-    remap = {k: n for n, k in enumerate(usable)}
-    photos = [photos[k] for k in usable]
-    ties = [TiePair(remap[t.i], remap[t.j], t.uv_i, t.uv_j) for t in matched.ties if t.i in remap and t.j in remap]
-    for k, deg in gross_yaw_errors(photos, ties).items():
-        p = photos[k]
-        photos[k] = replace(p, pose=replace(p.pose, yaw_deg=p.pose.yaw_deg + deg))
-        flagged.append({"image_id": p.image_id,
-                        "reason": f"recorded yaw off by {deg:+.0f} degrees; turned to fit its neighbours"})
-    adj = adjust(photos, ties, match_at, settings.adjustment())
-    if len(photos) > 1:
-        for k in np.flatnonzero(~adj.tied):
-            flagged.append({"image_id": photos[k].image_id,
-                            "reason": "matches no other photo: kept at its GPS placement"})
+    flagged.sort(key=lambda f: f["image_id"])
+    shifts = [sol.placements[p.image_id].shift_m for p in photos]
 
     gsd = settings.gsd_m or round(float(np.median([p.gsd_m for p in photos])), 4)
-    placed = [PlacedPhoto(p, h) for p, h in zip(photos, adj.homographies, strict=False)]
+    placed = [PlacedPhoto(p, h) for p, h in zip(photos, homs, strict=True)]
     gains = estimate_gains(placed, settings.blend())
     placed = [PlacedPhoto(pp.photo, pp.homography, tuple(float(g) for g in gains[k])) for k, pp in enumerate(placed)]
     cover = shapely.union_all([pp.footprint() for pp in placed]).intersection(keep)
@@ -237,15 +250,17 @@ def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | 
         "bounds": [grid.x_min, grid.y_max - grid.height * gsd, grid.x_min + grid.width * gsd, grid.y_max],
         "images_used": [p.image_id for p in photos],
         "images_flagged": flagged,
-        "pairs_tried": matched.pairs_tried,
-        "pairs_matched": len(ties),
-        "tie_points": adj.n_ties,
-        "tie_outliers": adj.n_outliers,
-        "tie_rms_before_px": _num(adj.rms_before_m * to_px),
-        "tie_rms_after_px": _num(adj.rms_after_m * to_px),
-        "mean_shift_from_gps_m": _num(float(np.mean(adj.shift_m))),
-        "max_shift_from_gps_m": _num(float(np.max(adj.shift_m))),
-        "mean_abs_yaw_change_deg": _num(float(np.mean(np.abs(adj.yaw_change_deg)))),
+        # matching and adjustment are solved per flight (the cells of a flight share them): flight figures
+        "photos_solved_together": sol.photos,
+        "pairs_tried": sol.pairs_tried,
+        "pairs_matched": sol.pairs_matched,
+        "tie_points": sol.tie_points,
+        "tie_outliers": sol.tie_outliers,
+        "tie_rms_before_px": _num(sol.rms_before_m * to_px),
+        "tie_rms_after_px": _num(sol.rms_after_m * to_px),
+        "mean_shift_from_gps_m": _num(float(np.mean(shifts))),
+        "max_shift_from_gps_m": _num(float(np.max(shifts))),
+        "mean_abs_yaw_change_deg": _num(sol.mean_abs_yaw_change_deg),
         "cell_covered": round(counts["cell"] * gsd * gsd / cell.area, 4),
         "seconds": round(time.perf_counter() - t0, 2),
         "inputs_digest": digest,
@@ -299,6 +314,19 @@ def build_mosaics(ws, cells: list[str] | None = None, gsd_m: float | None = None
     n = workers or settings.workers or os.cpu_count() or 1
     n = max(1, min(n, len(ids)))
     jobs = [(str(ws.root), c, settings, force) for c in ids]
+    if n > 1:  # solve each flight once here, so that the cell processes read it rather than race to solve it
+        rows = _accepted_rows(ws)
+        groups = {}
+        for c in ws.cells():
+            if c.cell_id in ids:
+                _, flight_rows = _cell_rows(rows, c.geometry.buffer(settings.margin_m, join_style="mitre"))
+                groups.setdefault(frozenset(str(r["image_id"]) for r in flight_rows), flight_rows)
+        for flight_rows in groups.values():
+            try:
+                if flight_rows:
+                    _solve_rows(ws.root, flight_rows, settings)
+            except SkysieveError as e:  # the cell that needs it reports it
+                log.warning("solving a flight failed: %s", e)
     if n == 1:
         reports += [_job(j) for j in progress(jobs, "cells", len(jobs), unit="cell")]
     else:

@@ -27,7 +27,7 @@ import numpy as np
 
 from skysieve.atomic import atomic_path
 
-__all__ = ["TieCache", "CACHE_DIR"]
+__all__ = ["TieCache", "CACHE_DIR", "content_key", "stable_hash"]
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ CACHE_DIR = "mosaic-cache"
 VERSION = 1  # bump when features or matching change for the same inputs
 
 
-def _hash(obj) -> str:
+def stable_hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
@@ -63,11 +63,11 @@ class TieCache:
     def feature_key(self, photo, gsd_m: float, settings) -> str:
         shape = {k: v for k, v in asdict(settings).items()
                  if k in ("max_features", "pixels_per_feature")}
-        return _hash([VERSION, content_key(photo), round(gsd_m, 7), shape])
+        return stable_hash([VERSION, content_key(photo), round(gsd_m, 7), shape])
 
     def pair_key(self, key_i: str, key_j: str, photo_i, photo_j, settings) -> str:
         pair = {k: v for k, v in asdict(settings).items() if k not in ("threads", "min_overlap", "match_size_px")}
-        return _hash([VERSION, key_i, key_j, repr(photo_i.pose), repr(photo_j.pose), repr(photo_i.camera),
+        return stable_hash([VERSION, key_i, key_j, repr(photo_i.pose), repr(photo_j.pose), repr(photo_i.camera),
                       repr(photo_j.camera), pair])
 
     def load(self, photo, kind: str, key: str) -> dict[str, np.ndarray] | None:

@@ -200,3 +200,40 @@ def test_a_killed_run_leaves_no_half_written_ortho_and_the_rerun_builds_it(tmp_p
     with rasterio.open(cell_dir / "ortho.tif") as ds:
         assert ds.read_masks(1).any()
     assert sorted(p.name for p in cell_dir.iterdir()) == ["ortho.json", "ortho.tif"]  # stale temporaries gone
+
+
+@pytest.mark.slow
+def test_two_cells_in_parallel_processes_agree_at_their_border(tmp_path: Path) -> None:
+    # a flight across the line between two 100 m cells, mosaicked by two worker processes
+    wide = make_ground(140.0, 0.05, seed=8)
+    shots = grid_shots(CAM, 30.0, 78, 30, 5, 3, 9.0, 9.0, gps_sigma_m=1.0, seed=6)  # x 78..114 m from ORIGIN
+    ws = make_workspace(tmp_path / "ws", wide, shots)
+    east = "E576100N5188000"
+    reports = {r["cell_id"]: r for r in build_mosaics(ws, workers=2)}
+    assert set(reports) == {CELL, east}
+    mean_err = np.mean([s.gps_error for s in shots], axis=0)
+    for cell_id, r in reports.items():
+        assert r["status"] == "built" and r["images_flagged"] == [], cell_id
+        assert r["tie_rms_after_px"] < 1.0 and r["photos_solved_together"] == len(shots)
+        misfit = _misfit(wide, Path(r["ortho"]))
+        assert misfit.n_patches >= 20 and misfit.local_p90_px < 3.0, (cell_id, misfit.as_dict())
+        # one solution for the flight: both cells sit at the flight's mean GPS error, not their own photos'
+        assert np.hypot(misfit.mean_dx_m - mean_err[0], misfit.mean_dy_m - mean_err[1]) < 0.15, cell_id
+    # each photo described once for the flight, whichever process got to it first
+    cache = ws.flight_dir("f1") / "mosaic-cache"
+    assert len(list((cache / "features").glob("*.npz"))) == len(shots)
+    # the cells overlap by their margins (5 m each side of the border): there they show the same ground
+    a, va, ba, gsd = _read(Path(reports[CELL]["ortho"]))
+    b, vb, bb, _ = _read(Path(reports[east]["ortho"]))
+    x0, x1 = max(ba.left, bb.left), min(ba.right, bb.right)
+    y0, y1 = max(ba.bottom, bb.bottom), min(ba.top, bb.top)
+    assert x1 - x0 > 8.0  # both reach 5 m beyond the border
+
+    def cut(img, valid, bounds):
+        c0, r0 = round((x0 - bounds.left) / gsd), round((bounds.top - y1) / gsd)
+        w, h = round((x1 - x0) / gsd), round((y1 - y0) / gsd)
+        return img[r0:r0 + h, c0:c0 + w], valid[r0:r0 + h, c0:c0 + w]
+
+    (pa, ma), (pb, mb) = cut(a, va, ba), cut(b, vb, bb)
+    both = compare_rasters(pa, pb, ma & mb, gsd, patch_px=64)
+    assert both.n_patches >= 3 and both.mean_offset_m < 0.1 and both.local_p90_px < 2.0, both

@@ -1,0 +1,125 @@
+"""Where every photo of a flight lies on the ground: tie points, gross yaw errors, one adjustment.
+
+Cells are cut from one solution per flight (or per set of flights that share a cell), not solved one
+by one: a cell's own adjustment sits at the mean GPS error of the photos it happens to hold, so two
+neighbouring cells solved apart disagree by up to that much along their border (0.55 m measured on a
+simulated flight with 1 m GPS noise), and every photo on the border was matched twice. The solution is
+kept in the flight's cache (``flights/<flight_id>/mosaic-cache/solve/<key>.json``, written atomically), keyed by
+every photo's content, camera and GPS pose and the settings, so the cells of a flight (in any process,
+in any order) read the same placements and a changed photo re-solves the flight.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from skysieve.atomic import write_json
+from skysieve.mosaic.adjust import AdjustSettings, adjust, gross_yaw_errors
+from skysieve.mosaic.matching import MatchSettings, TiePair, match_photos
+from skysieve.mosaic.photos import Photo
+from skysieve.mosaic.tiecache import CACHE_DIR, TieCache, content_key, stable_hash
+
+__all__ = ["Placement", "FlightSolution", "solve_flight"]
+
+log = logging.getLogger(__name__)
+
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One photo's solved placement: native pixels (col, row) -> ground x/y (workspace CRS) homography."""
+
+    homography: np.ndarray  # 3 x 3
+    yaw_fix_deg: float  # gross correction applied to the recorded yaw before adjusting (0: none)
+    tied: bool  # has tie points with another photo
+    shift_m: float  # camera position moved from GPS (metres)
+
+
+@dataclass(frozen=True)
+class FlightSolution:
+    """Placements of a flight's photos by image id, the photos that could not be read, and the figures."""
+
+    placements: dict[str, Placement]
+    unreadable: dict[str, str]  # image id -> why
+    photos: int
+    pairs_tried: int
+    pairs_matched: int
+    tie_points: int
+    tie_outliers: int
+    rms_before_m: float
+    rms_after_m: float
+    mean_abs_yaw_change_deg: float
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["placements"] = {k: {**asdict(p), "homography": p.homography.tolist()} for k, p in self.placements.items()}
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> FlightSolution:
+        places = {k: Placement(**{**p, "homography": np.array(p["homography"], float)})
+                  for k, p in d["placements"].items()}
+        return cls(**{**d, "placements": places})
+
+
+def _key(photos: list[Photo], gsd_m: float, match: MatchSettings, adjustment: AdjustSettings) -> str:
+    items = [(p.image_id, content_key(p), repr(p.pose), repr(p.camera)) for p in photos]
+    pair = {k: v for k, v in asdict(match).items() if k != "threads"}
+    return stable_hash([VERSION, items, round(gsd_m, 7), pair, asdict(adjustment)])
+
+
+def _path(root: Path, photos: list[Photo], key: str) -> Path:
+    return Path(root) / "flights" / (photos[0].flight_id or "_") / CACHE_DIR / "solve" / f"{key}.json"
+
+
+def solve_flight(root: str | Path, photos: list[Photo], gsd_m: float, match: MatchSettings,
+                 adjustment: AdjustSettings) -> FlightSolution:
+    """Match and adjust ``photos`` (a flight, or the flights that share a cell) together; cached on disk.
+
+    ``root``: the workspace folder; ``gsd_m``: the resolution photos are matched at (metres per pixel).
+    """
+    photos = sorted(photos, key=lambda p: p.image_id)
+    key = _key(photos, gsd_m, match, adjustment)
+    path = _path(Path(root), photos, key)
+    try:
+        return FlightSolution.from_json(json.loads(path.read_text()))
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        log.warning("cached solution %s unreadable (%s): solving again", path, e)
+    solution = _solve(Path(root), photos, gsd_m, match, adjustment)
+    try:
+        write_json(path, solution.to_json())
+    except OSError as e:
+        log.warning("cannot cache the solution at %s (%s)", path, e)
+    return solution
+
+
+def _solve(root: Path, photos: list[Photo], gsd_m: float, match: MatchSettings,
+           adjustment: AdjustSettings) -> FlightSolution:
+    matched = match_photos(photos, match, gsd_m=gsd_m, cache=TieCache(root))
+    unreadable = {photos[k].image_id: reason for k, reason in matched.unreadable.items()}
+    usable = [k for k in range(len(photos)) if k not in matched.unreadable]
+    remap = {k: n for n, k in enumerate(usable)}
+    photos = [photos[k] for k in usable]
+    ties = [TiePair(remap[t.i], remap[t.j], t.uv_i, t.uv_j) for t in matched.ties if t.i in remap and t.j in remap]
+    fixes = gross_yaw_errors(photos, ties) if photos else {}
+    for k, deg in fixes.items():
+        p = photos[k]
+        photos[k] = replace(p, pose=replace(p.pose, yaw_deg=p.pose.yaw_deg + deg))
+    if not photos:
+        return FlightSolution({}, unreadable, 0, matched.pairs_tried, 0, 0, 0, float("nan"), float("nan"), 0.0)
+    adj = adjust(photos, ties, gsd_m, adjustment)
+    places = {p.image_id: Placement(adj.homographies[k], float(fixes.get(k, 0.0)), bool(adj.tied[k]),
+                                    float(adj.shift_m[k])) for k, p in enumerate(photos)}
+    log.info("solved %d photos: %d of %d pairs matched, ties %.3f -> %.3f m", len(photos), len(ties),
+             matched.pairs_tried, adj.rms_before_m, adj.rms_after_m)
+    return FlightSolution(places, unreadable, len(photos), matched.pairs_tried, len(ties), adj.n_ties,
+                          adj.n_outliers, adj.rms_before_m, adj.rms_after_m,
+                          float(np.mean(np.abs(adj.yaw_change_deg))))
