@@ -4,10 +4,11 @@ Each function returns a napari ``LayerData`` tuple ``(data, kwargs, layer_type)`
 coordinates of a :class:`~skysieve.viewer.world.WorldFrame` (metres, north up), so the npe2 reader
 and the review widget build the same layers.
 
-Detections are one Points layer with square symbols sized to the box: it stays fast with tens of
-thousands of flags, where a Shapes layer slows down past a few thousand. Border colour = class, fill
-= review status (pending: no fill). The widget frames the current detection with a one-point layer
-and recolours decided points in place (:mod:`skysieve.viewer._redraw`).
+Detections are two layers that stay fast with tens of thousands of flags (a Shapes layer slows down
+past a few thousand): their boxes as line segments in the class colour (a Vectors layer, built once),
+and one Points layer of small status marks (fill = review status, pending: none; border = class),
+the layer a review step recolours, one point at a time (:mod:`skysieve.viewer._redraw`). The widget
+frames the current detection with a one-point layer.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from skysieve.viewer.cog import MultiscaleMosaic
 from skysieve.viewer.world import WorldFrame
 
 __all__ = ["CLASS_COLOURS", "STATUS_FILL", "SITE_COLOURS", "mosaic_layer", "outline_layer",
-           "detection_layer", "status_fill", "class_border", "DETECTIONS_LAYER", "CELLS_LAYER", "SITES_LAYER",
-           "CURRENT_LAYER", "WORKSPACE_KEY"]
+           "detection_layer", "box_layer", "box_bounds", "status_fill", "class_border", "DETECTIONS_LAYER",
+           "BOXES_LAYER", "CELLS_LAYER", "SITES_LAYER", "CURRENT_LAYER", "WORKSPACE_KEY", "MARK_PX", "BOX_LINE_M"]
 
 LayerData = tuple[Any, dict[str, Any], str]
 
@@ -34,6 +35,12 @@ DETECTIONS_LAYER = "detections"
 CELLS_LAYER = "cells"
 SITES_LAYER = "sites"
 CURRENT_LAYER = "current detection"
+BOXES_LAYER = "detection boxes"
+
+#: side of a detection's status mark on screen (pixels, at every zoom)
+MARK_PX = 10
+#: width of the box outlines (metres on the ground: 3 px at the zoom a flag is reviewed at)
+BOX_LINE_M = 0.18
 
 #: border colour (RGBA 0-1) per detection class
 CLASS_COLOURS: dict[str, tuple[float, float, float, float]] = {
@@ -104,21 +111,59 @@ def outline_layer(geometries: Sequence[shapely.Geometry], labels: Sequence[str],
     return rings, kwargs, "shapes"
 
 
+def box_bounds(rows: Sequence[dict[str, Any]]) -> np.ndarray:
+    """``(N, 4)`` box bounds ``(minx, miny, maxx, maxy)`` in workspace metres (the geometry, else x/y/size)."""
+    out = np.empty((len(rows), 4))
+    for i, r in enumerate(rows):
+        geom = r.get("geometry")
+        if geom is not None and not geom.is_empty:
+            out[i] = geom.bounds
+        else:
+            hw, hh = (r.get("width_m") or 1.0) / 2, (r.get("height_m") or 1.0) / 2
+            out[i] = (r["x"] - hw, r["y"] - hh, r["x"] + hw, r["y"] + hh)
+    return out
+
+
 def detection_layer(rows: Sequence[dict[str, Any]], frame: WorldFrame, name: str = DETECTIONS_LAYER,
                     metadata: dict[str, Any] | None = None) -> LayerData:
-    """All detections as square points sized to their box; features carry id, class, score, status."""
+    """Every detection's status mark: fill = review status, border = class; features carry id, class, score, status.
+
+    A mark is :data:`MARK_PX` screen pixels at every zoom, on the box's north-west corner (it never hides
+    the object). Boxes drawn as filled squares cost the software rasteriser ~200 ms a frame where
+    thousands overlap; the outlines are :func:`box_layer`.
+    """
     n = len(rows)
-    xs = np.fromiter((r["x"] for r in rows), float, n)
-    ys = np.fromiter((r["y"] for r in rows), float, n)
-    sizes = np.fromiter((max(r.get("width_m") or 1.0, r.get("height_m") or 1.0) for r in rows), float, n)
+    bounds = box_bounds(rows)
     classes = [r["class"] for r in rows]
     statuses = [r.get("review_status") or "pending" for r in rows]
     kwargs = {
-        "name": name, "symbol": "square", "size": sizes,
+        "name": name, "symbol": "square", "size": 1.0, "canvas_size_limits": (MARK_PX, MARK_PX),
         "border_color": class_border(classes), "face_color": status_fill(statuses),
-        "border_width": 0.12, "border_width_is_relative": True,
+        "border_width": 0.22, "border_width_is_relative": True,
         "features": {"det_id": [r["det_id"] for r in rows], "class": classes,
                      "score": np.fromiter((r["score"] for r in rows), float, n), "status": statuses},
         "metadata": dict(metadata or {}),
     }
-    return frame.to_world(xs, ys) if n else np.zeros((0, 2)), kwargs, "points"
+    return frame.to_world(bounds[:, 0], bounds[:, 3]) if n else np.zeros((0, 2)), kwargs, "points"
+
+
+def box_layer(rows: Sequence[dict[str, Any]], frame: WorldFrame, name: str = BOXES_LAYER,
+              metadata: dict[str, Any] | None = None) -> LayerData:
+    """Every detection's box as four line segments in its class colour (a napari Vectors layer).
+
+    Lines cost the rasteriser their outline only; the boxes never change during a review (status is on
+    the marks of :func:`detection_layer`), so this layer is built once per cell.
+    """
+    n = len(rows)
+    b = box_bounds(rows)
+    nw, ne = frame.to_world(b[:, 0], b[:, 3]), frame.to_world(b[:, 2], b[:, 3])
+    se, sw = frame.to_world(b[:, 2], b[:, 1]), frame.to_world(b[:, 0], b[:, 1])
+    starts = np.stack([nw, ne, se, sw], axis=1)  # (N, 4 edges, 2)
+    steps = np.stack([ne - nw, se - ne, sw - se, nw - sw], axis=1)
+    vectors = np.stack([starts, steps], axis=2).reshape(-1, 2, 2)  # (4N, [start, step], (row, col))
+    colours = np.repeat(class_border([r["class"] for r in rows]), 4, axis=0)
+    kwargs = {
+        "name": name, "edge_width": BOX_LINE_M, "edge_color": colours if n else "white", "vector_style": "line",
+        "metadata": dict(metadata or {}),
+    }
+    return vectors if n else np.zeros((0, 2, 2)), kwargs, "vectors"

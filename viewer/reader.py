@@ -83,6 +83,8 @@ def read_workspace(path: str | list[str]) -> list[tuple[Any, dict[str, Any], str
             out.append(L.outline_layer([s["geometry"] for s in sites], [f"{s['site_id']} {s['kind']}" for s in sites],
                                        frame, L.SITES_LAYER,
                                        [L.SITE_COLOURS.get(s["kind"], "white") for s in sites], meta))
-    out.append(L.detection_layer(ledger.review_queue(ws), frame, L.DETECTIONS_LAYER, meta))
+    detections = ledger.review_queue(ws)
+    out.append(L.box_layer(detections, frame, L.BOXES_LAYER, meta))
+    out.append(L.detection_layer(detections, frame, L.DETECTIONS_LAYER, meta))
     return out
 

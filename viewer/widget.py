@@ -186,6 +186,7 @@ class ReviewWidget(QWidget):
         self._pending = 0  # how many of them are pending (kept by _apply_row)
         self._layers: dict[str, Any] = {}
         self._canvas: Any = None  # napari's vispy canvas, once layers exist
+        self._boxes_xy = np.zeros((0, 4))  # the cell's detection boxes (minx, miny, maxx, maxy; metres)
         self._busy = 0
         self._chip_array: np.ndarray | None = None
         self._chips: dict[str, np.ndarray] = {}  # det_id -> chip read ahead by the prefetcher
@@ -512,6 +513,7 @@ class ReviewWidget(QWidget):
             specs.append(L.outline_layer(
                 [s["geometry"] for s in data.sites], [f"{s['site_id']} {s['kind']}" for s in data.sites],
                 self.frame, L.SITES_LAYER, [L.SITE_COLOURS.get(s["kind"], "white") for s in data.sites], meta))
+        specs.append(L.box_layer(data.detections, self.frame, L.BOXES_LAYER, meta))
         specs.append(L.detection_layer(data.detections, self.frame, L.DETECTIONS_LAYER, meta))
         for payload, kwargs, kind in specs:
             layer = getattr(self.viewer, f"add_{kind}")(payload, **kwargs)
@@ -526,6 +528,7 @@ class ReviewWidget(QWidget):
             if hasattr(layer, "mode"):
                 layer.mode = "pan_zoom"
         self._point_index = {d["det_id"]: i for i, d in enumerate(data.detections)}
+        self._boxes_xy = L.box_bounds(data.detections)
         self._canvas = vispy_canvas(self.viewer)  # for redrawing only what a step changes (see _redraw)
         self.viewer.layers.selection.active = self._layers[L.DETECTIONS_LAYER]
 
@@ -854,14 +857,16 @@ class ReviewWidget(QWidget):
 
     # -- mouse ------------------------------------------------------------------------------------
     def _on_double_click(self, _viewer, event) -> None:
-        layer = self._layers.get(L.DETECTIONS_LAYER)
-        if layer is None or len(layer.data) == 0:
+        """Double-clicking inside a box (or within 1 m of it) makes the smallest such box's flag current."""
+        if self.data is None or len(self._boxes_xy) == 0:
             return
-        pos = np.asarray(event.position[-2:], dtype=float)
-        d = np.abs(layer.data - pos).max(axis=1) - np.asarray(layer.size) / 2
-        i = int(np.argmin(d))
-        if d[i] <= 1.0:
-            self.select_detection(layer.features["det_id"].iloc[i])
+        x, y = self.frame.to_xy(*event.position[-2:])
+        b = self._boxes_xy
+        outside = np.maximum.reduce([b[:, 0] - x, x - b[:, 2], b[:, 1] - y, y - b[:, 3], np.zeros(len(b))])
+        area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+        i = int(np.lexsort((area, outside))[0])  # inside first, then the smallest
+        if outside[i] <= 1.0:
+            self.select_detection(self.data.detections[i]["det_id"])
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt API)
         self._poll.stop()

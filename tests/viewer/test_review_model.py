@@ -13,7 +13,7 @@ from skysieve.cli import main
 from skysieve.errors import MosaicError, NotFoundError, WorkspaceError
 from skysieve.viewer import plan_review, review_command, sanitize_qt_environment
 from skysieve.viewer.cog import open_mosaic, read_chip
-from skysieve.viewer.layers import STATUS_FILL, detection_layer
+from skysieve.viewer.layers import CLASS_COLOURS, MARK_PX, STATUS_FILL, box_layer, detection_layer
 from skysieve.viewer.queue import QueueFilter, ReviewQueue
 from skysieve.viewer.survey import load_cell, neighbour, reviewable_cells
 from skysieve.viewer.world import WorldFrame
@@ -115,14 +115,25 @@ def test_cells_neighbours_and_loading(review_ws):
     assert [s["site_id"] for s in data.sites] == ["S001"] and data.problems == []
 
 
-def test_detection_points_are_sized_and_coloured(review_ws):
+def test_detection_marks_and_boxes_are_placed_and_coloured(review_ws):
     rows = load_cell(review_ws, CENTRE).detections
     rows[0] = {**rows[0], "review_status": "confirmed"}
-    data, kwargs, kind = detection_layer(rows, WorldFrame(500_000, 3_301_000))
+    frame = WorldFrame(500_000, 3_301_000)
+    data, kwargs, kind = detection_layer(rows, frame)
     assert kind == "points" and data.shape == (40, 2)
-    assert np.allclose(kwargs["size"][0], max(rows[0]["width_m"], rows[0]["height_m"]))
+    minx, miny, maxx, maxy = rows[0]["geometry"].bounds
+    assert np.allclose(data[0], frame.to_world(minx, maxy)[0])  # the mark sits on the box's north-west corner
+    assert kwargs["canvas_size_limits"] == (MARK_PX, MARK_PX)  # a fixed size on screen
     assert np.allclose(kwargs["face_color"][0], STATUS_FILL["confirmed"])
     assert np.allclose(kwargs["face_color"][1:, 3], 0)  # pending: hollow
+    assert np.allclose(kwargs["border_color"][0], CLASS_COLOURS[rows[0]["class"]])
+    vectors, vkw, vkind = box_layer(rows, frame)
+    assert vkind == "vectors" and vectors.shape == (160, 2, 2)  # four edges a box
+    corners = vectors[:4, 0]  # the first box's edges start at its NW, NE, SE, SW corners
+    assert np.allclose(corners, frame.to_world([minx, maxx, maxx, minx], [maxy, maxy, miny, miny]))
+    assert np.allclose(vectors[:4, 1].sum(axis=0), 0)  # and close the ring
+    assert np.allclose(vkw["edge_color"][:4], CLASS_COLOURS[rows[0]["class"]])
+    assert box_layer([], frame)[0].shape == (0, 2, 2) and detection_layer([], frame)[0].shape == (0, 2)
 
 
 def test_plan_review_picks_the_busiest_cell_and_names_what_is_missing(review_ws):

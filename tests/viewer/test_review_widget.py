@@ -39,8 +39,9 @@ def test_open_cell_shows_mosaic_outlines_flags_and_the_first_flag(make_napari_vi
     widget = open_widget(make_napari_viewer, qtbot, review_ws)
     viewer = widget.viewer
     names = [layer.name for layer in viewer.layers]
-    assert names[0].startswith("mosaic ") and {L.CELLS_LAYER, L.SITES_LAYER, L.DETECTIONS_LAYER,
+    assert names[0].startswith("mosaic ") and {L.CELLS_LAYER, L.SITES_LAYER, L.BOXES_LAYER, L.DETECTIONS_LAYER,
                                                 L.CURRENT_LAYER} <= set(names)
+    assert len(viewer.layers[L.BOXES_LAYER].data) == 4 * 40  # every box's outline
     mosaic = viewer.layers[names[0]]
     assert mosaic.multiscale and len(mosaic.data) >= 2  # full resolution + the COG's overview
     assert type(mosaic.data[0]).__name__ == "CogLevel"  # lazy: windows are read on demand
@@ -194,7 +195,7 @@ def test_plugin_reader_and_widget_from_the_plugins_menu(make_napari_viewer, qtbo
     viewer = make_napari_viewer()
     for data, kwargs, kind in reader(str(review_ws.root)):
         getattr(viewer, f"add_{kind}")(data, **kwargs)
-    assert {L.DETECTIONS_LAYER, L.CELLS_LAYER} <= {layer.name for layer in viewer.layers}
+    assert {L.DETECTIONS_LAYER, L.BOXES_LAYER, L.CELLS_LAYER} <= {layer.name for layer in viewer.layers}
     assert len(viewer.layers[L.DETECTIONS_LAYER].data) == 45  # both cells' flags
     # the widget found through the Plugins menu picks the workspace up from the layers
     _dock, widget = viewer.window.add_plugin_dock_widget("skysieve", "Review flags")
