@@ -37,6 +37,7 @@ class MatchSettings:
     max_ties: int = 120  # tie points kept per pair (spread over the overlap)
     search_radius_m: float = 6.0  # GPS-guided matching: how far from its predicted place a match may be
     min_overlap: float = 0.2  # footprint overlap / smaller footprint, to try a pair
+    max_pairs_per_photo: int = 8  # the best-overlapping pairs kept for each photo
     threads: int | None = None  # None: the CPU count (at most 4)
 
 
@@ -87,21 +88,32 @@ def detect_features(photo: Photo, gsd_m: float, settings: MatchSettings) -> Feat
 
 
 def candidate_pairs(photos: list[Photo], settings: MatchSettings) -> list[tuple[int, int]]:
-    """Pairs (i < j) whose GPS footprints overlap by at least ``min_overlap`` of the smaller one."""
+    """Pairs (i < j) whose GPS footprints overlap by at least ``min_overlap`` of the smaller one, at most
+    the ``max_pairs_per_photo`` best-overlapping for each photo (a pair stays if it is among either's best).
+
+    With 80 % forward overlap a photo overlaps a dozen others or more; its nearest few along and across
+    the line tie it as firmly, and each further pair costs as much to match.
+    """
     from skysieve.camera import footprint
 
     polys = [footprint(p.camera, p.pose).buffer(0) for p in photos]
     tree = shapely.STRtree(polys)
-    pairs = []
+    scored = []
     for i, poly in enumerate(polys):
         for j in tree.query(poly, predicate="intersects"):
             j = int(j)
             if j <= i:
                 continue
-            inter = poly.intersection(polys[j]).area
-            if inter >= settings.min_overlap * min(poly.area, polys[j].area):
-                pairs.append((i, j))
-    return pairs
+            share = poly.intersection(polys[j]).area / min(poly.area, polys[j].area)
+            if share >= settings.min_overlap:
+                scored.append((share, i, j))
+    kept, count = [], np.zeros(len(photos), int)
+    for _, i, j in sorted(scored, key=lambda s: (-s[0], s[1], s[2])):
+        if min(count[i], count[j]) < settings.max_pairs_per_photo:
+            kept.append((i, j))
+            count[i] += 1
+            count[j] += 1
+    return sorted(kept)
 
 
 def _spread(idx: np.ndarray, pts: np.ndarray, n: int) -> np.ndarray:
