@@ -146,6 +146,29 @@ def _solve_rows(root: Path, flight_rows: list[dict[str, Any]], settings: MosaicS
                                 settings.adjustment())
 
 
+YAW_NOTE = "yaw seen in the pixels"
+
+
+def _record_yaw_fix(ws, photo: Photo, fix_deg: float) -> None:
+    """Note in the photo's ``images`` row (``reason``, the warnings of an accepted photo) the yaw its pixels
+    show, when the mosaic found the recorded one grossly off.
+
+    ``yaw_deg`` keeps what the camera recorded (ingest's reading of the XMP, and part of every cell's
+    input digest); the image evidence is the flight solution's, so it is written where an analyst in
+    QGIS sees it, once per photo.
+    """
+    rows = ws.gpkg.select("images", "image_id = ?", (photo.image_id,))
+    if not rows:
+        return
+    reason = rows[0].get("reason") or ""
+    if YAW_NOTE in reason:
+        return
+    seen = 180.0 - (180.0 - photo.pose.yaw_deg - fix_deg) % 360.0  # in (-180, 180]
+    note = (f"{YAW_NOTE}: {seen:.0f} degrees, the recorded {photo.pose.yaw_deg:.0f} is off by {fix_deg:+.0f} "
+            "(the mosaic turns it)")
+    ws.gpkg.update("images", "image_id = ?", (photo.image_id,), {"reason": "; ".join(x for x in (reason, note) if x)})
+
+
 def _clip_blocks(blocks, grid: OutputGrid, keep: shapely.Geometry, cell: shapely.Geometry, counts: dict[str, int]):
     """Blank what lies outside ``keep`` (cell + margin); count covered pixels inside ``cell``."""
     from rasterio.features import geometry_mask
@@ -210,6 +233,7 @@ def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | 
             continue
         place = sol.placements[p.image_id]
         if place.yaw_fix_deg:
+            _record_yaw_fix(ws, p, place.yaw_fix_deg)
             p = replace(p, pose=replace(p.pose, yaw_deg=p.pose.yaw_deg + place.yaw_fix_deg))
             flagged.append({"image_id": p.image_id, "reason": f"recorded yaw off by {place.yaw_fix_deg:+.0f} "
                                                               "degrees; turned to fit its neighbours"})

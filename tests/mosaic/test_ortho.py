@@ -5,6 +5,7 @@ bad inputs and reruns."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -237,3 +238,22 @@ def test_two_cells_in_parallel_processes_agree_at_their_border(tmp_path: Path) -
     (pa, ma), (pb, mb) = cut(a, va, ba), cut(b, vb, bb)
     both = compare_rasters(pa, pb, ma & mb, gsd, patch_px=64)
     assert both.n_patches >= 3 and both.mean_offset_m < 0.1 and both.local_p90_px < 2.0, both
+
+
+def test_a_line_with_its_recorded_yaw_turned_around_is_turned_back_and_noted(tmp_path: Path, ground) -> None:
+    # DJI flights have been seen with a whole line's XMP yaw 180 degrees off what the pixels show
+    shots = _shots(gps_sigma_m=0.5)
+    ws = make_workspace(tmp_path / "ws", ground, shots)
+    wrong = [s.image_id for s in shots if s.image_id.startswith("f1/IMG_01")]  # the middle line, flown at 180
+    for image_id in wrong:
+        ws.gpkg.update("images", "image_id = ?", (image_id,), {"yaw_deg": 0.0})
+    report = mosaic_cell(ws.root, CELL)
+    turned = {f["image_id"] for f in report["images_flagged"] if "yaw" in f["reason"]}
+    assert turned == set(wrong)
+    assert report["tie_rms_after_px"] < 1.0 and _misfit(ground, Path(report["ortho"])).local_p90_px < 3.0
+    rows = {r["image_id"]: r for r in ws.gpkg.select("images")}
+    for image_id in wrong:  # the recorded yaw stays; the yaw the pixels show is noted where QGIS shows it
+        assert rows[image_id]["yaw_deg"] == 0.0
+        assert re.search(r"yaw seen in the pixels: -?180 degrees", rows[image_id]["reason"]), rows[image_id]["reason"]
+    assert not any("yaw seen" in (r["reason"] or "") for k, r in rows.items() if k not in wrong)
+    assert mosaic_cell(ws.root, CELL)["status"] == "skipped"  # the note is not an input: no rebuild

@@ -47,6 +47,10 @@ def test_brighton_mosaic_matches_the_reference_point_cloud(brighton: Path, brigh
     # the middle line was flown with its recorded yaw 180 degrees off; the images say so and it is turned
     turned = [f for f in report["images_flagged"] if "yaw" in f["reason"]]
     assert len(turned) == 6 and all("DJI_002" in f["image_id"] for f in turned)
+    # ... and the images table notes the yaw their pixels show, beside the recorded one
+    images = Workspace.open(Path(report["ortho"]).parents[2]).gpkg.select("images")
+    noted = sorted(r["image_id"] for r in images if "yaw seen in the pixels" in (r["reason"] or ""))
+    assert noted == sorted(f["image_id"] for f in turned)
     assert report["tie_rms_after_px"] < report["tie_rms_before_px"] / 5
 
     grid, ref, ref_valid = _reference(brighton, 0.1)
