@@ -9,6 +9,8 @@ API that costs more than it needs to, measured here with 10,000 flags under Xvfb
   change of that layer's row; the list view answers each with a delayed re-layout, and each of those
   made Qt compose the whole window again (three compositions per step, at 1600x1000 the dearest part
   of a step in software OpenGL). Nothing a step changes shows in the layer list;
+- moving a marker layer (a one-point Points layer) changes its extent, and napari re-validates the
+  viewer's dimensions on every extent change (pydantic; ~60 % of the marker's cost);
 - a camera move draws a frame with the old mosaic tiles; napari picks the new tiles *inside* that draw
   (``VispyCanvas.on_draw`` -> ``layer._update_draw``) and schedules a second frame to show them. Every
   step drew two frames, the first one stale.
@@ -27,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["vispy_canvas", "recolour_point", "settle_multiscale", "quiet_layer_list"]
+__all__ = ["vispy_canvas", "recolour_point", "settle_multiscale", "quiet_layer_list", "FlagFrame"]
 
 log = logging.getLogger(__name__)
 
@@ -101,3 +103,53 @@ def quiet_layer_list(viewer) -> Iterator[None]:
         return
     with blocker():
         yield
+
+
+class FlagFrame:
+    """The square drawn around the current flag: a vispy line in napari's scene, not a napari layer.
+
+    Moving it re-sends five vertices; nothing in napari hears of it (no extent, dims or layer-list
+    update). Its width is in screen pixels, so it reads the same at every zoom. Coordinates are
+    napari world ``(row, col)``; napari's 2D scene is world ``(col, row)``.
+    """
+
+    ORDER = 10**6  # drawn after every layer (napari orders layers 0..n)
+
+    def __init__(self, canvas, colour: str = "yellow", width_px: float = 3.0) -> None:
+        from vispy.scene.visuals import Line
+
+        self._line = Line(pos=np.zeros((5, 2), np.float32), color=colour, width=width_px, method="agg",
+                          parent=canvas.view.scene)
+        self._line.order = self.ORDER
+        self._line.set_gl_state("translucent", depth_test=False)
+        self._line.visible = False
+        self.corners_rc: np.ndarray | None = None  # ((row0, col0), (row1, col1)) last shown
+
+    @classmethod
+    def create(cls, canvas) -> FlagFrame | None:
+        """A frame on napari's vispy ``canvas``, or None (with a log line) when that canvas is not as expected."""
+        try:
+            return cls(canvas)
+        except Exception:
+            log.warning("no frame around the current flag: napari's canvas is not what this version expects",
+                        exc_info=True)
+            return None
+
+    @property
+    def visible(self) -> bool:
+        return bool(self._line.visible)
+
+    def show(self, top_left_rc: Sequence[float], bottom_right_rc: Sequence[float]) -> None:
+        """Frame the world rectangle between two corners (rows grow southwards)."""
+        (r0, c0), (r1, c1) = top_left_rc, bottom_right_rc
+        self.corners_rc = np.array([[r0, c0], [r1, c1]], float)
+        pos = np.array([[c0, r0], [c1, r0], [c1, r1], [c0, r1], [c0, r0]], np.float32)
+        self._line.set_data(pos=pos)
+        self._line.visible = True
+
+    def hide(self) -> None:
+        self._line.visible = False
+
+    def remove(self) -> None:
+        """Take the frame off the canvas for good."""
+        self._line.parent = None

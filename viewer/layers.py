@@ -8,7 +8,7 @@ Detections are two layers that stay fast with tens of thousands of flags (a Shap
 past a few thousand): their boxes as line segments in the class colour (a Vectors layer, built once),
 and one Points layer of small status marks (fill = review status, pending: none; border = class),
 the layer a review step recolours, one point at a time (:mod:`skysieve.viewer._redraw`). The widget
-frames the current detection with a one-point layer.
+frames the current detection with a line drawn by vispy (:class:`skysieve.viewer._redraw.FlagFrame`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from skysieve.viewer.world import WorldFrame
 
 __all__ = ["CLASS_COLOURS", "STATUS_FILL", "SITE_COLOURS", "mosaic_layer", "outline_layer",
            "detection_layer", "box_layer", "box_bounds", "status_fill", "class_border", "DETECTIONS_LAYER",
-           "BOXES_LAYER", "CELLS_LAYER", "SITES_LAYER", "CURRENT_LAYER", "WORKSPACE_KEY", "MARK_PX", "BOX_LINE_M"]
+           "BOXES_LAYER", "CELLS_LAYER", "SITES_LAYER", "WORKSPACE_KEY", "MARK_PX", "BOX_LINE_M"]
 
 LayerData = tuple[Any, dict[str, Any], str]
 
@@ -34,7 +34,6 @@ WORKSPACE_KEY = "skysieve_workspace"
 DETECTIONS_LAYER = "detections"
 CELLS_LAYER = "cells"
 SITES_LAYER = "sites"
-CURRENT_LAYER = "current detection"
 BOXES_LAYER = "detection boxes"
 
 #: side of a detection's status mark on screen (pixels, at every zoom)

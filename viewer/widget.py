@@ -45,7 +45,13 @@ from skysieve import ledger
 from skysieve.errors import SkysieveError
 from skysieve.schema import REVIEW_STATUSES
 from skysieve.viewer import layers as L
-from skysieve.viewer._redraw import quiet_layer_list, recolour_point, settle_multiscale, vispy_canvas
+from skysieve.viewer._redraw import (
+    FlagFrame,
+    quiet_layer_list,
+    recolour_point,
+    settle_multiscale,
+    vispy_canvas,
+)
 from skysieve.viewer._textpanel import TextPanel
 from skysieve.viewer.cog import read_chip
 from skysieve.viewer.keys import CATEGORY_KEYS, REVIEW_KEYS, help_line
@@ -68,8 +74,6 @@ __all__ = ["ReviewWidget", "default_reviewer"]
 log = logging.getLogger(__name__)
 
 _CHIP_PX = 192
-#: border of the current-flag frame, as a fraction of its side
-_FRAME_BORDER = 0.05
 _ANY = "any"
 _FAILED = object()
 #: seconds between checks for decisions made by other analysts
@@ -187,6 +191,7 @@ class ReviewWidget(QWidget):
         self._layers: dict[str, Any] = {}
         self._canvas: Any = None  # napari's vispy canvas, once layers exist
         self._boxes_xy = np.zeros((0, 4))  # the cell's detection boxes (minx, miny, maxx, maxy; metres)
+        self._flag_frame: FlagFrame | None = None  # the square around the current flag
         self._busy = 0
         self._chip_array: np.ndarray | None = None
         self._chips: dict[str, np.ndarray] = {}  # det_id -> chip read ahead by the prefetcher
@@ -518,11 +523,6 @@ class ReviewWidget(QWidget):
         for payload, kwargs, kind in specs:
             layer = getattr(self.viewer, f"add_{kind}")(payload, **kwargs)
             self._layers[kwargs["name"]] = layer
-        current = self.viewer.add_points(  # one point: moving it re-sends one vertex (a Shapes box re-tessellates)
-            np.zeros((1, 2)), name=L.CURRENT_LAYER, symbol="square", size=1.0, face_color="transparent",
-            border_color="yellow", border_width=_FRAME_BORDER, border_width_is_relative=True, visible=False,
-            metadata=meta)
-        self._layers[L.CURRENT_LAYER] = current
         for layer in self._layers.values():
             self._bind_layer_keys(layer)
             if hasattr(layer, "mode"):
@@ -530,6 +530,8 @@ class ReviewWidget(QWidget):
         self._point_index = {d["det_id"]: i for i, d in enumerate(data.detections)}
         self._boxes_xy = L.box_bounds(data.detections)
         self._canvas = vispy_canvas(self.viewer)  # for redrawing only what a step changes (see _redraw)
+        if self._flag_frame is None and self._canvas is not None:
+            self._flag_frame = FlagFrame.create(self._canvas)
         self.viewer.layers.selection.active = self._layers[L.DETECTIONS_LAYER]
 
     # -- queue ------------------------------------------------------------------------------------
@@ -607,16 +609,15 @@ class ReviewWidget(QWidget):
     def _show_current(self) -> None:
         """Show the queue's current flag: table row, frame on the map, camera, details, chip."""
         row = self.queue.current
-        marker = self._layers.get(L.CURRENT_LAYER)
-        if marker is not None and marker.visible != (row is not None):
-            marker.visible = row is not None  # the layer list shows this: not in the quiet block
         with quiet_layer_list(self.viewer):  # what follows changes nothing the layer list shows
-            self._show_row(row, marker)
+            self._show_row(row)
 
-    def _show_row(self, row: dict[str, Any] | None, marker) -> None:
+    def _show_row(self, row: dict[str, Any] | None) -> None:
         if row is None:
             self.details.setText("<i>the queue is empty</i>")
             self.chip.clear()
+            if self._flag_frame is not None:
+                self._flag_frame.hide()
             return
         index = self.model.index(self.queue.index, 0)
         if self.table.currentIndex().row() != self.queue.index:
@@ -625,8 +626,7 @@ class ReviewWidget(QWidget):
             self.table.selectionModel().blockSignals(False)
             self.table.viewport().update()
         self.table.scrollTo(index)
-        if marker is not None:
-            self._frame_current(marker, row)
+        self._frame_current(row)
         self._zoom_to(row)
         self.details.setText(self._details_html(row))
         self._show_chip(row)
@@ -673,16 +673,14 @@ class ReviewWidget(QWidget):
         except Exception:  # read-ahead is an optimisation: the main thread reads (and reports) for real
             log.debug("read-ahead of %s failed", row["det_id"], exc_info=True)
 
-    def _frame_current(self, layer, row: dict[str, Any]) -> None:
-        """Put the yellow square frame around the flag's box (the box's longer side, padded)."""
-        if row.get("geometry") is not None:
-            minx, miny, maxx, maxy = row["geometry"].bounds
-            cx, cy, side = (minx + maxx) / 2, (miny + maxy) / 2, max(maxx - minx, maxy - miny)
-        else:
-            cx, cy, side = row["x"], row["y"], max(row.get("width_m") or 2.0, row.get("height_m") or 2.0)
-        side += 2 * max(0.25 * side, 0.75)  # a frame around the box, not on its edge
-        layer.data = self.frame.to_world(cx, cy)
-        layer.size = side
+    def _frame_current(self, row: dict[str, Any]) -> None:
+        """Put the yellow frame around the flag's box, with a margin (it frames the box, not its edge)."""
+        if self._flag_frame is None:
+            return
+        minx, miny, maxx, maxy = L.box_bounds([row])[0]
+        pad = max(0.25 * max(maxx - minx, maxy - miny), 0.75)
+        self._flag_frame.show(self.frame.to_world(minx - pad, maxy + pad)[0],
+                              self.frame.to_world(maxx + pad, miny - pad)[0])
 
     def _zoom_to(self, row: dict[str, Any]) -> None:
         """Centre on the flag; zoom only if it would be tiny or huge at the current zoom."""
@@ -870,5 +868,8 @@ class ReviewWidget(QWidget):
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt API)
         self._poll.stop()
+        if self._flag_frame is not None:
+            self._flag_frame.remove()
+            self._flag_frame = None
         self._prefetcher.shutdown(wait=False, cancel_futures=True)
         super().closeEvent(event)

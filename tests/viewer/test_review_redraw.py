@@ -2,7 +2,7 @@
 
 These check behaviour, not timings (``benchmarks/review_bench.py`` times it): after a step, before any
 event is processed, the decided point's colour is in vispy's buffer, the mosaic tiles for the next
-flag are already chosen, and napari's layer list heard nothing.
+flag are already chosen, the frame is on the next flag, and napari's layer list heard nothing.
 """
 
 from __future__ import annotations
@@ -60,9 +60,13 @@ def test_a_step_changes_one_vertex_picks_tiles_first_and_leaves_the_layer_list_a
     level_px = mosaic.world_to_data(centre) / mosaic.downsample_factors[mosaic.data_level]
     lo, hi = mosaic.corner_pixels[:, :2]
     assert np.all(lo <= level_px) and np.all(level_px <= hi)
-    # the frame sits on the new flag; none of this reached the layer list
-    marker = viewer.layers[L.CURRENT_LAYER]
-    assert marker.visible and np.allclose(marker.data[0], centre)
+    # the frame is around the new flag's box; none of this reached the layer list
+    frame = widget._flag_frame  # noqa: SLF001
+    (r0, c0), (r1, c1) = frame.corners_rc
+    minx, miny, maxx, maxy = nxt["geometry"].bounds
+    (br0, bc0), (br1, bc1) = widget.frame.to_world([minx, maxx], [maxy, miny])
+    assert frame.visible and r0 < br0 < br1 < r1 and c0 < bc0 < bc1 < c1
+    assert np.allclose([(r0 + r1) / 2, (c0 + c1) / 2], [(br0 + br1) / 2, (bc0 + bc1) / 2])
     assert heard == []
     # a status change made elsewhere still reaches the map (the same path, from refresh_statuses)
     from skysieve import ledger
