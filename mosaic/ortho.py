@@ -35,7 +35,7 @@ from skysieve.mosaic.adjust import AdjustSettings
 from skysieve.mosaic.cog import CogSettings, write_cog
 from skysieve.mosaic.matching import MatchSettings, match_gsd
 from skysieve.mosaic.photos import Photo, ground_homography, photo_from_row
-from skysieve.mosaic.render import OutputGrid, PlacedPhoto, estimate_gains, render_windows
+from skysieve.mosaic.render import OutputGrid, PlacedPhoto, render_windows
 from skysieve.mosaic.seams import BlendSettings
 from skysieve.mosaic.solve import solve_flight
 
@@ -143,7 +143,7 @@ def _solve_rows(root: Path, flight_rows: list[dict[str, Any]], settings: MosaicS
     """(the flights' placeable photos sorted by image id, their :class:`~skysieve.mosaic.solve.FlightSolution`)."""
     photos = sorted(_photos(flight_rows), key=lambda p: p.image_id)
     return photos, solve_flight(root, photos, match_gsd(photos, settings.match()), settings.match(),
-                                settings.adjustment())
+                                settings.adjustment(), settings.blend())
 
 
 YAW_NOTE = "yaw seen in the pixels"
@@ -247,9 +247,7 @@ def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | 
     shifts = [sol.placements[p.image_id].shift_m for p in photos]
 
     gsd = settings.gsd_m or round(float(np.median([p.gsd_m for p in photos])), 4)
-    placed = [PlacedPhoto(p, h) for p, h in zip(photos, homs, strict=True)]
-    gains = estimate_gains(placed, settings.blend())
-    placed = [PlacedPhoto(pp.photo, pp.homography, tuple(float(g) for g in gains[k])) for k, pp in enumerate(placed)]
+    placed = [PlacedPhoto(p, h, sol.placements[p.image_id].gain) for p, h in zip(photos, homs, strict=True)]
     cover = shapely.union_all([pp.footprint() for pp in placed]).intersection(keep)
     if cover.is_empty:
         raise MosaicError("after adjustment no photo reaches the cell", ref=cell_id)

@@ -239,15 +239,17 @@ def render_windows(placed: list[PlacedPhoto], grid: OutputGrid, window_px: int, 
 
 def estimate_gains(placed: list[PlacedPhoto], blend: BlendSettings, coarse_px: int = 160) -> np.ndarray:
     """Per-photo RGB gains (n x 3) from the photos' overlaps, on coarse renders (~``coarse_px`` across)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
     import cv2
 
     if len(placed) < 2:
         return np.ones((len(placed), 3))
     gsd = float(np.median([math.sqrt(pp.footprint().area) for pp in placed])) / coarse_px
-    patches = []
-    for pp in placed:
-        fp = pp.footprint()
-        g = OutputGrid.covering(fp.bounds, gsd)
+
+    def patch(pp: PlacedPhoto) -> tuple[int, int, np.ndarray, np.ndarray]:
+        g = OutputGrid.covering(pp.footprint().bounds, gsd)
         img, sx, sy = read_image(pp.photo, min(1.0, pp.photo.gsd_m / gsd))
         a = g.pixel_to_ground(0, 0)
         m = np.linalg.inv(pp.homography) @ a
@@ -257,8 +259,12 @@ def estimate_gains(placed: list[PlacedPhoto], blend: BlendSettings, coarse_px: i
         den = m[2, 0] * cols + m[2, 1] * rows + m[2, 2]
         u = (m[0, 0] * cols + m[0, 1] * rows + m[0, 2]) / den
         v = (m[1, 0] * cols + m[1, 1] * rows + m[1, 2]) / den
-        mask = edge_taper(u, v, pp.photo.camera.width_px, pp.photo.camera.height_px, 0.05 * pp.photo.camera.width_px) > 0.99
-        patches.append((round(g.x_min / gsd), round(g.y_max / gsd), w.astype(np.float32), mask))
+        cam = pp.photo.camera
+        mask = edge_taper(u, v, cam.width_px, cam.height_px, 0.05 * cam.width_px) > 0.99
+        return round(g.x_min / gsd), round(g.y_max / gsd), w.astype(np.float32), mask
+
+    with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:  # decoding releases the GIL
+        patches = list(pool.map(patch, placed))
     fps = [pp.footprint() for pp in placed]
     tree = shapely.STRtree(fps)
     overlaps = []

@@ -1,4 +1,4 @@
-"""Where every photo of a flight lies on the ground: tie points, gross yaw errors, one adjustment.
+"""Where every photo of a flight lies on the ground: tie points, gross yaw errors, one adjustment, gains.
 
 Cells are cut from one solution per flight (or per set of flights that share a cell), not solved one
 by one: a cell's own adjustment sits at the mean GPS error of the photos it happens to hold, so two
@@ -22,6 +22,8 @@ from skysieve.atomic import write_json
 from skysieve.mosaic.adjust import AdjustSettings, adjust, gross_yaw_errors
 from skysieve.mosaic.matching import MatchSettings, TiePair, match_photos
 from skysieve.mosaic.photos import Photo
+from skysieve.mosaic.render import PlacedPhoto, estimate_gains
+from skysieve.mosaic.seams import BlendSettings
 from skysieve.mosaic.tiecache import CACHE_DIR, TieCache, content_key, stable_hash
 
 __all__ = ["Placement", "FlightSolution", "solve_flight"]
@@ -39,6 +41,7 @@ class Placement:
     yaw_fix_deg: float  # gross correction applied to the recorded yaw before adjusting (0: none)
     tied: bool  # has tie points with another photo
     shift_m: float  # camera position moved from GPS (metres)
+    gain: tuple[float, float, float] = (1.0, 1.0, 1.0)  # RGB exposure gain against its neighbours
 
 
 @dataclass(frozen=True)
@@ -63,15 +66,16 @@ class FlightSolution:
 
     @classmethod
     def from_json(cls, d: dict) -> FlightSolution:
-        places = {k: Placement(**{**p, "homography": np.array(p["homography"], float)})
+        places = {k: Placement(**{**p, "homography": np.array(p["homography"], float), "gain": tuple(p["gain"])})
                   for k, p in d["placements"].items()}
         return cls(**{**d, "placements": places})
 
 
-def _key(photos: list[Photo], gsd_m: float, match: MatchSettings, adjustment: AdjustSettings) -> str:
+def _key(photos: list[Photo], gsd_m: float, match: MatchSettings, adjustment: AdjustSettings,
+         blend: BlendSettings) -> str:
     items = [(p.image_id, content_key(p), repr(p.pose), repr(p.camera)) for p in photos]
     pair = {k: v for k, v in asdict(match).items() if k != "threads"}
-    return stable_hash([VERSION, items, round(gsd_m, 7), pair, asdict(adjustment)])
+    return stable_hash([VERSION, items, round(gsd_m, 7), pair, asdict(adjustment), asdict(blend)])
 
 
 def _path(root: Path, photos: list[Photo], key: str) -> Path:
@@ -79,13 +83,14 @@ def _path(root: Path, photos: list[Photo], key: str) -> Path:
 
 
 def solve_flight(root: str | Path, photos: list[Photo], gsd_m: float, match: MatchSettings,
-                 adjustment: AdjustSettings) -> FlightSolution:
-    """Match and adjust ``photos`` (a flight, or the flights that share a cell) together; cached on disk.
+                 adjustment: AdjustSettings, blend: BlendSettings) -> FlightSolution:
+    """Match, adjust and balance the exposure of ``photos`` (a flight, or the flights that share a cell)
+    together; cached on disk.
 
     ``root``: the workspace folder; ``gsd_m``: the resolution photos are matched at (metres per pixel).
     """
     photos = sorted(photos, key=lambda p: p.image_id)
-    key = _key(photos, gsd_m, match, adjustment)
+    key = _key(photos, gsd_m, match, adjustment, blend)
     path = _path(Path(root), photos, key)
     try:
         return FlightSolution.from_json(json.loads(path.read_text()))
@@ -93,7 +98,7 @@ def solve_flight(root: str | Path, photos: list[Photo], gsd_m: float, match: Mat
         pass
     except (OSError, ValueError, KeyError, TypeError) as e:
         log.warning("cached solution %s unreadable (%s): solving again", path, e)
-    solution = _solve(Path(root), photos, gsd_m, match, adjustment)
+    solution = _solve(Path(root), photos, gsd_m, match, adjustment, blend)
     try:
         write_json(path, solution.to_json())
     except OSError as e:
@@ -102,7 +107,7 @@ def solve_flight(root: str | Path, photos: list[Photo], gsd_m: float, match: Mat
 
 
 def _solve(root: Path, photos: list[Photo], gsd_m: float, match: MatchSettings,
-           adjustment: AdjustSettings) -> FlightSolution:
+           adjustment: AdjustSettings, blend: BlendSettings) -> FlightSolution:
     matched = match_photos(photos, match, gsd_m=gsd_m, cache=TieCache(root))
     unreadable = {photos[k].image_id: reason for k, reason in matched.unreadable.items()}
     usable = [k for k in range(len(photos)) if k not in matched.unreadable]
@@ -116,8 +121,11 @@ def _solve(root: Path, photos: list[Photo], gsd_m: float, match: MatchSettings,
     if not photos:
         return FlightSolution({}, unreadable, 0, matched.pairs_tried, 0, 0, 0, float("nan"), float("nan"), 0.0)
     adj = adjust(photos, ties, gsd_m, adjustment)
+    # one exposure balance for the flight too, so neighbouring cells agree in colour as well as in place
+    gains = estimate_gains([PlacedPhoto(p, h) for p, h in zip(photos, adj.homographies, strict=True)], blend)
     places = {p.image_id: Placement(adj.homographies[k], float(fixes.get(k, 0.0)), bool(adj.tied[k]),
-                                    float(adj.shift_m[k])) for k, p in enumerate(photos)}
+                                    float(adj.shift_m[k]), tuple(float(g) for g in gains[k]))
+              for k, p in enumerate(photos)}
     log.info("solved %d photos: %d of %d pairs matched, ties %.3f -> %.3f m", len(photos), len(ties),
              matched.pairs_tried, adj.rms_before_m, adj.rms_after_m)
     return FlightSolution(places, unreadable, len(photos), matched.pairs_tried, len(ties), adj.n_ties,
