@@ -92,16 +92,20 @@ def mosaic_layer(mosaic: MultiscaleMosaic, frame: WorldFrame, name: str,
 def outline_layer(geometries: Sequence[shapely.Geometry], labels: Sequence[str], frame: WorldFrame, name: str,
                   colours: Sequence[Any] | str = "white", metadata: dict[str, Any] | None = None,
                   ) -> LayerData:
-    """Polygon outlines (cells, sites) with a text label each; hollow, not editable."""
+    """Polygon outlines (cells, sites) with a text label each, as closed paths; not editable.
+
+    Paths, not hollow polygons: a polygon's transparent face is still rasterised, and the open cell's
+    face covers the whole map (a full-screen blend in every frame under software OpenGL).
+    """
     rings, texts, edge = [], [], []
     colour_list = [colours] * len(geometries) if isinstance(colours, str) else list(colours)
     for geom, label, colour in zip(geometries, labels, colour_list, strict=True):
         for ring in frame.rings(geom):
-            rings.append(ring)
+            rings.append(np.vstack([ring, ring[:1]]))  # closed
             texts.append(label)
             edge.append(colour)
     kwargs = {
-        "name": name, "shape_type": "polygon", "face_color": "transparent",
+        "name": name, "shape_type": "path", "face_color": "transparent",
         "edge_color": edge or "white", "edge_width": 0.6,
         "features": {"label": texts},
         "text": {"string": "{label}", "color": "white", "size": 9, "anchor": "upper_left"},
