@@ -54,7 +54,7 @@ from skysieve.viewer._redraw import (
 )
 from skysieve.viewer._textpanel import TextPanel
 from skysieve.viewer.cog import read_chip
-from skysieve.viewer.keys import CATEGORY_KEYS, REVIEW_KEYS, help_line
+from skysieve.viewer.keys import CATEGORY_KEYS, REVIEW_KEYS, help_line, tooltip
 from skysieve.viewer.queue import QueueFilter, ReviewQueue
 from skysieve.viewer.survey import (
     REVIEW_COLUMNS,
@@ -261,6 +261,7 @@ class ReviewWidget(QWidget):
 
         self.model = QueueModel()
         self.table = QTableView()
+        self.table.setToolTip(help_line())  # the review keys work here and on the map
         self.table.setModel(self.model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SingleSelection)
@@ -296,6 +297,7 @@ class ReviewWidget(QWidget):
             b = QPushButton(text)
             b.clicked.connect(lambda _=False, s=slot: s())
             b.setFocusPolicy(Qt.NoFocus)  # keys keep going to the table/canvas
+            b.setToolTip(tooltip(slot.__name__))
             buttons.addWidget(b, i // 3, i % 3)
             self.buttons[slot.__name__] = b
         outer.addLayout(buttons)
@@ -303,9 +305,11 @@ class ReviewWidget(QWidget):
         form2 = QFormLayout()
         self.note_edit = QLineEdit()
         self.note_edit.setPlaceholderText("note for the field team (E, then Enter saves)")
+        self.note_edit.setToolTip(tooltip("edit_note"))
         self.note_edit.returnPressed.connect(lambda: self.save_note(self.note_edit.text()))
         form2.addRow("note", self.note_edit)
         self.category_combo = QComboBox()
+        self.category_combo.setToolTip("Suspect category of the current flag: keys 1-6 in the work plan's order")
         self.category_combo.addItem("— no category —", None)
         for key, cat in zip(CATEGORY_KEYS, ledger.SUSPECT_CATEGORIES, strict=False):
             self.category_combo.addItem(f"{key}  {cat.zh}  ({cat.code})", cat.code)
@@ -317,6 +321,8 @@ class ReviewWidget(QWidget):
 
         self.push_button = QPushButton("Push confirmed flags of this cell to the suspect list")
         self.push_button.clicked.connect(self.push_to_suspects)
+        self.push_button.setToolTip("Confirmed flags of one candidate site become one suspect (or join the "
+                                    "suspect already at that place); their review is then closed")
         outer.addWidget(self.push_button)
 
         self.help = QLabel(help_line())
@@ -621,10 +627,8 @@ class ReviewWidget(QWidget):
             return
         index = self.model.index(self.queue.index, 0)
         if self.table.currentIndex().row() != self.queue.index:
-            self.table.selectionModel().blockSignals(True)
+            # the view repaints the two rows that changed; _on_table_row sees the queue already there
             self.table.setCurrentIndex(index)
-            self.table.selectionModel().blockSignals(False)
-            self.table.viewport().update()
         self.table.scrollTo(index)
         self._frame_current(row)
         self._zoom_to(row)

@@ -68,6 +68,7 @@ def test_a_step_changes_one_vertex_picks_tiles_first_and_leaves_the_layer_list_a
     assert frame.visible and r0 < br0 < br1 < r1 and c0 < bc0 < bc1 < c1
     assert np.allclose([(r0 + r1) / 2, (c0 + c1) / 2], [(br0 + br1) / 2, (bc0 + bc1) / 2])
     assert heard == []
+    assert widget.table.currentIndex().row() == widget.queue.index  # the queue table follows
     # a status change made elsewhere still reaches the map (the same path, from refresh_statuses)
     from skysieve import ledger
 

@@ -59,6 +59,8 @@ def test_open_cell_shows_mosaic_outlines_flags_and_the_first_flag(make_napari_vi
     assert np.allclose(viewer.scene.camera.center[-2:], centre, atol=1e-6)
     assert widget._flag_frame.visible  # noqa: SLF001 (the yellow square around the current flag)
     assert "C confirm" in widget.help.text() and "Ctrl+Z undo" in widget.help.text()
+    assert widget.buttons["next"].toolTip().endswith("[N or Right]")  # every button says its keys
+    assert all("[" in b.toolTip() for b in widget.buttons.values())
     shot = viewer.screenshot(canvas_only=True, flash=False)
     assert shot.std() > 5  # the mosaic really renders
     # double-clicking a box on the map makes it current
