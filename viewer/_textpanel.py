@@ -15,7 +15,7 @@ class TextPanel(QTextBrowser):
     request climbs to napari's main window, which re-lays out and repaints a large part of the window,
     and under software OpenGL every such repaint composes the whole window again. A text browser's
     size does not follow its text, so a new text repaints only the panel. Text is selectable, links
-    are not followed, and a longer text scrolls (without a visible bar).
+    are not followed, and a longer text scrolls.
     """
 
     def __init__(self, height_px: int, *, rich: bool = False, parent=None) -> None:
@@ -26,7 +26,7 @@ class TextPanel(QTextBrowser):
         self.setReadOnly(True)
         self.setOpenLinks(False)
         self.setFrameShape(QFrame.NoFrame)
-        self.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarAsNeeded)  # inside the panel: no re-layout outside
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.setFocusPolicy(Qt.NoFocus)  # review keys keep going to the table or the map

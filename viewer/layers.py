@@ -37,7 +37,7 @@ SITES_LAYER = "sites"
 BOXES_LAYER = "detection boxes"
 
 #: side of a detection's status mark on screen (pixels, at every zoom)
-MARK_PX = 10
+MARK_PX = 12
 #: width of the box outlines (metres on the ground: 3 px at the zoom a flag is reviewed at)
 BOX_LINE_M = 0.18
 
@@ -49,12 +49,12 @@ CLASS_COLOURS: dict[str, tuple[float, float, float, float]] = {
 }
 _OTHER_CLASS = (1.0, 1.0, 1.0, 1.0)
 
-#: fill colour (RGBA 0-1) per review status; pending boxes are hollow
+#: fill colour (RGBA 0-1) of a detection's status mark per review status; pending marks are hollow
 STATUS_FILL: dict[str, tuple[float, float, float, float]] = {
     "pending": (0.0, 0.0, 0.0, 0.0),
-    "confirmed": (0.1, 0.9, 0.2, 0.45),  # green
-    "rejected": (0.45, 0.45, 0.45, 0.6),  # grey
-    "unsure": (1.0, 0.9, 0.0, 0.45),  # yellow
+    "confirmed": (0.1, 0.9, 0.2, 1.0),  # green
+    "rejected": (0.55, 0.55, 0.55, 1.0),  # grey
+    "unsure": (1.0, 0.9, 0.0, 1.0),  # yellow
 }
 
 #: outline colour per site kind (the kinds that raise a flag's priority are warm)
@@ -142,7 +142,7 @@ def detection_layer(rows: Sequence[dict[str, Any]], frame: WorldFrame, name: str
     kwargs = {
         "name": name, "symbol": "square", "size": 1.0, "canvas_size_limits": (MARK_PX, MARK_PX),
         "border_color": class_border(classes), "face_color": status_fill(statuses),
-        "border_width": 0.22, "border_width_is_relative": True,
+        "border_width": 0.18, "border_width_is_relative": True,
         "features": {"det_id": [r["det_id"] for r in rows], "class": classes,
                      "score": np.fromiter((r["score"] for r in rows), float, n), "status": statuses},
         "metadata": dict(metadata or {}),
