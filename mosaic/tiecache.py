@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -78,7 +79,7 @@ class TieCache:
                 return {k: z[k] for k in z.files}
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, EOFError) as e:  # a damaged entry: recompute it
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:  # damaged: recompute it
             log.warning("mosaic cache entry %s unreadable (%s): recomputing", path, e)
             return None
 

@@ -257,3 +257,17 @@ def test_a_line_with_its_recorded_yaw_turned_around_is_turned_back_and_noted(tmp
         assert re.search(r"yaw seen in the pixels: -?180 degrees", rows[image_id]["reason"]), rows[image_id]["reason"]
     assert not any("yaw seen" in (r["reason"] or "") for k, r in rows.items() if k not in wrong)
     assert mosaic_cell(ws.root, CELL)["status"] == "skipped"  # the note is not an input: no rebuild
+
+
+def test_a_damaged_cache_entry_is_recomputed(tmp_path: Path, ground) -> None:
+    ws = make_workspace(tmp_path / "ws", ground, _shots(gps_sigma_m=0.5)[:6])
+    first = mosaic_cell(ws.root, CELL)
+    cache = ws.flight_dir("f1") / "mosaic-cache"
+    entries = sorted(cache.rglob("*.npz")) + sorted(cache.rglob("*.json"))
+    assert entries
+    for path in entries:  # a disk that filled up, a copy cut short
+        path.write_bytes(path.read_bytes()[:20])
+    again = mosaic_cell(ws.root, CELL, force=True)
+    assert again["status"] == "built" and again["images_used"] == first["images_used"]
+    assert again["tie_rms_after_px"] == pytest.approx(first["tie_rms_after_px"], abs=0.3)
+    assert all(p.stat().st_size > 20 for p in entries)  # rewritten whole
