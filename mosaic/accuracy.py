@@ -28,6 +28,24 @@ class Misfit:
     n_tried: int
     offsets_m: np.ndarray  # n x 2 (dx east, dy north) per accepted patch
     centres_px: np.ndarray  # n x 2 (col, row) of each accepted patch's centre on the compared grid
+    gsd_m: float = float("nan")  # pixel size of the compared grid (metres)
+
+    @property
+    def local_p90_px_after_similarity(self) -> float:
+        """90th percentile (pixels) of the offsets left after removing the best similarity (shift, rotation,
+        scale) of the whole mosaic: its local misfit apart from how the block as a whole is turned and
+        scaled, which GPS alone fixes only to about sigma / (sqrt(n) * extent)."""
+        if len(self.offsets_m) < 3:
+            return float("nan")
+        o = self.offsets_m / self.gsd_m
+        c = self.centres_px - self.centres_px.mean(0)
+        x, y = c[:, 0], -c[:, 1]  # east, north
+        one, zero = np.ones(len(c)), np.zeros(len(c))
+        a = np.vstack([np.column_stack([x, -y, one, zero]), np.column_stack([y, x, zero, one])])
+        b = np.concatenate([o[:, 0], o[:, 1]])
+        coef, *_ = np.linalg.lstsq(a, b, rcond=None)
+        r = (b - a @ coef).reshape(2, -1).T
+        return float(np.percentile(np.linalg.norm(r, axis=1), 90))
 
     @property
     def mean_offset_m(self) -> float:
@@ -36,7 +54,9 @@ class Misfit:
     def as_dict(self) -> dict[str, float]:
         return {"mean_offset_m": round(self.mean_offset_m, 3), "mean_dx_m": round(self.mean_dx_m, 3),
                 "mean_dy_m": round(self.mean_dy_m, 3), "local_p90_px": round(self.local_p90_px, 3),
-                "local_p90_m": round(self.local_p90_m, 3), "patches": self.n_patches, "patches_tried": self.n_tried}
+                "local_p90_m": round(self.local_p90_m, 3),
+                "local_p90_px_after_similarity": round(self.local_p90_px_after_similarity, 3),
+                "patches": self.n_patches, "patches_tried": self.n_tried}
 
 
 def compare_rasters(mosaic: np.ndarray, reference: np.ndarray, valid: np.ndarray, gsd_m: float,
@@ -67,14 +87,14 @@ def compare_rasters(mosaic: np.ndarray, reference: np.ndarray, valid: np.ndarray
                 centres.append((c + patch_px / 2, r + patch_px / 2))
     if not offs:
         return Misfit(float("nan"), float("nan"), float("nan"), float("nan"), 0, tried, np.zeros((0, 2)),
-                      np.zeros((0, 2)))
+                      np.zeros((0, 2)), gsd_m)
     o = np.array(offs)  # pixels: +x = mosaic content lies to the east (right), +y = to the south (down)
     mean = o.mean(0)
     local = np.linalg.norm(o - mean, axis=1)
     p90 = float(np.percentile(local, 90))
     off_m = np.column_stack([o[:, 0] * gsd_m, -o[:, 1] * gsd_m])
     return Misfit(float(mean[0] * gsd_m), float(-mean[1] * gsd_m), p90, p90 * gsd_m, len(o), tried, off_m,
-                  np.array(centres, dtype=float))
+                  np.array(centres, dtype=float), gsd_m)
 
 
 def read_on_grid(path: str, grid: OutputGrid) -> tuple[np.ndarray, np.ndarray]:
