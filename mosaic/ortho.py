@@ -4,13 +4,15 @@
 that reads the workspace, writes ``cells/<cell_id>/ortho.tif`` and ``ortho.json``, and returns the
 report, so any scheduler (a process pool here; Dask or Ray later) can run it. Its steps:
 
-1. the accepted photos whose footprints touch the cell (plus a margin);
-2. tie points between overlapping photos (:mod:`~skysieve.mosaic.matching`);
-3. all placements solved together with GPS as a prior (:mod:`~skysieve.mosaic.adjust`);
-4. exposure gains, then windowed rendering with centre-preferring seams (:mod:`~skysieve.mosaic.render`)
-   straight into a COG (:mod:`~skysieve.mosaic.cog`), clipped to the cell plus ``margin_m``.
+1. the accepted photos whose footprints touch the cell (plus a margin), and the flights they belong to;
+2. the flights' solution (:mod:`~skysieve.mosaic.solve`): tie points between overlapping photos
+   (:mod:`~skysieve.mosaic.matching`), all placements adjusted together with GPS as a prior
+   (:mod:`~skysieve.mosaic.adjust`) and exposure gains; solved once per flight and kept in the flight's
+   cache, so the cells of a flight agree along their borders and no photo pair is matched twice;
+3. windowed rendering with centre-preferring seams (:mod:`~skysieve.mosaic.render`) straight into a
+   COG (:mod:`~skysieve.mosaic.cog`), clipped to the cell plus ``margin_m``.
 
-A rerun skips a cell whose inputs (photos, their poses, the cell, the settings) did not change.
+A rerun skips a cell whose inputs (its flights' photos and poses, the cell, the settings) did not change.
 """
 
 from __future__ import annotations
