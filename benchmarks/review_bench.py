@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size-px", type=int, default=10_000, help="mosaic side in pixels")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--shape-steps", type=int, default=20, help="steps timed on the Shapes-layer baseline")
-    parser.add_argument("--window", default="1600x1000", help="napari window size, WIDTHxHEIGHT pixels")
+    parser.add_argument("--window", default="1600x1000",
+                        help="napari window size, WIDTHxHEIGHT pixels, or 'default' (napari's own choice)")
     parser.add_argument("--big-px", type=int, default=30_000,
                         help="also time opening a sparse mosaic this many pixels wide (0: skip)")
     parser.add_argument("--template", type=Path,
@@ -188,8 +189,12 @@ def main(argv: list[str] | None = None) -> int:
 
     # -- open ---------------------------------------------------------------------------------------
     viewer = napari.Viewer(show=True)
-    win_w, win_h = (int(v) for v in args.window.lower().split("x"))
-    viewer.window._qt_window.resize(win_w, win_h)  # noqa: SLF001 (napari has no public window size)
+    if args.window != "default":
+        win_w, win_h = (int(v) for v in args.window.lower().split("x"))
+        viewer.window._qt_window.resize(win_w, win_h)  # noqa: SLF001 (napari has no public window size)
+    _pump(app, 0.2)
+    size = viewer.window._qt_window.size()  # noqa: SLF001
+    win_w, win_h = size.width(), size.height()
     _pump(app, 0.5)
     t0 = time.perf_counter()
     widget = ReviewWidget(viewer, reviewer="bench")
