@@ -1,10 +1,11 @@
 """Orthomosaic benchmark: skysieve against OpenCV's stitcher, and memory as the survey grows.
 
-    python benchmarks/mosaic_bench.py [--data ../shared/data] [--photos 200] [--skip-stitcher]
+    python benchmarks/mosaic_bench.py [--data ../shared/data] [--photos 200] [--skip-stitcher] [--repeat 2]
 
 1. Brighton (18 real 4000 x 2250 photos) at native GSD with ``skysieve mosaic`` against
    ``cv2.Stitcher`` in SCANS mode on the same photos at full resolution. Each runs in its own subprocess;
-   wall time and peak RSS (``VmHWM`` of /proc/self/status; ``getrusage`` elsewhere) are measured there. Prints the time and memory ratios.
+   wall time and peak RSS (``VmHWM`` of /proc/self/status; ``getrusage`` elsewhere) are measured there. The
+   two alternate ``--repeat`` times and each side's fastest run counts. Prints the time and memory ratios.
 2. A simulated flight of ``--photos`` photos (seeded, 1.5 m GPS noise) mosaicked the same way: peak
    RSS against Brighton's (target: at most 1.5x), and placement against the true ortho (mean offset,
    local misfit at the 90th percentile).
@@ -48,10 +49,12 @@ def _child(code: str) -> dict:
 
 
 SKYSIEVE = """
-import time
+import glob, shutil, time
 from skysieve.workspace import Workspace
 from skysieve.mosaic.ortho import build_mosaics
 ws = Workspace.open({ws!r})
+for cache in glob.glob({ws!r} + "/flights/*/mosaic-cache"):  # every run from scratch: no cached ties
+    shutil.rmtree(cache)
 t0 = time.perf_counter()
 reports = build_mosaics(ws, workers=1, force=True)
 RESULT = {{"seconds": round(time.perf_counter() - t0, 1),
@@ -68,6 +71,14 @@ status, pano = st.stitch(imgs)
 RESULT = {{"seconds": round(time.perf_counter() - t0, 1), "status": int(status),
           "size": list(pano.shape) if pano is not None else None}}
 """
+
+
+def _fastest(best: dict | None, run: dict) -> dict:
+    """The faster of two runs, carrying the higher peak memory of the two."""
+    if best is None:
+        return run
+    fast = run if run["seconds"] < best["seconds"] else best
+    return {**fast, "peak_rss_mib": max(best["peak_rss_mib"], run["peak_rss_mib"])}
 
 
 def _ingest(ws_root: Path, flight: Path) -> None:
@@ -122,6 +133,7 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("SKYSIEVE_DATA", ROOT.parent / "shared" / "data")))
     ap.add_argument("--photos", type=int, default=200, help="photos of the simulated flight (0: skip it)")
     ap.add_argument("--skip-stitcher", action="store_true")
+    ap.add_argument("--repeat", type=int, default=2, help="Brighton runs of each side (the fastest counts)")
     args = ap.parse_args()
     flight = args.data / "flights" / "brighton-beach" / "images"
     with tempfile.TemporaryDirectory(prefix="mosaic_bench_") as tmp:
@@ -129,11 +141,17 @@ def main() -> int:
         results: dict = {}
         if flight.is_dir():
             _ingest(tmp / "brighton", flight)
-            results["brighton_skysieve"] = _child(SKYSIEVE.format(ws=str(tmp / "brighton")))
-            print("brighton, skysieve mosaic (native GSD):", json.dumps(results["brighton_skysieve"]))
+            # alternate the two --repeat times and keep each one's fastest run: on a shared machine a load spike
+            # during one run would otherwise decide the ratio
+            for _ in range(args.repeat):
+                run = _child(SKYSIEVE.format(ws=str(tmp / "brighton")))
+                print("brighton, skysieve mosaic (native GSD):", json.dumps(run))
+                results["brighton_skysieve"] = _fastest(results.get("brighton_skysieve"), run)
+                if not args.skip_stitcher:
+                    run = _child(STITCHER.format(folder=str(flight)))
+                    print("brighton, cv2.Stitcher SCANS (full resolution):", json.dumps(run))
+                    results["brighton_stitcher"] = _fastest(results.get("brighton_stitcher"), run)
             if not args.skip_stitcher:
-                results["brighton_stitcher"] = _child(STITCHER.format(folder=str(flight)))
-                print("brighton, cv2.Stitcher SCANS (full resolution):", json.dumps(results["brighton_stitcher"]))
                 s, c = results["brighton_skysieve"], results["brighton_stitcher"]
                 print(f"time ratio skysieve/stitcher: {s['seconds'] / c['seconds']:.2f} "
                       f"({s['seconds']} s vs {c['seconds']} s; stitcher status {c['status']})")
