@@ -24,7 +24,8 @@ from skysieve.viewer.world import WorldFrame
 
 __all__ = ["CLASS_COLOURS", "STATUS_FILL", "SITE_COLOURS", "mosaic_layer", "outline_layer",
            "detection_layer", "box_layer", "box_bounds", "status_fill", "class_border", "DETECTIONS_LAYER",
-           "BOXES_LAYER", "CELLS_LAYER", "SITES_LAYER", "WORKSPACE_KEY", "MARK_PX", "BOX_LINE_M"]
+           "BOXES_LAYER", "CELLS_LAYER", "SITES_LAYER", "WORKSPACE_KEY", "MARK_PX", "MARK_MIN_PX",
+           "BOX_LINE_M"]
 
 LayerData = tuple[Any, dict[str, Any], str]
 
@@ -36,8 +37,9 @@ CELLS_LAYER = "cells"
 SITES_LAYER = "sites"
 BOXES_LAYER = "detection boxes"
 
-#: side of a detection's status mark on screen (pixels, at every zoom)
+#: side of a detection's status mark on screen: at most, and at least (pixels)
 MARK_PX = 12
+MARK_MIN_PX = 8
 #: width of the box outlines (metres on the ground: 3 px at the zoom a flag is reviewed at)
 BOX_LINE_M = 0.18
 
@@ -131,16 +133,18 @@ def detection_layer(rows: Sequence[dict[str, Any]], frame: WorldFrame, name: str
                     metadata: dict[str, Any] | None = None) -> LayerData:
     """Every detection's status mark: fill = review status, border = class; features carry id, class, score, status.
 
-    A mark is :data:`MARK_PX` screen pixels at every zoom, on the box's north-west corner (it never hides
-    the object). Boxes drawn as filled squares cost the software rasteriser ~200 ms a frame where
+    A mark is half its box's side, kept between :data:`MARK_MIN_PX` and :data:`MARK_PX` screen pixels
+    (so :data:`MARK_PX` wherever a flag is reviewed, and smaller than its box in a zoomed-out view), on
+    the box's north-west corner (it does not hide the object). Boxes drawn as filled squares cost the software rasteriser ~200 ms a frame where
     thousands overlap; the outlines are :func:`box_layer`.
     """
     n = len(rows)
     bounds = box_bounds(rows)
+    half_side = np.maximum(bounds[:, 2] - bounds[:, 0], bounds[:, 3] - bounds[:, 1]) / 2
     classes = [r["class"] for r in rows]
     statuses = [r.get("review_status") or "pending" for r in rows]
     kwargs = {
-        "name": name, "symbol": "square", "size": 1.0, "canvas_size_limits": (MARK_PX, MARK_PX),
+        "name": name, "symbol": "square", "size": half_side, "canvas_size_limits": (MARK_MIN_PX, MARK_PX),
         "border_color": class_border(classes), "face_color": status_fill(statuses),
         "border_width": 0.18, "border_width_is_relative": True,
         "features": {"det_id": [r["det_id"] for r in rows], "class": classes,

@@ -13,7 +13,14 @@ from skysieve.cli import main
 from skysieve.errors import MosaicError, NotFoundError, WorkspaceError
 from skysieve.viewer import plan_review, review_command, sanitize_qt_environment
 from skysieve.viewer.cog import open_mosaic, read_chip
-from skysieve.viewer.layers import CLASS_COLOURS, MARK_PX, STATUS_FILL, box_layer, detection_layer
+from skysieve.viewer.layers import (
+    CLASS_COLOURS,
+    MARK_MIN_PX,
+    MARK_PX,
+    STATUS_FILL,
+    box_layer,
+    detection_layer,
+)
 from skysieve.viewer.queue import QueueFilter, ReviewQueue
 from skysieve.viewer.survey import load_cell, neighbour, reviewable_cells
 from skysieve.viewer.world import WorldFrame
@@ -123,7 +130,8 @@ def test_detection_marks_and_boxes_are_placed_and_coloured(review_ws):
     assert kind == "points" and data.shape == (40, 2)
     minx, miny, maxx, maxy = rows[0]["geometry"].bounds
     assert np.allclose(data[0], frame.to_world(minx, maxy)[0])  # the mark sits on the box's north-west corner
-    assert kwargs["canvas_size_limits"] == (MARK_PX, MARK_PX)  # a fixed size on screen
+    assert kwargs["canvas_size_limits"] == (MARK_MIN_PX, MARK_PX)  # never bigger on screen than this
+    assert np.allclose(kwargs["size"][0], max(maxx - minx, maxy - miny) / 2)  # else half the box
     assert np.allclose(kwargs["face_color"][0], STATUS_FILL["confirmed"])
     assert np.allclose(kwargs["face_color"][1:, 3], 0)  # pending: hollow
     assert np.allclose(kwargs["border_color"][0], CLASS_COLOURS[rows[0]["class"]])
