@@ -85,3 +85,42 @@ def test_recolour_point_falls_back_to_napari_without_a_canvas(make_napari_viewer
     assert np.allclose(layer.face_color, [[1, 1, 1, 1], [0, 1, 0, 1]])
     assert recolour_point(vispy_canvas(viewer), layer, 0, (1.0, 0.0, 0.0, 1.0)) is True  # the vertex path
     assert np.allclose(layer.face_color, [[1, 0, 0, 1], [0, 1, 0, 1]])
+
+
+def test_text_panel_changes_text_without_asking_for_a_new_layout(qtbot):
+    from qtpy.QtCore import QEvent, QObject
+    from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+    from skysieve.viewer._textpanel import TextPanel
+
+    class LayoutRequests(QObject):
+        def __init__(self) -> None:
+            super().__init__()
+            self.n = 0
+
+        def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt API)
+            self.n += event.type() == QEvent.LayoutRequest
+            return False
+
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    box = QVBoxLayout(parent)
+    panel, label = TextPanel(60, rich=True), QLabel("")
+    label.setWordWrap(True)
+    box.addWidget(panel)
+    box.addWidget(label)
+    parent.resize(300, 200)
+    parent.show()
+    qtbot.waitExposed(parent)
+    qtbot.wait(50)  # the first layout is done
+    requests = LayoutRequests()
+    parent.installEventFilter(requests)
+    long = "<b>tank</b> · score 0.91<br>" + "inside a known idle factory; " * 12
+    panel.setText(long)
+    qtbot.wait(20)
+    assert requests.n == 0 and panel.text() == long and panel.height() == 60
+    label.setText(long)  # what the widget used before: every new text re-lays out the parent
+    qtbot.wait(20)
+    assert requests.n >= 1
+    panel.set_alarm(True)
+    assert "#f66" in panel.styleSheet()
