@@ -13,7 +13,7 @@ step causes drawn. The clock stops when the last of those frames is drawn (no ne
 frames per step are counted and printed.
 
 Figures are printed as ratios against baselines measured in the same run:
-- open: the review widget (lazy multiscale COG + one Points layer + queue + first flag shown) against
+- open: the review widget (lazy multiscale COG + box lines + status marks + queue + first flag shown) against
   adding the same 10,000 boxes as a napari Shapes layer (the obvious choice, which the widget avoids)
   and against reading the full-resolution mosaic into memory (what a non-lazy viewer would do);
 - step: against the same step done on that Shapes layer (recolour the decided box through the public
@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"platform: {os.environ.get('QT_QPA_PLATFORM') or 'xcb on ' + os.environ.get('DISPLAY', '?')}; "
           f"window {win_w}x{win_h}, map canvas {canvas_px[1]}x{canvas_px[0]} px; {len(rows)} flags in cell {cell}; "
           f"mosaic {args.size_px} px, {len(widget.data.mosaic.levels)} levels")
-    print(f"open (widget, lazy COG, Points, queue, first frame): {t_open:6.2f} s")
+    print(f"open (widget, lazy COG, boxes, marks, queue, first frame): {t_open:6.2f} s")
     print(f"  baseline: 10,000 boxes as a Shapes layer:          {t_shapes:6.2f} s  "
           f"(open is {t_open / t_shapes:.2f}x of it)")
     print(f"  baseline: eager read of the full mosaic ({eager_mb:.0f} MiB):  {t_eager:6.2f} s  "
