@@ -53,7 +53,7 @@ import glob, shutil, time
 from skysieve.workspace import Workspace
 from skysieve.mosaic.ortho import build_mosaics
 ws = Workspace.open({ws!r})
-for cache in glob.glob({ws!r} + "/flights/*/mosaic-cache"):  # every run from scratch: no cached ties
+for cache in glob.glob({ws!r} + "/flights/*/.mosaic-cache"):  # every run from scratch: no cached ties
     shutil.rmtree(cache)
 t0 = time.perf_counter()
 reports = build_mosaics(ws, workers=1, force=True)

@@ -4,7 +4,7 @@ Cells are cut from one solution per flight (or per set of flights that share a c
 by one: a cell's own adjustment sits at the mean GPS error of the photos it happens to hold, so two
 neighbouring cells solved apart disagree by up to that much along their border (0.55 m measured on a
 simulated flight with 1 m GPS noise), and every photo on the border was matched twice. The solution is
-kept in the flight's cache (``flights/<flight_id>/mosaic-cache/solve/<key>.json``, written atomically), keyed by
+kept in the flight's cache (``flights/<flight_id>/.mosaic-cache/solve/<key>.json``, written atomically), keyed by
 every photo's content, camera and GPS pose and the settings, so the cells of a flight (in any process,
 in any order) read the same placements and a changed photo re-solves the flight.
 """

@@ -3,7 +3,7 @@
 Neighbouring cells share the photos along their border (a cell takes every photo whose footprint touches
 it plus a margin), and a rerun after one photo changed needs every other pair again: without a store, the
 same photos were decoded, described and matched once per cell. The store lives with the flight,
-``flights/<flight_id>/mosaic-cache/``:
+``flights/<flight_id>/.mosaic-cache/``:
 
 - ``features/<key>.npz``: one photo's keypoints (native pixels) and SIFT descriptors; the key hashes the
   photo's content (sha256, else path, size and time) and the matching settings that shape features;
@@ -12,7 +12,8 @@ same photos were decoded, described and matched once per cell. The store lives w
 
 Entries are written atomically (temporary name, then rename), so processes mosaicking different cells
 at once may write the same entry and a reader never sees half of one; an entry that cannot be read is
-recomputed. Deleting the folder is always safe.
+recomputed. Deleting the folder is always safe. It is hidden (a dot folder), so that ingesting the flight
+folder again, when the photos live in the workspace, does not list it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ __all__ = ["TieCache", "CACHE_DIR", "content_key", "stable_hash"]
 
 log = logging.getLogger(__name__)
 
-CACHE_DIR = "mosaic-cache"
+CACHE_DIR = ".mosaic-cache"
 VERSION = 1  # bump when features or matching change for the same inputs
 
 
@@ -54,7 +55,7 @@ def content_key(photo) -> str:
 
 @dataclass(frozen=True)
 class TieCache:
-    """The store under a workspace folder ``root`` (``flights/<flight_id>/mosaic-cache/``)."""
+    """The store under a workspace folder ``root`` (``flights/<flight_id>/.mosaic-cache/``)."""
 
     root: Path
 

@@ -221,7 +221,7 @@ def test_two_cells_in_parallel_processes_agree_at_their_border(tmp_path: Path) -
         # one solution for the flight: both cells sit at the flight's mean GPS error, not their own photos'
         assert np.hypot(misfit.mean_dx_m - mean_err[0], misfit.mean_dy_m - mean_err[1]) < 0.15, cell_id
     # each photo described once for the flight, whichever process got to it first
-    cache = ws.flight_dir("f1") / "mosaic-cache"
+    cache = ws.flight_dir("f1") / ".mosaic-cache"
     assert len(list((cache / "features").glob("*.npz"))) == len(shots)
     # the cells overlap by their margins (5 m each side of the border): there they show the same ground
     a, va, ba, gsd = _read(Path(reports[CELL]["ortho"]))
@@ -262,7 +262,7 @@ def test_a_line_with_its_recorded_yaw_turned_around_is_turned_back_and_noted(tmp
 def test_a_damaged_cache_entry_is_recomputed(tmp_path: Path, ground) -> None:
     ws = make_workspace(tmp_path / "ws", ground, _shots(gps_sigma_m=0.5)[:6])
     first = mosaic_cell(ws.root, CELL)
-    cache = ws.flight_dir("f1") / "mosaic-cache"
+    cache = ws.flight_dir("f1") / ".mosaic-cache"
     entries = sorted(cache.rglob("*.npz")) + sorted(cache.rglob("*.json"))
     assert entries
     for path in entries:  # a disk that filled up, a copy cut short
