@@ -7,6 +7,8 @@ append-only: rows are inserted, never updated or deleted.
 
 from __future__ import annotations
 
+import weakref
+
 from skysieve.gpkg import Column, LayerSpec
 from skysieve.schema import DETECTIONS
 from skysieve.workspace import Workspace
@@ -103,12 +105,18 @@ LEDGER_LAYERS = (SUSPECTS, SUSPECT_OUTLINES, DECISIONS, AUDIT)
 APPEND_ONLY = (DECISIONS.name, AUDIT.name)
 
 
+#: GeoPackages whose ledger tables were checked in this process (value: also the detections table)
+_READY: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def ensure_ledger(ws: Workspace, *, detections: bool = True) -> None:
     """Create the ledger's tables (and the shared detections table) unless they exist.
 
     ``decisions`` and ``audit`` get triggers that refuse UPDATE and DELETE (also from QGIS or sqlite3):
     the trail can only grow.
     """
+    if _READY.get(ws.gpkg) in (True, detections):
+        return  # checked once per open workspace: every decision calls this (3.5 ms of queries each time)
     created = False
     for spec in ((DETECTIONS,) if detections else ()) + LEDGER_LAYERS:
         if not ws.gpkg.has_layer(spec.name):
@@ -120,3 +128,4 @@ def ensure_ledger(ws: Workspace, *, detections: bool = True) -> None:
                 for verb in ("UPDATE", "DELETE"):
                     con.execute(f'CREATE TRIGGER IF NOT EXISTS "{table}_no_{verb.lower()}" BEFORE {verb} ON "{table}" '
                                 f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END")
+    _READY[ws.gpkg] = _READY.get(ws.gpkg, False) or detections
