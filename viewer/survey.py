@@ -23,7 +23,8 @@ from skysieve.viewer.world import WorldFrame
 from skysieve.workspace import Workspace
 
 __all__ = ["CellSummary", "CellData", "ortho_path", "reviewable_cells", "choose_cell", "cell_problems",
-           "neighbour", "sites_near", "frame_for", "load_cell", "review_state", "REVIEW_COLUMNS",
+           "neighbour", "sites_near", "frame_for", "load_cell", "review_state", "audit_mark", "changed_since",
+           "REVIEW_COLUMNS",
            "DIRECTIONS"]
 
 log = logging.getLogger(__name__)
@@ -133,16 +134,46 @@ def neighbour(cells: list[Cell], current: str, direction: str) -> str | None:
 REVIEW_COLUMNS = ("review_status", "reviewed_by", "reviewed_at", "note", "category", "suspect_id")
 
 
-def review_state(ws: Workspace, cell_id: str) -> dict[str, tuple]:
-    """``det_id -> (review_status, reviewed_by, reviewed_at, note, category, suspect_id)`` for a cell.
-
-    A cheap read (no geometry) for noticing decisions made by other analysts.
+def review_state(ws: Workspace, cell_id: str, det_ids: set[str] | None = None) -> dict[str, tuple]:
+    """``det_id -> (review_status, reviewed_by, reviewed_at, note, category, suspect_id)`` for a cell
+    (only ``det_ids``, if given). A cheap read (no geometry) for noticing decisions made by other analysts.
     """
     if not _has_detections_table(ws):
         return {}
     cols = ", ".join(f'"{c}"' for c in REVIEW_COLUMNS)
     sql = f"SELECT det_id, {cols} FROM detections WHERE cell_id=?"
-    return {r[0]: tuple(r[1:]) for r in ws.gpkg.connection().execute(sql, (cell_id,))}
+    con = ws.gpkg.connection()
+    if det_ids is None:
+        return {r[0]: tuple(r[1:]) for r in con.execute(sql, (cell_id,))}
+    ids = sorted(det_ids)
+    out: dict[str, tuple] = {}
+    for k in range(0, len(ids), 500):  # SQLite's limit on bound parameters
+        chunk = ids[k:k + 500]
+        q = f"{sql} AND det_id IN ({', '.join('?' * len(chunk))})"
+        out.update({r[0]: tuple(r[1:]) for r in con.execute(q, (cell_id, *chunk))})
+    return out
+
+
+def audit_mark(ws: Workspace) -> int:
+    """The id of the newest audit entry (0 when none). Every decision, undo, note, category and push
+    appends one, so review state changed elsewhere exactly when the mark moved."""
+    if not ws.gpkg.has_layer("audit"):
+        return 0
+    return int(ws.gpkg.connection().execute("SELECT COALESCE(MAX(fid), 0) FROM audit").fetchone()[0])
+
+
+def changed_since(ws: Workspace, mark: int) -> tuple[int, set[str] | None]:
+    """``(newest mark, det_ids touched since mark)``; ``None`` instead of the set when something other
+    than a detection was touched (a suspect: its flags' ``suspect_id`` may have changed), so read all."""
+    if not ws.gpkg.has_layer("audit"):
+        return 0, set()
+    rows = ws.gpkg.connection().execute("SELECT fid, entity, ref FROM audit WHERE fid > ?", (mark,)).fetchall()
+    if not rows:
+        return mark, set()
+    newest = max(r[0] for r in rows)
+    if any(r[1] != "detection" for r in rows):
+        return newest, None
+    return newest, {r[2] for r in rows}
 
 
 def sites_near(ws: Workspace, area: shapely.Geometry) -> list[dict[str, Any]]:
@@ -174,6 +205,7 @@ class CellData:
     """Everything the viewer shows for one cell, read in a worker thread."""
 
     cell_id: str
+    audit_mark: int  # the newest audit entry when the flags were read (see :func:`changed_since`)
     detections: list[dict[str, Any]]  # every flag of the cell (the map), most suspicious first
     queue: list[dict[str, Any]]  # the flags that pass the filter, in review order
     mosaic: MultiscaleMosaic | None
@@ -193,6 +225,7 @@ def load_cell(ws: Workspace, cell_id: str, flt: QueueFilter | None = None) -> Ce
             mosaic = open_mosaic(ortho_path(ws, cell_id))
         except MosaicError as e:
             problems.insert(0, str(e))
+    mark = audit_mark(ws)  # before the read: a decision made meanwhile is picked up by the next check
     detections = ledger.review_queue(ws, cell_id)
     queue = detections if flt == QueueFilter() else ledger.review_queue(ws, cell_id, **flt.as_kwargs())
     all_cells = ws.cells()
@@ -214,4 +247,4 @@ def load_cell(ws: Workspace, cell_id: str, flt: QueueFilter | None = None) -> Ce
                 around[c.cell_id] = open_mosaic(ortho_path(ws, c.cell_id))
             except MosaicError as e:
                 log.warning("%s", e)
-    return CellData(cell_id, detections, queue, mosaic, cells, around, sites, problems)
+    return CellData(cell_id, mark, detections, queue, mosaic, cells, around, sites, problems)

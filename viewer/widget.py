@@ -59,6 +59,7 @@ from skysieve.viewer.queue import QueueFilter, ReviewQueue
 from skysieve.viewer.survey import (
     REVIEW_COLUMNS,
     CellData,
+    changed_since,
     choose_cell,
     frame_for,
     load_cell,
@@ -188,6 +189,7 @@ class ReviewWidget(QWidget):
         self._point_index: dict[str, int] = {}
         self._state: dict[str, tuple] = {}  # det_id -> REVIEW_COLUMNS values last shown
         self._pending = 0  # how many of them are pending (kept by _apply_row)
+        self._audit_mark = 0  # newest audit entry seen (decisions elsewhere move it)
         self._layers: dict[str, Any] = {}
         self._canvas: Any = None  # napari's vispy canvas, once layers exist
         self._boxes_xy = np.zeros((0, 4))  # the cell's detection boxes (minx, miny, maxx, maxy; metres)
@@ -492,6 +494,7 @@ class ReviewWidget(QWidget):
         self.cell_combo.setCurrentIndex(i)
         self._replace_layers(data)
         self._state = {d["det_id"]: tuple(d.get(c) for c in REVIEW_COLUMNS) for d in data.detections}
+        self._audit_mark = data.audit_mark
         self._pending = sum(map(_is_pending, self._state.values()))
         sites = sorted({d["site_id"] for d in data.detections if d.get("site_id")})
         self.site_combo.clear()
@@ -848,8 +851,12 @@ class ReviewWidget(QWidget):
         """Pick up decisions made elsewhere (another analyst, the CLI); returns how many rows changed."""
         if self.ws is None or self.cell_id is None or self.busy:
             return 0
+        mark, touched = changed_since(self.ws, self._audit_mark)
+        if mark == self._audit_mark:
+            return 0  # nothing was decided anywhere since the last look: one indexed query, no scan
+        self._audit_mark = mark
         changed = 0
-        for det_id, new in review_state(self.ws, self.cell_id).items():
+        for det_id, new in review_state(self.ws, self.cell_id, touched).items():
             if self._state.get(det_id) != new:
                 self._apply_row(ledger.get_detection(self.ws, det_id))
                 changed += 1

@@ -179,3 +179,23 @@ def test_cv2_qt_paths_are_dropped_but_the_users_own_are_kept(monkeypatch):
     monkeypatch.setenv("QT_QPA_PLATFORM_PLUGIN_PATH", "/opt/qt/plugins")
     assert sanitize_qt_environment() == []
     assert os.environ["QT_QPA_PLATFORM_PLUGIN_PATH"] == "/opt/qt/plugins"
+
+
+def test_decisions_elsewhere_are_found_from_the_audit_mark(review_ws):
+    """The widget's 10 s check: nothing decided -> nothing read; a decision -> only that flag re-read;
+    a push (a suspect touched) -> the whole cell re-read."""
+    from skysieve import ledger
+    from skysieve.viewer.survey import audit_mark, changed_since, review_state
+
+    data = load_cell(review_ws, CENTRE)
+    mark = data.audit_mark
+    assert changed_since(review_ws, mark) == (mark, set())
+    a, b = (d["det_id"] for d in data.detections[:2])
+    ledger.decide(review_ws, a, "confirmed", "bob")
+    new_mark, touched = changed_since(review_ws, mark)
+    assert new_mark > mark and touched == {a} and new_mark == audit_mark(review_ws)
+    state = review_state(review_ws, CENTRE, touched)
+    assert list(state) == [a] and state[a][:2] == ("confirmed", "bob")
+    assert review_state(review_ws, CENTRE)[a] == state[a] and b in review_state(review_ws, CENTRE)
+    ledger.push_confirmed(review_ws, "bob")
+    assert changed_since(review_ws, new_mark)[1] is None
