@@ -170,12 +170,16 @@ def openvino_precision(core) -> str:
     """The arithmetic OpenVINO runs in: ``bf16`` where the CPU computes it natively (AVX512-BF16 or AMX:
     about 1.8x faster than f32 for yolo11n here, box corners within a pixel or two), else ``f32``.
     ``SKYSIEVE_PRECISION=f32`` forces full precision."""
+    native = "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     forced = os.environ.get("SKYSIEVE_PRECISION")
     if forced:
         if forced not in PRECISIONS:
             raise ModelError(f"SKYSIEVE_PRECISION={forced!r} is not one of {', '.join(PRECISIONS)}")
+        if forced == "bf16" and not native:
+            raise ModelError("SKYSIEVE_PRECISION=bf16, but this CPU has no bfloat16 arithmetic (AVX512-BF16 or AMX)",
+                             hint="unset SKYSIEVE_PRECISION: OpenVINO then runs in f32")
         return forced
-    return "bf16" if "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "f32"
+    return "bf16" if native else "f32"
 
 
 def _load_openvino(ref: ModelRef) -> tuple[_Backend, str]:

@@ -58,7 +58,7 @@ class Workspace:
         self.settings = section(settings, "workspace", WorkspaceSettings)
         self.crs: CRS | None = CRS.from_user_input(self.settings.crs) if self.settings.crs else None
         self.gpkg = GeoPackage(self.root / GPKG_FILE, self.crs)
-        self._cells_cache: tuple[int, list[Cell], shapely.STRtree | None] | None = None
+        self._cells_cache: tuple[tuple, list[Cell], shapely.STRtree | None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     @classmethod
@@ -196,9 +196,11 @@ class Workspace:
         return [cells[i] for i in sorted(hits) if cells[i].geometry.intersection(geometry).area > 0]
 
     def _cell_index(self) -> tuple[list[Cell], shapely.STRtree | None]:
-        """The imported grid's cells and an R-tree over them, rebuilt when the number of cells changes
-        (ingest asks once per photo; a county grid has thousands of cells)."""
-        n = self.gpkg.count("cells") if self.gpkg.has_layer("cells") else 0
+        """The imported grid's cells and an R-tree over them, rebuilt when the cells table changed (its row
+        count or newest row id: a grid imported again gets new ids); ingest asks once per photo, and a
+        county grid has thousands of cells."""
+        n = (tuple(self.gpkg.connection().execute('SELECT COUNT(*), MAX(fid) FROM "cells"').fetchone())
+             if self.gpkg.has_layer("cells") else (0, None))
         if self._cells_cache is None or self._cells_cache[0] != n:
             cells = self.cells()
             self._cells_cache = (n, cells, shapely.STRtree([c.geometry for c in cells]) if cells else None)

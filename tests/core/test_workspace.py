@@ -107,6 +107,10 @@ def test_import_county_grid_any_crs(tmp_path: Path) -> None:
     far = box(x + 5000, y, x + 5100, y + 100)
     ws.add_cells([Cell("ZZ-005", far.buffer(10))], source="test")
     assert [c.cell_id for c in ws.cells_touching(far)] == ["ZZ-005"]
+    # a cell replaced by another (same count, as when a grid is imported again) is seen too
+    ws.gpkg.delete("cells", "cell_id=?", ("ZZ-005",))
+    ws.add_cells([Cell("ZZ-006", far.buffer(10))], source="test")
+    assert [c.cell_id for c in ws.cells_touching(far)] == ["ZZ-006"]
 
 
 def test_bad_grid_files(tmp_path: Path) -> None:
