@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["vispy_canvas", "recolour_point", "settle_multiscale", "quiet_layer_list", "FlagFrame"]
+__all__ = ["vispy_canvas", "recolour_point", "settle_multiscale", "quiet_layer_list", "FlagFrame", "ShapesFrame"]
 
 log = logging.getLogger(__name__)
 
@@ -153,3 +153,34 @@ class FlagFrame:
     def remove(self) -> None:
         """Take the frame off the canvas for good."""
         self._line.parent = None
+
+
+class ShapesFrame:
+    """The same frame through napari's public API (a one-rectangle Shapes layer): slower to move (napari
+    re-triangulates and updates the layer list), used when :class:`FlagFrame` cannot reach the canvas."""
+
+    NAME = "current flag"
+
+    def __init__(self, viewer, colour: str = "yellow", width: float = 3.0) -> None:
+        self._viewer = viewer
+        self._layer = viewer.add_shapes([np.zeros((4, 2))], shape_type="rectangle", edge_color=colour,
+                                        face_color="transparent", edge_width=width, name=self.NAME, visible=False)
+        self._layer.editable = False
+        self.corners_rc: np.ndarray | None = None
+
+    @property
+    def visible(self) -> bool:
+        return bool(self._layer.visible)
+
+    def show(self, top_left_rc: Sequence[float], bottom_right_rc: Sequence[float]) -> None:
+        (r0, c0), (r1, c1) = top_left_rc, bottom_right_rc
+        self.corners_rc = np.array([[r0, c0], [r1, c1]], float)
+        self._layer.data = [np.array([[r0, c0], [r0, c1], [r1, c1], [r1, c0]], float)]
+        self._layer.visible = True
+
+    def hide(self) -> None:
+        self._layer.visible = False
+
+    def remove(self) -> None:
+        if self._layer in self._viewer.layers:
+            self._viewer.layers.remove(self._layer)

@@ -47,6 +47,7 @@ from skysieve.schema import REVIEW_STATUSES
 from skysieve.viewer import layers as L
 from skysieve.viewer._redraw import (
     FlagFrame,
+    ShapesFrame,
     quiet_layer_list,
     recolour_point,
     settle_multiscale,
@@ -193,7 +194,7 @@ class ReviewWidget(QWidget):
         self._layers: dict[str, Any] = {}
         self._canvas: Any = None  # napari's vispy canvas, once layers exist
         self._boxes_xy = np.zeros((0, 4))  # the cell's detection boxes (minx, miny, maxx, maxy; metres)
-        self._flag_frame: FlagFrame | None = None  # the square around the current flag
+        self._flag_frame: FlagFrame | ShapesFrame | None = None  # the square around the current flag
         self._busy = 0
         self._chip_array: np.ndarray | None = None
         self._chips: dict[str, np.ndarray] = {}  # det_id -> chip read ahead by the prefetcher
@@ -511,6 +512,9 @@ class ReviewWidget(QWidget):
             if layer in self.viewer.layers:
                 self.viewer.layers.remove(layer)
         self._layers = {}
+        if isinstance(self._flag_frame, ShapesFrame):  # a layer: made again above the new cell's layers
+            self._flag_frame.remove()
+            self._flag_frame = None
         meta = {L.WORKSPACE_KEY: str(self.ws.root), "cell_id": data.cell_id}
         specs = []
         for other, mosaic in sorted(data.neighbour_mosaics.items()):
@@ -539,8 +543,9 @@ class ReviewWidget(QWidget):
         self._point_index = {d["det_id"]: i for i, d in enumerate(data.detections)}
         self._boxes_xy = L.box_bounds(data.detections)
         self._canvas = vispy_canvas(self.viewer)  # for redrawing only what a step changes (see _redraw)
-        if self._flag_frame is None and self._canvas is not None:
-            self._flag_frame = FlagFrame.create(self._canvas)
+        if self._flag_frame is None:
+            made = FlagFrame.create(self._canvas) if self._canvas is not None else None
+            self._flag_frame = made if made is not None else ShapesFrame(self.viewer)
         self.viewer.layers.selection.active = self._layers[L.DETECTIONS_LAYER]
 
     # -- queue ------------------------------------------------------------------------------------

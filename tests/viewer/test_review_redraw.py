@@ -78,6 +78,26 @@ def test_a_step_changes_one_vertex_picks_tiles_first_and_leaves_the_layer_list_a
     assert np.allclose(_markers(widget)._data["a_bg_color"][q], L.STATUS_FILL["rejected"])  # noqa: SLF001
 
 
+def test_without_napari_s_canvas_the_current_flag_is_framed_by_a_shapes_layer(
+        make_napari_viewer, qtbot, review_ws, monkeypatch):
+    """If a napari version hides its vispy canvas, reviewing still works and the flag is still framed."""
+    from skysieve.viewer import widget as widget_mod
+    from skysieve.viewer._redraw import ShapesFrame
+
+    monkeypatch.setattr(widget_mod, "vispy_canvas", lambda viewer: None)
+    widget = _open(make_napari_viewer, qtbot, review_ws)
+    frame = widget._flag_frame  # noqa: SLF001
+    assert isinstance(frame, ShapesFrame) and ShapesFrame.NAME in widget.viewer.layers
+    assert widget.confirm()
+    nxt = widget.queue.current
+    minx, miny, maxx, maxy = nxt["geometry"].bounds
+    (br0, bc0), (br1, bc1) = widget.frame.to_world([minx, maxx], [maxy, miny])
+    (r0, c0), (r1, c1) = frame.corners_rc
+    assert frame.visible and r0 < br0 < br1 < r1 and c0 < bc0 < bc1 < c1
+    rect = widget.viewer.layers[ShapesFrame.NAME].data[0]
+    assert np.allclose(rect.min(axis=0), [r0, c0]) and np.allclose(rect.max(axis=0), [r1, c1])
+
+
 def test_recolour_point_falls_back_to_napari_without_a_canvas(make_napari_viewer):
     viewer = make_napari_viewer()
     layer = viewer.add_points(np.array([[0.0, 0.0], [5.0, 5.0]]), face_color="white")
