@@ -10,10 +10,12 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import shapely
 
+from skysieve.errors import ImageReadError
 from skysieve.mosaic.photos import Photo, apply_homography, ground_homography, read_image
 from skysieve.mosaic.tiecache import TieCache
 
@@ -306,6 +308,9 @@ def _cached_features(photo: Photo, gsd: float, settings: MatchSettings, cache: T
     if cache is None:
         return detect_features(photo, gsd, settings)
     key = cache.feature_key(photo, gsd, settings)
+    if not Path(photo.path).is_file():  # the key may be the sha256 ingest recorded: cached features outlive the file
+        raise ImageReadError("the photo file is missing", path=Path(photo.path),
+                             hint="mount the drive or restore the file; re-ingest the flight if it moved")
     if (z := cache.load(photo, "features", key)) is not None:
         return Features(z["uv"], z["descriptors"], float(z["scale"]), tuple(int(v) for v in z["size"]))
     f = detect_features(photo, gsd, settings)
@@ -326,7 +331,6 @@ def match_photos(photos: list[Photo], settings: MatchSettings | None = None, gsd
     each pair matched once per flight, not once per cell. A photo that cannot be decoded gets no features
     and is reported in ``unreadable``; the others go on.
     """
-    from skysieve.errors import ImageReadError
     from skysieve.progress import progress
 
     settings = settings or MatchSettings()

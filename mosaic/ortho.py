@@ -116,8 +116,23 @@ def _is_current(cell_dir: Path, digest: str) -> dict[str, Any] | None:
         report = json.loads((cell_dir / REPORT_FILE).read_text())
     except (OSError, ValueError):
         return None
+    if report.get("images_unreadable"):  # built without photos that could not be read: try them again
+        return None
     if report.get("inputs_digest") == digest and (cell_dir / ORTHO_FILE).exists():
         return report
+    return None
+
+
+def _cannot_read(photo: Photo) -> str | None:
+    """Why the photo's file cannot be opened now (deleted, its drive unmounted), or None.
+
+    The flight solution may be cached from a run when it could; rendering would then fail the whole cell.
+    """
+    try:
+        with open(photo.path, "rb") as f:
+            f.read(1)
+    except OSError as e:
+        return f"cannot read {photo.path} ({e.strerror or e}); mount the drive or restore the file"
     return None
 
 
@@ -141,11 +156,12 @@ def _cell_rows(all_rows: list[dict[str, Any]], keep: shapely.Geometry) -> tuple[
     return rows, [r for r in all_rows if str(r.get("flight_id") or "") in flights]
 
 
-def _solve_rows(root: Path, flight_rows: list[dict[str, Any]], settings: MosaicSettings):
-    """(the flights' placeable photos sorted by image id, their :class:`~skysieve.mosaic.solve.FlightSolution`)."""
+def _solve_rows(root: Path, flight_rows: list[dict[str, Any]], settings: MosaicSettings, force: bool = False):
+    """(the flights' placeable photos sorted by image id, their :class:`~skysieve.mosaic.solve.FlightSolution`);
+    ``force``: solve again, not from the cache."""
     photos = sorted(_photos(flight_rows), key=lambda p: p.image_id)
     return photos, solve_flight(root, photos, match_gsd(photos, settings.match()), settings.match(),
-                                settings.adjustment(), settings.blend())
+                                settings.adjustment(), settings.blend(), force=force)
 
 
 YAW_NOTE = "yaw seen in the pixels"
@@ -188,10 +204,14 @@ def _clip_blocks(blocks, grid: OutputGrid, keep: shapely.Geometry, cell: shapely
 
 
 def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | None = None,
-                force: bool = False) -> dict[str, Any]:
+                force: bool = False, resolve: bool | None = None) -> dict[str, Any]:
     """Build ``cells/<cell_id>/ortho.tif`` and ``ortho.json``; returns the report (also for a skip).
 
+    ``force``: rebuild even when the inputs did not change; ``resolve``: solve the flight again rather
+    than read its cached solution (default: ``force``; :func:`build_mosaics` solves each flight once).
     ``report["status"]`` is ``built``, ``skipped`` (inputs unchanged) or ``empty`` (no accepted photo).
+    A cell built without some photo that could not be read (``report["images_unreadable"]``) is never
+    skipped, so the photo is tried again.
     Raises :class:`NotFoundError` for an unknown cell and :class:`MosaicError` when no mosaic can be made.
     """
     from skysieve.workspace import Workspace
@@ -224,14 +244,16 @@ def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | 
         except SkysieveError as e:
             flagged.append({"image_id": str(r["image_id"]), "reason": f"not used: {e}"})
     # placements come from one solution for the whole flight (shared by its cells, cached on disk)
-    flight_photos, sol = _solve_rows(ws.root, flight_rows, settings)
+    flight_photos, sol = _solve_rows(ws.root, flight_rows, settings, force if resolve is None else resolve)
     photos: list[Photo] = []
     homs = []
+    unreadable: list[str] = []
     for p in flight_photos:  # sorted by image id
         if p.image_id not in cell_ids:
             continue
-        if p.image_id in sol.unreadable:
-            flagged.append({"image_id": p.image_id, "reason": f"not used: {sol.unreadable[p.image_id]}"})
+        if (why := sol.unreadable.get(p.image_id) or _cannot_read(p)) is not None:
+            flagged.append({"image_id": p.image_id, "reason": f"not used: {why}"})
+            unreadable.append(p.image_id)
             continue
         place = sol.placements[p.image_id]
         if place.yaw_fix_deg:
@@ -274,6 +296,7 @@ def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | 
         "bounds": [grid.x_min, grid.y_max - grid.height * gsd, grid.x_min + grid.width * gsd, grid.y_max],
         "images_used": [p.image_id for p in photos],
         "images_flagged": flagged,
+        "images_unreadable": unreadable,
         # matching and adjustment are solved per flight (the cells of a flight share them): flight figures
         "photos_solved_together": sol.photos,
         "pairs_tried": sol.pairs_tried,
@@ -305,7 +328,7 @@ def _num(v: float) -> float | None:
 def _job(args: tuple[str, str, MosaicSettings, bool]) -> dict[str, Any]:
     root, cell_id, settings, force = args
     try:
-        return mosaic_cell(root, cell_id, settings, force)
+        return mosaic_cell(root, cell_id, settings, force, resolve=False)  # force: solved in build_mosaics
     except SkysieveError as e:
         log.error("cell %s: %s", cell_id, e)
         return {"cell_id": cell_id, "status": "failed", "error": str(e)}
@@ -338,7 +361,7 @@ def build_mosaics(ws, cells: list[str] | None = None, gsd_m: float | None = None
     n = workers or settings.workers or os.cpu_count() or 1
     n = max(1, min(n, len(ids)))
     jobs = [(str(ws.root), c, settings, force) for c in ids]
-    if n > 1:  # solve each flight once here, so that the cell processes read it rather than race to solve it
+    if n > 1 or force:  # solve each flight once here, so that the cell processes read it rather than race to solve it
         rows = _accepted_rows(ws)
         groups = {}
         for c in ws.cells():
@@ -348,7 +371,7 @@ def build_mosaics(ws, cells: list[str] | None = None, gsd_m: float | None = None
         for flight_rows in groups.values():
             try:
                 if flight_rows:
-                    _solve_rows(ws.root, flight_rows, settings)
+                    _solve_rows(ws.root, flight_rows, settings, force)
             except SkysieveError as e:  # the cell that needs it reports it
                 log.warning("solving a flight failed: %s", e)
     if n == 1:

@@ -83,22 +83,29 @@ def _path(root: Path, photos: list[Photo], key: str) -> Path:
 
 
 def solve_flight(root: str | Path, photos: list[Photo], gsd_m: float, match: MatchSettings,
-                 adjustment: AdjustSettings, blend: BlendSettings) -> FlightSolution:
+                 adjustment: AdjustSettings, blend: BlendSettings, force: bool = False) -> FlightSolution:
     """Match, adjust and balance the exposure of ``photos`` (a flight, or the flights that share a cell)
     together; cached on disk.
 
-    ``root``: the workspace folder; ``gsd_m``: the resolution photos are matched at (metres per pixel).
+    ``root``: the workspace folder; ``gsd_m``: the resolution photos are matched at (metres per pixel);
+    ``force``: solve again even when a solution is cached, and replace it. A solution with photos that
+    could not be read is not cached (the key cannot tell a file that is back from one still missing),
+    so the next run tries them again.
     """
     photos = sorted(photos, key=lambda p: p.image_id)
     key = _key(photos, gsd_m, match, adjustment, blend)
     path = _path(Path(root), photos, key)
     try:
-        return FlightSolution.from_json(json.loads(path.read_text()))
+        if not force:
+            return FlightSolution.from_json(json.loads(path.read_text()))
     except FileNotFoundError:
         pass
     except (OSError, ValueError, KeyError, TypeError) as e:
         log.warning("cached solution %s unreadable (%s): solving again", path, e)
     solution = _solve(Path(root), photos, gsd_m, match, adjustment, blend)
+    if solution.unreadable:
+        log.info("%d photos could not be read: the solution is not cached", len(solution.unreadable))
+        return solution
     try:
         write_json(path, solution.to_json())
     except OSError as e:

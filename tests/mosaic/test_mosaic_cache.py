@@ -1,0 +1,81 @@
+"""The per-flight caches (features, ties, solution) against photos that come and go, reruns with --force,
+and processes that solve the same flight at once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from ortho_scene import grid_shots, make_ground, make_workspace
+
+from skysieve.camera import Camera
+from skysieve.mosaic.ortho import MosaicSettings, mosaic_cell
+
+CELL = "E576000N5188000"
+CAM = Camera(400, 300, 400.0)  # 30 m up: 7.5 cm/px
+
+
+@pytest.fixture(scope="module")
+def ground():
+    return make_ground(80.0, 0.05, seed=3)
+
+
+def _workspace(root: Path, ground, n: int = 6, sha256: bool = True):
+    """A 3 x 2 flight; ``sha256``: rows carry a content hash as ingest records it (the caches key on it)."""
+    shots = grid_shots(CAM, 30.0, 18, 20, 3, 2, 9.0, 9.0, gps_sigma_m=0.5, seed=1)[:n]
+    ws = make_workspace(root, ground, shots)
+    if sha256:
+        for k, s in enumerate(shots):
+            ws.gpkg.update("images", "image_id = ?", (s.image_id,), {"sha256": f"{k:064x}"})
+    return ws, [s.image_id for s in shots]
+
+
+def _solutions(ws) -> list[Path]:
+    return sorted((ws.flight_dir("f1") / ".mosaic-cache" / "solve").glob("*.json"))
+
+
+def test_a_photo_unreadable_once_is_used_when_it_is_back(tmp_path: Path, ground) -> None:
+    ws, ids = _workspace(tmp_path / "ws", ground)
+    photo = ws.flight_dir("f1") / Path(ids[0]).name
+    good = photo.read_bytes()
+    photo.write_bytes(b"")  # an upload not started yet: the sha256 ingest recorded stays
+    first = mosaic_cell(ws.root, CELL)
+    assert first["status"] == "built" and ids[0] not in first["images_used"]
+    assert first["images_unreadable"] == [ids[0]]
+    assert not _solutions(ws)  # a solution missing a photo is not kept
+    photo.write_bytes(good)
+    again = mosaic_cell(ws.root, CELL)  # no --force: the cell knows it lacked a photo
+    assert again["status"] == "built" and again["images_used"] == ids
+    assert again["images_unreadable"] == [] and again["images_flagged"] == []
+    assert len(_solutions(ws)) == 1
+    assert mosaic_cell(ws.root, CELL)["status"] == "skipped"
+
+
+def test_a_photo_deleted_after_the_flight_was_solved_is_flagged_and_the_cell_goes_on(tmp_path: Path, ground) -> None:
+    ws, ids = _workspace(tmp_path / "ws", ground)
+    assert mosaic_cell(ws.root, CELL)["images_used"] == ids
+    (ws.flight_dir("f1") / Path(ids[2]).name).unlink()
+    # another output block size: the cell is rebuilt from the cached flight solution, which still places the photo
+    report = mosaic_cell(ws.root, CELL, MosaicSettings(window_px=256))
+    assert report["status"] == "built" and report["images_used"] == ids[:2] + ids[3:]
+    [flag] = report["images_flagged"]
+    assert flag["image_id"] == ids[2] and "cannot read" in flag["reason"] and "restore" in flag["reason"]
+    # --force solves the flight again: matching reports the missing file although its features are cached
+    forced = mosaic_cell(ws.root, CELL, force=True)
+    assert forced["images_unreadable"] == [ids[2]] and "missing" in forced["images_flagged"][0]["reason"]
+    assert forced["photos_solved_together"] == len(ids) - 1
+
+
+def test_force_solves_the_flight_again_and_replaces_its_cached_solution(tmp_path: Path, ground) -> None:
+    ws, _ = _workspace(tmp_path / "ws", ground, n=4)
+    mosaic_cell(ws.root, CELL)
+    [path] = _solutions(ws)
+    stored = json.loads(path.read_text())
+    for p in stored["placements"].values():
+        p["shift_m"] = 99.0  # what a run before a fix of the adjustment might have left
+    path.write_text(json.dumps(stored))
+    assert mosaic_cell(ws.root, CELL, MosaicSettings(window_px=256))["max_shift_from_gps_m"] == 99.0
+    forced = mosaic_cell(ws.root, CELL, force=True)
+    assert forced["max_shift_from_gps_m"] < 5.0
+    assert all(p["shift_m"] < 5.0 for p in json.loads(path.read_text())["placements"].values())
