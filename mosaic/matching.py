@@ -260,7 +260,11 @@ def match_pair(fi: Features, fj: Features, i: int, j: int, settings: MatchSettin
 
 
 class _IndexPool:
-    """Descriptor indexes built on first use and dropped after their last pair, so memory holds a few."""
+    """Descriptor indexes built on first use and dropped after their last pair, so memory holds a few.
+
+    ``uses``: the index each pair queries; a pair answered without it (from the tie cache) must
+    :meth:`skip` it, else its index is held until matching ends. ``peak``: the most held at once.
+    """
 
     def __init__(self, feats: list[Features], uses: list[int]):
         import threading
@@ -270,6 +274,7 @@ class _IndexPool:
         for j in uses:
             self.left[j] = self.left.get(j, 0) + 1
         self.built: dict[int, DescriptorIndex] = {}
+        self.peak = 0
         self.lock = threading.Lock()
 
     @contextlib.contextmanager
@@ -277,14 +282,19 @@ class _IndexPool:
         with self.lock:
             if j not in self.built:
                 self.built[j] = DescriptorIndex(self.feats[j])  # under the lock: built once
+                self.peak = max(self.peak, len(self.built))
             index = self.built[j]
         try:
             yield index
         finally:
-            with self.lock:
-                self.left[j] -= 1
-                if not self.left[j]:
-                    del self.built[j]
+            self.skip(j)
+
+    def skip(self, j: int) -> None:
+        """One pair with ``j`` is done (matched, or served without the index)."""
+        with self.lock:
+            self.left[j] -= 1
+            if not self.left[j]:
+                self.built.pop(j, None)
 
 
 def _pool(settings: MatchSettings):
@@ -302,6 +312,7 @@ class MatchResult:
     pairs_tried: int
     n_features: list[int]  # per photo
     unreadable: dict[int, str]  # photo index -> why it could not be read
+    max_indexes: int = 0  # the most descriptor indexes (~2 MB each) held at once
 
 
 def _cached_features(photo: Photo, gsd: float, settings: MatchSettings, cache: TieCache | None) -> Features:
@@ -368,6 +379,7 @@ def match_photos(photos: list[Photo], settings: MatchSettings | None = None, gsd
                 return matched(i, j)
             key = cache.pair_key(fkeys[i], fkeys[j], photos[i], photos[j], settings)
             if (z := cache.load(photos[i], "ties", key)) is not None:
+                indexes.skip(j)
                 return TiePair(i, j, z["uv_i"], z["uv_j"]) if len(z["uv_i"]) else None
             tp = matched(i, j)
             empty = np.zeros((0, 2))
@@ -375,4 +387,4 @@ def match_photos(photos: list[Photo], settings: MatchSettings | None = None, gsd
             return tp
 
         ties = [tp for tp in progress(pool.map(pair, pairs), "matching", len(pairs)) if tp is not None]
-    return MatchResult(ties, len(pairs), [len(f.uv) for f in feats], unreadable)
+    return MatchResult(ties, len(pairs), [len(f.uv) for f in feats], unreadable, indexes.peak)

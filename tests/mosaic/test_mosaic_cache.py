@@ -79,3 +79,22 @@ def test_force_solves_the_flight_again_and_replaces_its_cached_solution(tmp_path
     forced = mosaic_cell(ws.root, CELL, force=True)
     assert forced["max_shift_from_gps_m"] < 5.0
     assert all(p["shift_m"] < 5.0 for p in json.loads(path.read_text())["placements"].values())
+
+
+def test_pairs_served_from_the_tie_cache_do_not_hold_descriptor_indexes(tmp_path: Path, ground) -> None:
+    import os
+
+    from skysieve.mosaic.matching import MatchSettings, match_photos
+    from skysieve.mosaic.photos import photo_from_row
+    from skysieve.mosaic.tiecache import TieCache
+
+    ws, ids = _workspace(tmp_path / "ws", ground, sha256=False)
+    photos = sorted((photo_from_row(r) for r in ws.gpkg.select("images")), key=lambda p: p.image_id)
+    one_thread = MatchSettings(threads=1)  # pairs go by their second photo: one index at a time
+    first = match_photos(photos, one_thread, cache=TieCache(ws.root))
+    assert first.max_indexes == 1 and first.ties
+    changed = Path(photos[1].path)  # a photo in the middle of the first line, in pairs with most others
+    os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
+    again = match_photos(photos, one_thread, cache=TieCache(ws.root))
+    assert again.pairs_tried == first.pairs_tried and len(again.ties) == len(first.ties)
+    assert again.max_indexes == 1  # was one per photo the changed one is paired with, held to the end
