@@ -149,11 +149,32 @@ def _photos(rows: list[dict[str, Any]]) -> list[Photo]:
     return out
 
 
-def _cell_rows(all_rows: list[dict[str, Any]], keep: shapely.Geometry) -> tuple[list, list]:
-    """(rows of the photos touching ``keep``, rows of every photo of their flights)."""
-    rows = [r for r in all_rows if r["geometry"].intersects(keep)]
-    flights = {str(r.get("flight_id") or "") for r in rows}
-    return rows, [r for r in all_rows if str(r.get("flight_id") or "") in flights]
+class _RowIndex:
+    """The accepted photos' rows with an R-tree of their footprints and their flights, so finding a cell's
+    photos costs a query, not a pass over the survey."""
+
+    def __init__(self, rows: list[dict[str, Any]]):
+        self.rows = rows
+        self.tree = shapely.STRtree([r["geometry"] for r in rows])
+        self.flights: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            self.flights.setdefault(str(r.get("flight_id") or ""), []).append(r)
+
+    def cell_rows(self, keep: shapely.Geometry) -> tuple[list, list]:
+        """(rows of the photos touching ``keep``, rows of every photo of their flights)."""
+        rows = [self.rows[int(k)] for k in sorted(self.tree.query(keep, predicate="intersects"))]
+        flights = sorted({str(r.get("flight_id") or "") for r in rows})
+        return rows, [r for f in flights for r in self.flights[f]]
+
+
+def _cell_inputs(rows: _RowIndex, cell: shapely.Geometry, settings: MosaicSettings):
+    """(cell + margin, the cell's rows, its flights' rows, the inputs digest), or None when no photo
+    covers more than a sliver of the cell (the neighbouring cell's mosaic shows that sliver)."""
+    keep = cell.buffer(settings.margin_m, join_style="mitre")
+    cell_rows, flight_rows = rows.cell_rows(keep)
+    if not cell_rows or shapely.union_all([r["geometry"] for r in cell_rows]).intersection(cell).area < 1e-3 * cell.area:
+        return None
+    return keep, cell_rows, flight_rows, _digest(cell, flight_rows, settings)
 
 
 def _solve_rows(root: Path, flight_rows: list[dict[str, Any]], settings: MosaicSettings, force: bool = False):
@@ -224,13 +245,10 @@ def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | 
     if not found:
         raise NotFoundError("no such cell in the workspace", ref=cell_id, hint="list cells with `ogrinfo survey.gpkg cells`")
     cell = found[0].geometry
-    keep = cell.buffer(settings.margin_m, join_style="mitre")
-    rows, flight_rows = _cell_rows(_accepted_rows(ws), keep)
     cell_dir = ws.cell_dir(cell_id)
-    if not rows or shapely.union_all([r["geometry"] for r in rows]).intersection(cell).area < 1e-3 * cell.area:
-        # no photo, or photos that only graze it: the neighbouring cell's mosaic shows that sliver
+    if (inputs := _cell_inputs(_RowIndex(_accepted_rows(ws)), cell, settings)) is None:
         return {"cell_id": cell_id, "status": "empty", "images_used": [], "images_flagged": []}
-    digest = _digest(cell, flight_rows, settings)
+    keep, rows, flight_rows, digest = inputs
     if not force and (old := _is_current(cell_dir, digest)):
         log.info("cell %s: inputs unchanged, kept %s", cell_id, cell_dir / ORTHO_FILE)
         return {**old, "status": "skipped"}
@@ -362,16 +380,18 @@ def build_mosaics(ws, cells: list[str] | None = None, gsd_m: float | None = None
     n = max(1, min(n, len(ids)))
     jobs = [(str(ws.root), c, settings, force) for c in ids]
     if n > 1 or force:  # solve each flight once here, so that the cell processes read it rather than race to solve it
-        rows = _accepted_rows(ws)
+        index = _RowIndex(_accepted_rows(ws))
         groups = {}
+        wanted = set(ids)
         for c in ws.cells():
-            if c.cell_id in ids:
-                _, flight_rows = _cell_rows(rows, c.geometry.buffer(settings.margin_m, join_style="mitre"))
+            if c.cell_id not in wanted or (inputs := _cell_inputs(index, c.geometry, settings)) is None:
+                continue
+            _, _, flight_rows, digest = inputs
+            if force or not _is_current(ws.cell_dir(c.cell_id), digest):  # a cell to build needs its flights
                 groups.setdefault(frozenset(str(r["image_id"]) for r in flight_rows), flight_rows)
         for flight_rows in groups.values():
             try:
-                if flight_rows:
-                    _solve_rows(ws.root, flight_rows, settings, force)
+                _solve_rows(ws.root, flight_rows, settings, force)
             except SkysieveError as e:  # the cell that needs it reports it
                 log.warning("solving a flight failed: %s", e)
     if n == 1:

@@ -98,3 +98,23 @@ def test_pairs_served_from_the_tie_cache_do_not_hold_descriptor_indexes(tmp_path
     again = match_photos(photos, one_thread, cache=TieCache(ws.root))
     assert again.pairs_tried == first.pairs_tried and len(again.ties) == len(first.ties)
     assert again.max_indexes == 1  # was one per photo the changed one is paired with, held to the end
+
+
+@pytest.mark.slow
+def test_parallel_rerun_of_current_cells_matches_nothing(tmp_path: Path, ground) -> None:
+    import shutil
+
+    import shapely
+
+    from skysieve.mosaic.ortho import build_mosaics
+
+    ws, _ = _workspace(tmp_path / "ws", ground, n=4)
+    ws.cells_touching(shapely.box(576150.0, 5188050.0, 576160.0, 5188060.0))  # a second cell, no photo in it
+    first = {r["cell_id"]: r["status"] for r in build_mosaics(ws, workers=1)}
+    assert first[CELL] == "built" and len(first) == 1
+    cache = ws.flight_dir("f1") / ".mosaic-cache"
+    shutil.rmtree(cache)
+    # two worker processes: the flights of out-of-date cells are solved first, here none
+    again = build_mosaics(ws, cells=[CELL, "E576100N5188000"], workers=2)
+    assert sorted(r["status"] for r in again) == ["empty", "skipped"]
+    assert not cache.exists()  # no photo described, no pair matched, no flight solved
