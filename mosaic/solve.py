@@ -4,21 +4,29 @@ Cells are cut from one solution per flight (or per set of flights that share a c
 by one: a cell's own adjustment sits at the mean GPS error of the photos it happens to hold, so two
 neighbouring cells solved apart disagree by up to that much along their border (0.55 m measured on a
 simulated flight with 1 m GPS noise), and every photo on the border was matched twice. The solution is
-kept in the flight's cache (``flights/<flight_id>/.mosaic-cache/solve/<key>.json``, written atomically), keyed by
-every photo's content, camera and GPS pose and the settings, so the cells of a flight (in any process,
-in any order) read the same placements and a changed photo re-solves the flight.
+kept in the flight's cache (``flights/<flight_id>/.mosaic-cache/solve/<key>.json``), keyed by every
+photo's content, camera and GPS pose and the settings; a changed photo re-solves the flight.
+
+Solving is not deterministic (FLANN's trees and MAGSAC's samples are random): two processes that solve
+the same flight at once (two ``skysieve mosaic --cell`` runs) get placements that differ slightly. So a
+solution is published only if none is stored yet (written under a temporary name, then hard-linked to
+its name, which fails when the name exists), and each process then uses the stored one: the cells
+of a flight get the same placements whichever process solved first. ``--force`` replaces the stored one;
+a cell being built at that moment by another process may still use the one replaced.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from skysieve.atomic import write_json
 from skysieve.mosaic.adjust import AdjustSettings, adjust, gross_yaw_errors
 from skysieve.mosaic.matching import MatchSettings, TiePair, match_photos
 from skysieve.mosaic.photos import Photo
@@ -97,20 +105,48 @@ def solve_flight(root: str | Path, photos: list[Photo], gsd_m: float, match: Mat
     path = _path(Path(root), photos, key)
     try:
         if not force:
-            return FlightSolution.from_json(json.loads(path.read_text()))
+            return _read(path)
     except FileNotFoundError:
         pass
     except (OSError, ValueError, KeyError, TypeError) as e:
         log.warning("cached solution %s unreadable (%s): solving again", path, e)
+        path.unlink(missing_ok=True)  # else it would stop the new one being published
     solution = _solve(Path(root), photos, gsd_m, match, adjustment, blend)
     if solution.unreadable:
         log.info("%d photos could not be read: the solution is not cached", len(solution.unreadable))
         return solution
+    return _publish(path, solution, replace=force)
+
+
+def _publish(path: Path, solution: FlightSolution, replace: bool = False) -> FlightSolution:
+    """Store ``solution`` at ``path`` unless a solution is stored there already, and return the stored one
+    (``replace``: store it in any case). A failure to write costs only the solving next time."""
     try:
-        write_json(path, solution.to_json())
-    except OSError as e:
-        log.warning("cannot cache the solution at %s (%s)", path, e)
-    return solution
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # not *.json
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(solution.to_json(), f, indent=2)
+            os.chmod(tmp, 0o644)
+            if replace:
+                os.replace(tmp, path)
+                return solution
+            try:
+                os.link(tmp, path)  # atomic: fails when the name exists
+                return solution
+            except FileExistsError:
+                log.info("the flight was solved by another process meanwhile: using its solution %s", path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        return _read(path)
+    except (OSError, ValueError, KeyError, TypeError) as e:  # no hard links here, a full disk, a damaged file
+        log.warning("cannot cache the solution at %s (%s): using this process's", path, e)
+        return solution
+
+
+def _read(path: Path) -> FlightSolution:
+    return FlightSolution.from_json(json.loads(path.read_text()))
 
 
 def _solve(root: Path, photos: list[Photo], gsd_m: float, match: MatchSettings,

@@ -118,3 +118,32 @@ def test_parallel_rerun_of_current_cells_matches_nothing(tmp_path: Path, ground)
     again = build_mosaics(ws, cells=[CELL, "E576100N5188000"], workers=2)
     assert sorted(r["status"] for r in again) == ["empty", "skipped"]
     assert not cache.exists()  # no photo described, no pair matched, no flight solved
+
+
+def test_a_flight_solved_by_two_processes_at_once_gives_both_the_first_published_solution(
+        tmp_path: Path, ground, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    import skysieve.mosaic.solve as solve
+    from skysieve.atomic import write_json
+
+    ws, _ = _workspace(tmp_path / "ws", ground, n=4)
+    real_solve = solve._solve
+    published: list[tuple[Path, float]] = []
+
+    def solve_while_another_process_publishes(root, photos, *args):
+        ours = real_solve(root, photos, *args)
+        # the other process (its own FLANN and MAGSAC draws) finishes first and publishes its solution
+        theirs = replace(ours, placements={k: replace(p, shift_m=p.shift_m + 0.25) for k, p in ours.placements.items()})
+        path = solve._path(Path(root), photos, solve._key(photos, *args))
+        write_json(path, theirs.to_json())
+        published.append((path, max(p.shift_m for p in theirs.placements.values())))
+        return ours
+
+    monkeypatch.setattr(solve, "_solve", solve_while_another_process_publishes)
+    report = mosaic_cell(ws.root, CELL)
+    [(path, their_max_shift)] = published
+    stored = solve.FlightSolution.from_json(json.loads(path.read_text()))
+    assert report["max_shift_from_gps_m"] == pytest.approx(their_max_shift, abs=1e-4)  # not this process's
+    assert max(p.shift_m for p in stored.placements.values()) == pytest.approx(their_max_shift)  # kept
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temporary left
