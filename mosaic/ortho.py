@@ -47,7 +47,8 @@ log = logging.getLogger(__name__)
 
 ORTHO_FILE = "ortho.tif"
 REPORT_FILE = "ortho.json"
-FORMAT_VERSION = 1  # bump when the output changes for the same inputs, so reruns rebuild
+FORMAT_VERSION = 2  # bump when the output changes for the same inputs, so reruns rebuild (2: per-flight
+# placements and gains, at most 8 pairs per photo, YCbCr JPEG with a mask band instead of alpha)
 
 
 @dataclass(frozen=True)

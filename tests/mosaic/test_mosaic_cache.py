@@ -147,3 +147,14 @@ def test_a_flight_solved_by_two_processes_at_once_gives_both_the_first_published
     assert report["max_shift_from_gps_m"] == pytest.approx(their_max_shift, abs=1e-4)  # not this process's
     assert max(p.shift_m for p in stored.placements.values()) == pytest.approx(their_max_shift)  # kept
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temporary left
+
+
+def test_an_ortho_of_the_first_format_is_rebuilt(tmp_path: Path, ground, monkeypatch: pytest.MonkeyPatch) -> None:
+    import skysieve.mosaic.ortho as ortho
+
+    ws, _ = _workspace(tmp_path / "ws", ground, n=2)
+    with monkeypatch.context() as m:
+        m.setattr(ortho, "FORMAT_VERSION", 1)  # per-cell solutions, alpha band
+        assert mosaic_cell(ws.root, CELL)["format_version"] == 1
+    again = mosaic_cell(ws.root, CELL)
+    assert again["status"] == "built" and again["format_version"] == ortho.FORMAT_VERSION > 1
