@@ -75,7 +75,8 @@ def write_cog(target: str | Path, grid: OutputGrid, crs: CRS, blocks: Iterable[t
               settings: CogSettings | None = None, tags: dict[str, str] | None = None) -> int:
     """Write RGB blocks (window, (rows, cols, 3) uint8, coverage bool) as a COG at ``target``.
 
-    Parts of the grid no block covers are no-data (alpha / mask 0). Returns the count of covered pixels.
+    Parts of the grid no block covers are no-data (0 in the internal mask band; there is no alpha band).
+    Returns the count of covered pixels.
     """
     import rasterio
     import rasterio.shutil

@@ -55,7 +55,8 @@ class Features:
 
 @dataclass(frozen=True)
 class TiePair:
-    """Matched points of photos ``i`` and ``j`` (indices into the cell's photo list), native pixels."""
+    """Matched points of photos ``i`` and ``j`` (indices into the photo list given to :func:`match_photos`:
+    the flight's, sorted by image id), native pixels."""
 
     i: int
     j: int
@@ -339,7 +340,7 @@ def match_photos(photos: list[Photo], settings: MatchSettings | None = None, gsd
     computed once per photo and kept compactly (uint8 descriptors, ~0.5 MB a photo), so memory grows with
     the photo count only by that, not with the photos' size. With a ``cache``, features and pair results
     are read from and written to disk (:mod:`~skysieve.mosaic.tiecache`): each photo is described and
-    each pair matched once per flight, not once per cell. A photo that cannot be decoded gets no features
+    each pair matched once per flight, not once per cell (see there for when a pair is matched again). A photo that cannot be decoded gets no features
     and is reported in ``unreadable``; the others go on.
     """
     from skysieve.progress import progress

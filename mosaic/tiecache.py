@@ -1,4 +1,5 @@
-"""Features and tie points kept on disk, so each photo is described once and each pair matched once per flight.
+"""Features and tie points kept on disk, so each photo is described once and each pair matched once per flight
+(mostly: see the keys below).
 
 Neighbouring cells share the photos along their border (a cell takes every photo whose footprint touches
 it plus a margin), and a rerun after one photo changed needs every other pair again: without a store, the
@@ -10,17 +11,24 @@ same photos were decoded, described and matched once per cell. The store lives w
 - ``ties/<key>.npz``: one pair's tie points, or none (a pair that did not match is remembered too); the key
   adds both photos' GPS poses (guided matching searches around them) and the pair settings.
 
-Entries are written atomically (temporary name, then rename), so processes mosaicking different cells
-at once may write the same entry and a reader never sees half of one; an entry that cannot be read is
-recomputed. Deleting the folder is always safe. It is hidden (a dot folder), so that ingesting the flight
+Features are reduced to the resolution of the set of photos solved together (``gsd_m`` is in the key):
+a cell that two flights share is solved with both flights' photos, at their common resolution, and where
+that differs from a flight's own its photos are described, and their pairs matched, once more. A pair is
+stored in its first photo's flight folder. Entries are written atomically (``.<key>.npz.<random>.tmp``,
+then renamed: a killed write leaves a hidden ``.tmp`` that no ``*.npz`` pattern takes for an entry, and
+that a later write of the same entry removes once ten minutes old), so processes mosaicking different cells at once may write
+the same entry and a reader never sees half of one; an entry that cannot be read is recomputed.
+Deleting the folder is always safe. It is hidden (a dot folder), so that ingesting the flight
 folder again, when the photos live in the workspace, does not list it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import time
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,6 +43,7 @@ log = logging.getLogger(__name__)
 
 CACHE_DIR = ".mosaic-cache"
 VERSION = 1  # bump when features or matching change for the same inputs
+STALE_S = 600.0  # a temporary entry older than this (seconds) is a killed write's
 
 
 def stable_hash(obj) -> str:
@@ -87,8 +96,12 @@ class TieCache:
     def save(self, photo, kind: str, key: str, arrays: dict[str, np.ndarray]) -> None:
         """Store ``arrays`` under ``key``; a failure to write only costs the recomputation next time."""
         path = self._folder(photo, kind) / f"{key}.npz"
+        for stale in path.parent.glob(f".{path.name}.*"):  # a killed write of this entry (or one under way)
+            with contextlib.suppress(OSError):
+                if time.time() - stale.stat().st_mtime > STALE_S:
+                    stale.unlink()
         try:
-            with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            with atomic_path(path, suffix=".tmp") as tmp, open(tmp, "wb") as f:
                 np.savez(f, **arrays)
         except OSError as e:
             log.warning("mosaic cache: cannot write %s (%s)", path, e)

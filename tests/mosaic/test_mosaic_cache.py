@@ -158,3 +158,36 @@ def test_an_ortho_of_the_first_format_is_rebuilt(tmp_path: Path, ground, monkeyp
         assert mosaic_cell(ws.root, CELL)["format_version"] == 1
     again = mosaic_cell(ws.root, CELL)
     assert again["status"] == "built" and again["format_version"] == ortho.FORMAT_VERSION > 1
+
+
+def test_a_killed_cache_write_leaves_nothing_an_npz_pattern_takes_and_a_later_write_removes_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import time
+
+    import numpy as np
+
+    import skysieve.mosaic.tiecache as tiecache
+    from skysieve.mosaic.photos import Photo
+
+    cache = tiecache.TieCache(tmp_path)
+    photo = Photo("f1/A.JPG", str(tmp_path / "A.JPG"), CAM, None, "ab" * 32, "f1")
+    folder = tmp_path / "flights" / "f1" / ".mosaic-cache" / "ties"
+    folder.mkdir(parents=True)
+    stale = folder / ".k1.npz.x1y2.npz"  # what a write killed before this fix left (and a kill now leaves as .tmp)
+    stale.write_bytes(b"PK half a zip")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    written: list[str] = []
+    real_savez = np.savez
+
+    def savez_noting_its_file(f, **arrays):
+        written.append(f.name)
+        real_savez(f, **arrays)
+
+    monkeypatch.setattr(tiecache.np, "savez", savez_noting_its_file)
+    cache.save(photo, "ties", "k1", {"uv_i": np.ones((3, 2)), "uv_j": np.ones((3, 2))})
+    [tmp] = written
+    assert Path(tmp).name.startswith(".k1.npz.") and not Path(tmp).match("*.npz")  # a kill here: no *.npz
+    assert [p.name for p in folder.iterdir()] == ["k1.npz"]  # the old temporary is gone
+    assert cache.load(photo, "ties", "k1")["uv_i"].shape == (3, 2)
