@@ -8,11 +8,13 @@ report, so any scheduler (a process pool here; Dask or Ray later) can run it. It
 2. the flights' solution (:mod:`~skysieve.mosaic.solve`): tie points between overlapping photos
    (:mod:`~skysieve.mosaic.matching`), all placements adjusted together with GPS as a prior
    (:mod:`~skysieve.mosaic.adjust`) and exposure gains; solved once per flight and kept in the flight's
-   cache, so the cells of a flight agree along their borders and no photo pair is matched twice;
+   cache, so the cells of a flight agree along their borders and its cells do not match a pair again;
 3. windowed rendering with centre-preferring seams (:mod:`~skysieve.mosaic.render`) straight into a
-   COG (:mod:`~skysieve.mosaic.cog`), clipped to the cell plus ``margin_m``.
+   COG (:mod:`~skysieve.mosaic.cog`), clipped to the cell plus ``margin_m``. A photo that cannot be
+   read (when solving, or now: deleted, its drive unmounted) is flagged with the reason and left out.
 
-A rerun skips a cell whose inputs (its flights' photos and poses, the cell, the settings) did not change.
+A rerun skips a cell whose inputs (its flights' photos and poses, the cell, the settings) did not change,
+unless it was built without a photo that could not be read: that photo is tried again.
 """
 
 from __future__ import annotations
