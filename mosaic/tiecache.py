@@ -28,6 +28,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import threading
 import time
 import zipfile
 from dataclasses import asdict, dataclass
@@ -38,6 +39,11 @@ import numpy as np
 from skysieve.atomic import atomic_path
 
 __all__ = ["TieCache", "CACHE_DIR", "content_key", "stable_hash"]
+
+#: np.load parses each array's header with ast.literal_eval, and CPython 3.11 (before 3.11.9, gh-106905)
+#: can raise "SystemError: AST constructor recursion depth mismatch" when two threads parse at once:
+#: the matching threads read the cache one at a time (reading is milliseconds; matching is not)
+_LOAD_LOCK = threading.Lock()
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +91,7 @@ class TieCache:
         """The arrays stored under ``key`` (``kind``: features or ties), or None."""
         path = self._folder(photo, kind) / f"{key}.npz"
         try:
-            with np.load(path) as z:
+            with _LOAD_LOCK, np.load(path) as z:
                 return {k: z[k] for k in z.files}
         except FileNotFoundError:
             return None
