@@ -64,7 +64,7 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
         raise UsageError("--n must be at least 1")
     path = build_dataset(args.out, args.n, imgsz=args.imgsz, gsd_range=args.gsd_range, seed=args.seed,
                          backgrounds=args.backgrounds, real=args.real, workers=args.workers,
-                         farm_fraction=args.farm_fraction)
+                         farm_fraction=args.farm_fraction, backgrounds_gsd_m=args.backgrounds_gsd)
     sheet = None
     if args.sheet is not None:
         from skysieve.datasets.sheet import contact_sheet
@@ -110,6 +110,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     d.add_argument("--gsd-range", type=_pair, default=(0.02, 0.10), help="m/px range, e.g. 0.02,0.10")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--backgrounds", type=Path, help="folder of real aerial images to paint objects onto")
+    d.add_argument("--backgrounds-gsd", type=float, metavar="M",
+                   help="their GSD in m/px (e.g. 0.017 for the Brighton flight): crops keep the true scale")
     d.add_argument("--real", type=Path, help="real labelled data (YOLO format) to add to the training split")
     d.add_argument("--farm-fraction", type=float, default=0.0,
                    help="share of tiles showing tank farms at 0.3-1 m/px, for transfer to satellite imagery (0)")

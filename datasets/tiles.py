@@ -247,10 +247,16 @@ def _load_background(path: str) -> np.ndarray:
     return img[:, :, ::-1]
 
 
-def background_crop(rng: np.random.Generator, path: Path, rows: int, cols: int) -> np.ndarray:
-    """A random crop of a real photo, randomly scaled (0.6..1.6), turned and flipped, as float32 0..1."""
+def background_crop(rng: np.random.Generator, path: Path, rows: int, cols: int,
+                    zoom: float | None = None) -> np.ndarray:
+    """A random crop of a real photo, turned and flipped, as float32 0..1 (rows x cols x 3).
+
+    ``zoom``: output pixels per decoded (half-size) photo pixel, i.e. the photo's GSD x 2 / the tile's GSD,
+    when the photo's GSD is known: the ground keeps its true scale (jittered by 10 %). Unknown: a random
+    scale of 0.6..1.6.
+    """
     img = _load_background(str(path))
-    scale = float(rng.uniform(0.6, 1.6))
+    scale = float(rng.uniform(0.6, 1.6)) if zoom is None else zoom * float(rng.uniform(0.9, 1.1))
     ch, cw = min(img.shape[0], int(rows / scale)), min(img.shape[1], int(cols / scale))
     r0 = int(rng.integers(0, img.shape[0] - ch + 1))
     c0 = int(rng.integers(0, img.shape[1] - cw + 1))
@@ -272,9 +278,10 @@ def list_images(folder: str | Path) -> list[Path]:
     return files
 
 
-def render_tile(spec: TileSpec, backgrounds: Sequence[Path] = ()) -> Tile:
+def render_tile(spec: TileSpec, backgrounds: Sequence[Path] = (), backgrounds_gsd_m: float | None = None) -> Tile:
     """Render one tile (deterministic in ``spec`` and the ``backgrounds`` list). When backgrounds are given,
-    half the tiles paint their objects onto a random crop of one of them instead of synthetic ground."""
+    half the tiles paint their objects onto a random crop of one of them instead of synthetic ground, at
+    the ground's true scale when ``backgrounds_gsd_m`` (their GSD, m/px) is known."""
     rng = np.random.default_rng([spec.seed, 91])
     climate = climate_for(rng)
     toward = climate.sun.toward()
@@ -292,7 +299,9 @@ def render_tile(spec: TileSpec, backgrounds: Sequence[Path] = ()) -> Tile:
     camera = Camera(n, n, f, n / 2 - f * tx, n / 2 + f * ty)
     side = int(round(2 * half / spec.gsd_m))
     view = GridView(-half, half, spec.gsd_m, side, side)
-    base = background_crop(rng, backgrounds[int(rng.integers(len(backgrounds)))], side, side) if real_ground else None
+    zoom = 2 * backgrounds_gsd_m / spec.gsd_m if backgrounds_gsd_m else None  # backgrounds decode at half size
+    base = (background_crop(rng, backgrounds[int(rng.integers(len(backgrounds)))], side, side, zoom)
+            if real_ground else None)
     noise = None if real_ground else NoiseField(
         spec.seed, (-half, -half, half, half),
         octaves=((30.0, 0.10 * rng.uniform(0.3, 1.5)), (5.0, 0.06 * rng.uniform(0.3, 1.5)),

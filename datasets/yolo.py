@@ -47,21 +47,23 @@ def write_data_yaml(root: Path, names: tuple[str, ...] = CLASSES) -> Path:
     return write_text(root / "data.yaml", "\n".join(text) + "\n")
 
 
-def _tile_job(args: tuple[int, int, int, tuple[float, float], tuple[str, ...], float]) -> tuple[int, bytes, str]:
-    seed, i, imgsz, gsd_range, backgrounds, farm_fraction = args
+def _tile_job(args: tuple[int, int, int, tuple[float, float], tuple[str, ...], float | None, float]
+              ) -> tuple[int, bytes, str]:
+    seed, i, imgsz, gsd_range, backgrounds, backgrounds_gsd_m, farm_fraction = args
     rng = np.random.default_rng([seed, i, 17])
     tile_seed = seed * 1_000_003 + i
     farm = farm_fraction > 0 and np.random.default_rng([seed, i, 23]).random() < farm_fraction
     spec = random_farm_spec(rng, tile_seed, imgsz) if farm else random_tile_spec(rng, tile_seed, imgsz, gsd_range)
     with cv2_threads(1):
-        tile: Tile = render_tile(spec, [Path(b) for b in backgrounds])
+        tile: Tile = render_tile(spec, [Path(b) for b in backgrounds], backgrounds_gsd_m)
     ok, buf = cv2.imencode(".jpg", tile.pixels[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
     return i, buf.tobytes(), yolo_lines(tile.boxes, imgsz, imgsz)
 
 
 def build_dataset(out_dir: str | Path, n: int, imgsz: int = 640, gsd_range: tuple[float, float] = (0.02, 0.10),
                   seed: int = 0, backgrounds: str | Path | None = None, real: str | Path | None = None,
-                  val_fraction: float = 0.15, workers: int | None = None, farm_fraction: float = 0.0) -> Path:
+                  val_fraction: float = 0.15, workers: int | None = None, farm_fraction: float = 0.0,
+                  backgrounds_gsd_m: float | None = None) -> Path:
     """Render ``n`` tiles of ``imgsz`` px at GSDs drawn log-uniformly from ``gsd_range`` (m/px) into a
     YOLO dataset at ``out_dir``; returns the path of its ``data.yaml``.
 
@@ -69,6 +71,8 @@ def build_dataset(out_dir: str | Path, n: int, imgsz: int = 640, gsd_range: tupl
     them (sim-to-real). ``real``: a YOLO dataset (images/ + labels/ + data.yaml or classes.txt) copied
     into the training split with its classes mapped by name (see :mod:`.realdata`); RarePlanes'
     finding is to fine-tune on real data in a second stage instead, so prefer a separate dataset.
+    ``backgrounds_gsd_m``: their ground sample distance (m/px), when known (a drone flight: its GSD from
+    ingest); crops then keep the ground's true scale instead of a random one.
     ``farm_fraction``: the share of tiles that show tank farms (large tanks at 0.3-1 m/px, whatever
     ``gsd_range`` says) instead, for transfer to satellite and high-altitude imagery of tank farms.
     Tiles already written are kept (a rerun resumes); ``workers`` processes render (default: 2).
@@ -93,7 +97,9 @@ def build_dataset(out_dir: str | Path, n: int, imgsz: int = 640, gsd_range: tupl
     bgs = tuple(str(p) for p in list_images(backgrounds)) if backgrounds is not None else ()
     if not 0.0 <= farm_fraction <= 1.0:
         raise DatasetError(f"farm fraction {farm_fraction} is not a share between 0 and 1")
-    jobs = [(seed, i, imgsz, tuple(gsd_range), bgs, farm_fraction) for i in todo]
+    if backgrounds_gsd_m is not None and not 0.001 <= backgrounds_gsd_m <= 10.0:
+        raise DatasetError(f"background GSD {backgrounds_gsd_m} is not metres per pixel", hint="e.g. 0.017")
+    jobs = [(seed, i, imgsz, tuple(gsd_range), bgs, backgrounds_gsd_m, farm_fraction) for i in todo]
     workers = default_workers(len(jobs)) if workers is None else workers
     for i, jpg, label in progress(ordered_map(_tile_job, jobs, workers), "rendering tiles", total=len(jobs),
                                   unit="tile"):

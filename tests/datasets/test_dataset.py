@@ -95,6 +95,22 @@ def test_small_tiles_keep_their_labelled_objects(tmp_path):
     assert sum(b > 0 for b in n_boxes) >= 28
 
 
+def test_a_background_of_known_gsd_keeps_the_ground_s_true_scale(tmp_path):
+    """A checkerboard photographed at 1 cm/px (squares of 0.2 m) painted under a 4 cm/px tile: its period
+    in the tile is 0.4 m / 4 cm = 10 px (give or take the 10 % jitter)."""
+    from skysieve.datasets.tiles import background_crop
+
+    yy, xx = np.mgrid[0:1200, 0:1600]
+    board = (((yy // 20) + (xx // 20)) % 2 * 200 + 30).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "board.png"), np.dstack([board] * 3))
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        crop = background_crop(rng, tmp_path / "board.png", 128, 128, zoom=2 * 0.01 / 0.04)
+        spectrum = np.abs(np.fft.rfft(crop[64, :, 0] - crop[64, :, 0].mean()))
+        period = 128 / int(np.argmax(spectrum))
+        assert 8.5 <= period <= 11.5
+
+
 def test_backgrounds_and_real_data(tmp_path):
     bg = tmp_path / "bg"
     bg.mkdir()
@@ -109,7 +125,8 @@ def test_backgrounds_and_real_data(tmp_path):
     (real / "labels" / "r1.txt").write_text("0 0.5 0.5 0.2 0.2\n1 0.1 0.1 0.05 0.05\n")
     cv2.imwrite(str(real / "images" / "r2.jpg"), np.zeros((64, 64, 3), np.uint8))
     (real / "labels" / "r2.txt").write_text("0 0.5 0.5 not-a-number 0.2\n")
-    yaml_path = build_dataset(tmp_path / "ds", 6, imgsz=128, seed=1, backgrounds=bg, real=real, workers=1)
+    yaml_path = build_dataset(tmp_path / "ds", 6, imgsz=128, seed=1, backgrounds=bg, real=real, workers=1,
+                              backgrounds_gsd_m=0.017)
     root = yaml_path.parent
     assert (root / "labels" / "train" / "real_r1.txt").read_text() == "0 0.5 0.5 0.2 0.2\n"  # person dropped
     assert not (root / "images" / "train" / "real_r2.jpg").exists()  # bad label: skipped, batch went on
@@ -125,6 +142,8 @@ def test_bad_dataset_arguments(tmp_path):
         build_dataset(tmp_path / "x", 0)
     with pytest.raises(DatasetError, match="GSD"):
         build_dataset(tmp_path / "x", 2, gsd_range=(0.1, 0.02))
+    with pytest.raises(DatasetError, match="metres per pixel"):
+        build_dataset(tmp_path / "x", 2, backgrounds_gsd_m=17.0)
     with pytest.raises(DatasetError, match="multiple of 32"):
         build_dataset(tmp_path / "x", 2, imgsz=100)
     with pytest.raises(DatasetError, match="no images"):
