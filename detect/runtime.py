@@ -4,8 +4,9 @@ On a CPU the runtime matters more than anything else (measured here, yolo11n, 8 
 2 threads: PyTorch 196 ms, ONNX Runtime 70 ms, OpenVINO 33 ms per slice). :func:`load_detector`
 therefore prefers OpenVINO on the ``.onnx`` export, then ONNX Runtime, then the ``.pt`` with PyTorch
 (which is also what a GPU would use). OpenVINO computes in bfloat16 where the CPU does so natively
-(:func:`openvino_precision`); the backend name says which (``openvino-bf16`` / ``openvino-f32``). All backends return the raw YOLO head output; decoding and
-non-maximum suppression are shared (:func:`decode`), so every backend gives the same boxes.
+(:func:`openvino_precision`); the backend name says which (``openvino-bf16`` / ``openvino-f32``).
+All backends return the raw YOLO head output; decoding and non-maximum suppression are shared
+(:func:`decode`), so every backend gives the same boxes.
 
 Pixel boxes here are ``(x0, y0, x1, y1)`` in slice pixels (x to the right, y down).
 """
