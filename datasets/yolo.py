@@ -83,6 +83,10 @@ def build_dataset(out_dir: str | Path, n: int, imgsz: int = 640, gsd_range: tupl
         raise DatasetError(f"GSD range {gsd_range} is not a range of metres per pixel", hint="e.g. 0.02,0.10")
     if imgsz < 64 or imgsz % 32:
         raise DatasetError(f"imgsz {imgsz} must be a multiple of 32 and at least 64")
+    if not 0.0 <= farm_fraction <= 1.0:
+        raise DatasetError(f"farm fraction {farm_fraction} is not a share between 0 and 1")
+    if backgrounds_gsd_m is not None and not 0.001 <= backgrounds_gsd_m <= 10.0:
+        raise DatasetError(f"background GSD {backgrounds_gsd_m} is not metres per pixel", hint="e.g. 0.017")
     root = Path(out_dir)
     n_val = max(1, int(math.ceil(n * val_fraction))) if n > 1 else 0
     for split in ("train", "val"):
@@ -95,10 +99,6 @@ def build_dataset(out_dir: str | Path, n: int, imgsz: int = 640, gsd_range: tupl
 
     todo = [i for i in range(n) if not (where(i)[0].exists() and where(i)[1].exists())]
     bgs = tuple(str(p) for p in list_images(backgrounds)) if backgrounds is not None else ()
-    if not 0.0 <= farm_fraction <= 1.0:
-        raise DatasetError(f"farm fraction {farm_fraction} is not a share between 0 and 1")
-    if backgrounds_gsd_m is not None and not 0.001 <= backgrounds_gsd_m <= 10.0:
-        raise DatasetError(f"background GSD {backgrounds_gsd_m} is not metres per pixel", hint="e.g. 0.017")
     jobs = [(seed, i, imgsz, tuple(gsd_range), bgs, backgrounds_gsd_m, farm_fraction) for i in todo]
     workers = default_workers(len(jobs)) if workers is None else workers
     for i, jpg, label in progress(ordered_map(_tile_job, jobs, workers), "rendering tiles", total=len(jobs),

@@ -10,6 +10,7 @@ import pytest
 from skysieve.cli import main
 from skysieve.detect import detect_cells, detect_raster, load_detector
 from skysieve.detect.evaluate import match_boxes
+from skysieve.detect.runtime import native_bf16
 from skysieve.detect.sliced import SliceSettings
 from skysieve.errors import DetectionError, ModelError, NotFoundError
 
@@ -112,19 +113,15 @@ def test_runtimes_agree(mosaic, detector):
     _assert_same_boxes(mosaic.path, detector, load_detector(backend="onnxruntime"))
 
 
-def _cpu_has_bf16() -> bool:
-    import openvino as ov
-
-    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-
-
 def test_openvino_precisions_agree(mosaic, monkeypatch):
     """bf16 (where the CPU has it) finds the boxes full precision finds; a bad precision is refused."""
     monkeypatch.setenv("SKYSIEVE_PRECISION", "f32")
     full = load_detector(backend="openvino")
     assert full.backend_name == "openvino-f32"
     monkeypatch.setenv("SKYSIEVE_PRECISION", "bf16")
-    if _cpu_has_bf16():
+    import openvino as ov
+
+    if native_bf16(ov.Core()):
         _assert_same_boxes(mosaic.path, full, load_detector(backend="openvino"))
     else:  # an AVX2-only CPU: refused with a hint, not a crash at the first batch
         with pytest.raises(ModelError, match="no bfloat16"):
