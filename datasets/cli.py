@@ -64,12 +64,13 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
         raise UsageError("--n must be at least 1")
     path = build_dataset(args.out, args.n, imgsz=args.imgsz, gsd_range=args.gsd_range, seed=args.seed,
                          backgrounds=args.backgrounds, real=args.real, workers=args.workers,
-                         farm_fraction=args.farm_fraction, backgrounds_gsd_m=args.backgrounds_gsd)
+                         farm_fraction=args.farm_fraction, backgrounds_gsd_m=args.backgrounds_gsd,
+                         clutter=args.clutter)
     sheet = None
     if args.sheet is not None:
         from skysieve.datasets.sheet import contact_sheet
 
-        sheet = contact_sheet(path.parent, args.sheet)
+        sheet = contact_sheet(path.parent, args.sheet, gsd_range=args.gsd_range)
     emit(args, {"data_yaml": str(path), "n": args.n, "sheet": str(sheet) if sheet else None},
          f"dataset {path.parent}: {args.n} tiles; train with {path}" + (f"; contact sheet {sheet}" if sheet else ""))
     return 0
@@ -115,6 +116,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     d.add_argument("--real", type=Path, help="real labelled data (YOLO format) to add to the training split")
     d.add_argument("--farm-fraction", type=float, default=0.0,
                    help="share of tiles showing tank farms at 0.3-1 m/px, for transfer to satellite imagery (0)")
+    d.add_argument("--clutter", type=int, default=7, metavar="N",
+                   help="at most N hard negatives (planters, cars, silos, trees...) per tile (7)")
     d.add_argument("--workers", type=int, default=None, help="processes (default: up to 2)")
     d.add_argument("--sheet", type=Path, help="also write a contact sheet PNG of 16 tiles with their boxes")
     add_json_flag(d)

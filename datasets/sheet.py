@@ -19,8 +19,9 @@ CLASS_COLORS_BGR = ((40, 40, 230), (40, 200, 40), (230, 120, 30))
 
 
 def contact_sheet(dataset_dir: str | Path, out_png: str | Path, n: int = 16, cols: int = 4, cell_px: int = 320,
-                  split: str = "train") -> Path:
-    """Draw the first ``n`` synthetic tiles of ``split`` with their YOLO boxes into a ``cols``-wide grid PNG."""
+                  split: str = "train", gsd_range: tuple[float, float] | None = None) -> Path:
+    """Draw the first ``n`` synthetic tiles of ``split`` with their YOLO boxes into a ``cols``-wide grid PNG;
+    ``gsd_range`` (m/px), when given, is named in the caption."""
     root = Path(dataset_dir)
     images = sorted(p for p in (root / "images" / split).glob("*.jpg") if not p.name.startswith("real_"))[:n]
     if not images:
@@ -49,7 +50,8 @@ def contact_sheet(dataset_dir: str | Path, out_png: str | Path, n: int = 16, col
         cv2.rectangle(legend, (x, 10), (x + 22, 28), color, 2)
         cv2.putText(legend, name, (x + 30, 26), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (30, 30, 30), 1, cv2.LINE_AA)
         x += 60 + 12 * len(name)
-    cv2.putText(legend, "synthetic tiles, 2-10 cm/px; unboxed round things are hard negatives", (x + 10, 26),
+    gsd = f", {gsd_range[0] * 100:g}-{gsd_range[1] * 100:g} cm/px" if gsd_range else ""
+    cv2.putText(legend, f"synthetic tiles{gsd}; unboxed round things are hard negatives", (x + 10, 26),
                 cv2.FONT_HERSHEY_SIMPLEX, 0.5, (90, 90, 90), 1, cv2.LINE_AA)
     out = Path(out_png)
     with atomic_path(out, suffix=".png") as tmp:

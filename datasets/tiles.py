@@ -48,6 +48,7 @@ class TileSpec:
     jpeg_quality: int
     negative_only: bool = False
     tank_farm: bool = False
+    clutter: int = 7  # at most this many hard negatives (planters, cars, silos...) and clutter items
 
 
 @dataclass(frozen=True)
@@ -157,10 +158,17 @@ def _ground(scene: Scene, rng, half: float, pal) -> None:
         scene.add([Shape("poly", pts, color, layer=2)])
 
 
+#: room each kind of hard negative or clutter takes on a tile (m): its size, not a flat 3 m, so that a
+#: small tile still holds several
+CLUTTER_RADIUS_M = {"planter": 2.0, "manhole": 0.5, "silo": 3.5, "car": 2.5, "haystack": 2.2, "cistern": 2.5,
+                    "tyre_pile": 2.5, "solar_heater": 1.5, "tree": 3.0, "scrap": 2.5}
+
+
 def tile_scene(rng: np.random.Generator, half: float, toward, season: str, negative_only: bool,
-               ground: bool = True) -> Scene:
+               ground: bool = True, clutter: int = 7) -> Scene:
     """A random scene over [-half, half]^2 metres (the tile plus a margin). ``ground=False`` leaves out
-    ground cover and buildings (for painting onto a real background, which has its own)."""
+    ground cover and buildings (for painting onto a real background, which has its own); ``clutter``: at
+    most this many hard negatives and clutter items (0 to ``clutter``, uniformly)."""
     pal = PALETTES[season]
     scene = Scene()
     if ground:
@@ -196,9 +204,9 @@ def tile_scene(rng: np.random.Generator, half: float, toward, season: str, negat
                 scene.add(*props.solar_heater(rng, *s, ang, shapes[0].height_m))
     kinds = list(props.DISTRACTOR_MAKERS) + ["tree", "scrap"]
     weights = np.array([0.18, 0.08, 0.07, 0.12, 0.06, 0.1, 0.08, 0.08, 0.16, 0.07])
-    for _ in range(int(rng.integers(0, 8))):  # hard negatives and clutter
+    for _ in range(int(rng.integers(0, clutter + 1))):  # hard negatives and clutter
         kind = str(rng.choice(kinds, p=weights / weights.sum()))
-        s = spot(3.0)
+        s = spot(CLUTTER_RADIUS_M[kind])
         if s is None:
             continue
         if kind == "tree":
@@ -289,7 +297,8 @@ def render_tile(spec: TileSpec, backgrounds: Sequence[Path] = (), backgrounds_gs
     extent = n * spec.gsd_m
     half = 0.65 * extent
     real_ground = bool(backgrounds) and rng.random() < 0.5
-    scene = tile_scene(rng, half, toward, climate.season, spec.negative_only, ground=not real_ground)
+    scene = tile_scene(rng, half, toward, climate.season, spec.negative_only, ground=not real_ground,
+                       clutter=spec.clutter)
     if spec.tank_farm:
         tank_farm(scene, rng, half, toward)
     f = spec.height_m / spec.gsd_m

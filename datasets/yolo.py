@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -47,13 +48,14 @@ def write_data_yaml(root: Path, names: tuple[str, ...] = CLASSES) -> Path:
     return write_text(root / "data.yaml", "\n".join(text) + "\n")
 
 
-def _tile_job(args: tuple[int, int, int, tuple[float, float], tuple[str, ...], float | None, float]
+def _tile_job(args: tuple[int, int, int, tuple[float, float], tuple[str, ...], float | None, float, int]
               ) -> tuple[int, bytes, str]:
-    seed, i, imgsz, gsd_range, backgrounds, backgrounds_gsd_m, farm_fraction = args
+    seed, i, imgsz, gsd_range, backgrounds, backgrounds_gsd_m, farm_fraction, clutter = args
     rng = np.random.default_rng([seed, i, 17])
     tile_seed = seed * 1_000_003 + i
     farm = farm_fraction > 0 and np.random.default_rng([seed, i, 23]).random() < farm_fraction
     spec = random_farm_spec(rng, tile_seed, imgsz) if farm else random_tile_spec(rng, tile_seed, imgsz, gsd_range)
+    spec = replace(spec, clutter=clutter)
     with cv2_threads(1):
         tile: Tile = render_tile(spec, [Path(b) for b in backgrounds], backgrounds_gsd_m)
     ok, buf = cv2.imencode(".jpg", tile.pixels[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
@@ -63,7 +65,7 @@ def _tile_job(args: tuple[int, int, int, tuple[float, float], tuple[str, ...], f
 def build_dataset(out_dir: str | Path, n: int, imgsz: int = 640, gsd_range: tuple[float, float] = (0.02, 0.10),
                   seed: int = 0, backgrounds: str | Path | None = None, real: str | Path | None = None,
                   val_fraction: float = 0.15, workers: int | None = None, farm_fraction: float = 0.0,
-                  backgrounds_gsd_m: float | None = None) -> Path:
+                  backgrounds_gsd_m: float | None = None, clutter: int = 7) -> Path:
     """Render ``n`` tiles of ``imgsz`` px at GSDs drawn log-uniformly from ``gsd_range`` (m/px) into a
     YOLO dataset at ``out_dir``; returns the path of its ``data.yaml``.
 
@@ -75,6 +77,8 @@ def build_dataset(out_dir: str | Path, n: int, imgsz: int = 640, gsd_range: tupl
     ingest); crops then keep the ground's true scale instead of a random one.
     ``farm_fraction``: the share of tiles that show tank farms (large tanks at 0.3-1 m/px, whatever
     ``gsd_range`` says) instead, for transfer to satellite and high-altitude imagery of tank farms.
+    ``clutter``: at most this many hard negatives (planters, cars, silos, haystacks, cisterns, tyre piles,
+    trees, scrap) per tile; more of them teaches the model what is *not* a tank, chimney or drum pile.
     Tiles already written are kept (a rerun resumes); ``workers`` processes render (default: 2).
     """
     if n < 1:
@@ -87,6 +91,8 @@ def build_dataset(out_dir: str | Path, n: int, imgsz: int = 640, gsd_range: tupl
         raise DatasetError(f"farm fraction {farm_fraction} is not a share between 0 and 1")
     if backgrounds_gsd_m is not None and not 0.001 <= backgrounds_gsd_m <= 10.0:
         raise DatasetError(f"background GSD {backgrounds_gsd_m} is not metres per pixel", hint="e.g. 0.017")
+    if not 0 <= clutter <= 100:
+        raise DatasetError(f"clutter {clutter} is not a count of objects per tile", hint="e.g. 7 (default) or 14")
     root = Path(out_dir)
     n_val = max(1, int(math.ceil(n * val_fraction))) if n > 1 else 0
     for split in ("train", "val"):
@@ -99,7 +105,7 @@ def build_dataset(out_dir: str | Path, n: int, imgsz: int = 640, gsd_range: tupl
 
     todo = [i for i in range(n) if not (where(i)[0].exists() and where(i)[1].exists())]
     bgs = tuple(str(p) for p in list_images(backgrounds)) if backgrounds is not None else ()
-    jobs = [(seed, i, imgsz, tuple(gsd_range), bgs, backgrounds_gsd_m, farm_fraction) for i in todo]
+    jobs = [(seed, i, imgsz, tuple(gsd_range), bgs, backgrounds_gsd_m, farm_fraction, clutter) for i in todo]
     workers = default_workers(len(jobs)) if workers is None else workers
     for i, jpg, label in progress(ordered_map(_tile_job, jobs, workers), "rendering tiles", total=len(jobs),
                                   unit="tile"):

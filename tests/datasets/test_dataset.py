@@ -155,3 +155,23 @@ def test_bad_dataset_arguments(tmp_path):
     (tmp_path / "r" / "classes.txt").write_text("person\n")
     with pytest.raises(DatasetError, match="maps onto"):
         import_real(tmp_path / "r", tmp_path / "x")
+
+
+def test_clutter_sets_how_many_hard_negatives_a_tile_holds(tmp_path):
+    """``clutter`` bounds the hard negatives per tile: none at 0, about twice the default's at 14 (trees
+    and scrap have no truth object; planters, cars, silos... do)."""
+    from skysieve.datasets.tiles import tile_scene
+
+    def negatives(clutter: int) -> list[int]:
+        counts = []
+        for i in range(60):
+            scene = tile_scene(np.random.default_rng(i), 10.0, (0.6, 0.8), "summer", negative_only=True,
+                               ground=False, clutter=clutter)
+            counts.append(sum(o.cls is None for o in scene.objects))
+        return counts
+
+    assert sum(negatives(0)) == 0
+    default, dense = np.mean(negatives(7)), np.mean(negatives(14))
+    assert default > 0.5 and dense > 1.5 * default
+    with pytest.raises(DatasetError, match="clutter"):
+        build_dataset(tmp_path / "bad", 2, clutter=-1)
