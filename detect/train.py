@@ -137,7 +137,10 @@ def _run(recipe: TrainRecipe, data: Path):
         model = YOLO(recipe.model_yaml)
     args = dict(data=str(data), epochs=recipe.epochs, imgsz=recipe.imgsz, batch=recipe.batch,
                 workers=recipe.workers, device=recipe.device, project=str(Path(recipe.project).resolve()),
-                name=recipe.name, exist_ok=True, pretrained=False, plots=False, amp=False, seed=recipe.seed,
+                name=recipe.name, exist_ok=True, plots=False, amp=False, seed=recipe.seed,
+                # from a .pt, Ultralytics keeps its weights only if pretrained is not False (with False it
+                # builds a fresh network from the checkpoint's YAML); from a YAML, False stops any download
+                pretrained=recipe.resume_from is not None,
                 deterministic=False, patience=recipe.patience, verbose=False, **recipe.augment)
     if recipe.hours:
         args["time"] = recipe.hours

@@ -38,6 +38,33 @@ def test_tiny_training_run_ships_a_loadable_model_with_card(tmp_path, capsys):
     assert rc == 0
 
 
+@pytest.mark.slow
+def test_extending_a_model_starts_from_its_weights(tmp_path):
+    """``resume_from`` must start from those weights, not from a fresh network of the same shape
+    (Ultralytics drops a checkpoint's weights when told ``pretrained=False``, which v1 -> v2 suffered).
+    At learning rate 0 the extended model's convolutions are the starting ones, bit for bit."""
+    import torch
+
+    from skysieve.datasets.yolo import build_dataset
+    from skysieve.detect.train import TrainRecipe, train
+
+    data = build_dataset(tmp_path / "ds", 8, imgsz=64, gsd_range=(0.08, 0.1), seed=5, workers=1)
+    frozen = {"optimizer": "AdamW", "lr0": 0.0, "warmup_epochs": 0.0, "warmup_bias_lr": 0.0, "mosaic": 0.0}
+    first = train(TrainRecipe(data=data, gsd_m=0.09, epochs=1, imgsz=64, batch=4, workers=0, seed=1,
+                              project=tmp_path / "runs", name="a", augment={"optimizer": "AdamW", "lr0": 0.01}))
+    again = train(TrainRecipe(data=data, gsd_m=0.09, epochs=1, imgsz=64, batch=4, workers=0, seed=2,
+                              project=tmp_path / "runs", name="b", augment=frozen, resume_from=first.last))
+
+    def convs(pt):
+        model = torch.load(pt, weights_only=False)
+        model = model.get("ema") or model["model"]
+        return {k: v.float() for k, v in model.state_dict().items() if k.endswith("conv.weight")}
+
+    a, b = convs(first.last), convs(again.last)
+    assert a.keys() == b.keys() and len(a) > 50
+    assert all(torch.equal(a[k], b[k]) for k in a), "the extended run did not start from the given weights"
+
+
 def test_training_data_with_other_classes_is_refused(tmp_path):
     from skysieve.detect.train import TrainRecipe, train
 
