@@ -111,7 +111,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("workspace", type=Path)
     p.add_argument("--cell", action="append", metavar="ID", help="only this cell (repeatable); default: all")
     p.add_argument("--model", help="model name or .pt/.onnx path (default: [detect] model, else skysieve-det-v2)")
-    p.add_argument("--conf", type=float, help="score threshold (default: [detect] conf, else the model's recommended one)")
+    p.add_argument("--conf", type=float, help="one score threshold for every class (default: [detect] conf, else the model's "
+                   "per-class thresholds)")
     p.add_argument("--backend", choices=("openvino", "onnxruntime", "torch"), help="runtime (default: fastest)")
     add_json_flag(p)
     p.set_defaults(func=_cmd_detect)

@@ -32,7 +32,7 @@ from skysieve.errors import DatasetError
 from skysieve.progress import progress
 
 __all__ = ["ClassMetrics", "EvalReport", "match_boxes", "class_metrics", "evaluate_yolo", "evaluate_world",
-           "NAME_ALIASES", "read_yolo_folder", "best_f1_conf"]
+           "NAME_ALIASES", "read_yolo_folder", "best_f1_conf", "WorldMatches", "match_world"]
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class EvalReport:
     model: str
     data: str
     imgsz: int | None
-    conf: float
+    conf: float | list[float]  # one threshold, or one per class
     images: int
     seconds: float
     classes: list[ClassMetrics]
@@ -113,8 +113,10 @@ def match_boxes(pred_xyxy: np.ndarray, pred_cls: np.ndarray, pred_score: np.ndar
 
 
 def class_metrics(tp: np.ndarray, score: np.ndarray, pred_cls: np.ndarray, true_cls: np.ndarray,
-                  classes: Sequence[str], conf: float, evaluated: Sequence[int] | None = None) -> list[ClassMetrics]:
-    """Per-class metrics from pooled matches; ``evaluated``: class ids the data label (default: all)."""
+                  classes: Sequence[str], conf: float | Sequence[float],
+                  evaluated: Sequence[int] | None = None) -> list[ClassMetrics]:
+    """Per-class metrics from pooled matches at threshold ``conf`` (one, or one per class);
+    ``evaluated``: class ids the data label (default: all)."""
     from ultralytics.utils.metrics import ap_per_class
 
     ids = list(range(len(classes))) if evaluated is None else list(evaluated)
@@ -124,9 +126,10 @@ def class_metrics(tp: np.ndarray, score: np.ndarray, pred_cls: np.ndarray, true_
         for row, c in enumerate(out[6]):
             ap[int(c)] = out[5][row]
     result = []
+    per_class = np.broadcast_to(np.asarray(conf, float), (len(classes),))
     for c in ids:
         n_true = int((np.asarray(true_cls) == c).sum())
-        sel = (np.asarray(pred_cls) == c) & (np.asarray(score) >= conf)
+        sel = (np.asarray(pred_cls) == c) & (np.asarray(score) >= per_class[c])
         n_pred = int(sel.sum())
         hits = int(tp[sel, 0].sum()) if n_pred else 0
         a = ap.get(c, np.zeros(len(IOU_THRESHOLDS)))
@@ -313,35 +316,66 @@ def error_stats(err: np.ndarray) -> dict[str, float]:
             "max": round(float(np.max(err)), 3)}
 
 
-def evaluate_world(world: str | Path, model: str | Detector | None = None,
-                   settings: SliceSettings | None = None, ortho: str | Path | None = None) -> EvalReport:
-    """Score the full mosaic path on a synthetic world (its ``ortho.tif``, or ``ortho`` if given: e.g. the
-    same world flown and mosaicked); boxes are compared on the ground, so any GSD works."""
-    det = model if isinstance(model, Detector) else load_detector(model)
-    settings = settings or SliceSettings()
-    world = Path(world)
-    t0 = time.perf_counter()
-    classes = det.meta.classes
-    tbox, tcls, tcentre = _read_truth(world, classes)
+@dataclass(frozen=True)
+class WorldMatches:
+    """Every box the detector found on a world (down to score 0.001), matched to the truth it shows:
+    ``tp`` (N, 10) at IoU 0.50:0.95, ``matched`` the true index at IoU 0.5 (-1: none), box ``score``,
+    ``cls`` and ground ``centres``; ``true_cls`` and ``true_centres`` of the objects in view."""
+
+    tp: np.ndarray
+    matched: np.ndarray
+    score: np.ndarray
+    cls: np.ndarray
+    centres: np.ndarray
+    true_cls: np.ndarray
+    true_centres: np.ndarray
+    gsd_m: float
+    slices: int
+    skipped: int
+
+
+def match_world(world: str | Path, det: Detector, settings: SliceSettings | None = None,
+                ortho: str | Path | None = None) -> WorldMatches:
+    """Run the full mosaic path on a synthetic world (its ``ortho.tif``, or ``ortho``: a crop, or the same
+    world flown and mosaicked) at ``settings.conf`` and match its boxes to the truth on the ground (any GSD
+    works). The slice threshold matters beyond the cut: boxes are merged across slice borders, so a run
+    at 0.001 (for AP) merges differently from one at the operating threshold (what users get)."""
     import rasterio
 
+    settings = settings or SliceSettings()
+    world = Path(world)
+    tbox, tcls, tcentre = _read_truth(world, det.meta.classes)
     with rasterio.open(ortho or world / "ortho.tif") as src:
         gsd = abs(src.transform.a)
         left, bottom, right, top = src.bounds
     inside = (tcentre[:, 0] > left) & (tcentre[:, 0] < right) & (tcentre[:, 1] > bottom) & (tcentre[:, 1] < top)
     tbox, tcls, tcentre = tbox[inside], tcls[inside], tcentre[inside]  # a crop is scored on what it shows
-    found = detect_raster(ortho or world / "ortho.tif", det, replace(settings, conf=0.001))
-    pbox = np.array([p.bounds for p in found.polygons], float).reshape(-1, 4)
+    found = detect_raster(ortho or world / "ortho.tif", det, settings)
     # map y grows north: bounds are (minx, miny, maxx, maxy) either way, so IoU is unaffected
-    keep = found.score >= 0.001
-    tp, matched = match_boxes(pbox[keep], found.cls[keep], found.score[keep], tbox, tcls)
-    metrics = class_metrics(tp, found.score[keep], found.cls[keep], tcls, classes, settings.conf)
-    centres = found.centres[keep]
+    pbox = np.array([p.bounds for p in found.polygons], float).reshape(-1, 4)
+    tp, matched = match_boxes(pbox, found.cls, found.score, tbox, tcls)
+    return WorldMatches(tp, matched, found.score, found.cls, found.centres, tcls, tcentre, gsd, found.slices,
+                        found.skipped)
+
+
+def evaluate_world(world: str | Path, model: str | Detector | None = None,
+                   settings: SliceSettings | None = None, ortho: str | Path | None = None,
+                   thresholds: Sequence[float] | None = None) -> EvalReport:
+    """Score the full mosaic path on a synthetic world (:func:`match_world`). Precision and recall are
+    taken at ``settings.conf``, or at ``thresholds`` (one per class) if given."""
+    det = model if isinstance(model, Detector) else load_detector(model)
+    settings = settings or SliceSettings()
+    t0 = time.perf_counter()
+    classes = det.meta.classes
+    w = match_world(world, det, replace(settings, conf=0.001), ortho)
+    conf = np.asarray(thresholds, float) if thresholds is not None else np.full(len(classes), settings.conf)
+    metrics = class_metrics(w.tp, w.score, w.cls, w.true_cls, classes, conf)
     out = []
     for m, c in zip(metrics, range(len(classes)), strict=True):
-        sel = (found.cls[keep] == c) & (found.score[keep] >= settings.conf) & (matched >= 0)
-        err = np.hypot(*(centres[sel] - tcentre[matched[sel]]).T) if sel.any() else np.zeros(0)
+        sel = (w.cls == c) & (w.score >= conf[c]) & (w.matched >= 0)
+        err = np.hypot(*(w.centres[sel] - w.true_centres[w.matched[sel]]).T) if sel.any() else np.zeros(0)
         stats = {**error_stats(err), "all": [round(float(e), 3) for e in err]} if len(err) else None
         out.append(ClassMetrics(**{**asdict(m), "centre_error_m": stats}))
-    return EvalReport(det.name, str(world), det.meta.imgsz, settings.conf, 1, round(time.perf_counter() - t0, 1), out,
-                      {"backend": det.backend_name, "gsd_m": gsd, "slices": found.slices, "skipped": found.skipped})
+    return EvalReport(det.name, str(world), det.meta.imgsz, settings.conf if thresholds is None else
+                      [round(float(t), 3) for t in conf], 1, round(time.perf_counter() - t0, 1), out,
+                      {"backend": det.backend_name, "gsd_m": w.gsd_m, "slices": w.slices, "skipped": w.skipped})

@@ -25,6 +25,7 @@ from pyproj import CRS
 from skysieve.crs import reproject
 from skysieve.detect.runtime import Detector, load_detector
 from skysieve.detect.sliced import RasterDetections, SliceSettings, detect_raster
+from skysieve.detect.thresholds import class_thresholds, keep_above
 from skysieve.detect.triage import triage_workspace
 from skysieve.errors import DetectionError, NotFoundError
 from skysieve.schema import DETECTIONS
@@ -42,7 +43,7 @@ class DetectConfig:
     """``[detect]`` table of skysieve.toml (command-line flags override it)."""
 
     model: str | None = None  # name or path; None = the shipped default
-    conf: float | None = None  # None: the model's recommended threshold (its metadata ``conf``), else 0.25
+    conf: float | None = None  # None: the model's recommended thresholds (``class_conf``/``conf``), else 0.25
     overlap: float = 0.25  # fraction of a slice shared with its neighbour
     batch: int = 8
     backend: str | None = None  # openvino | onnxruntime | torch; None = fastest available
@@ -121,7 +122,8 @@ def detect_cells(ws: Workspace, cells: list[str] | None = None, model: str | Non
     """Detect tanks, chimneys and drum stockpiles in the given cells (default: every cell with a mosaic).
 
     ``model``: name or path (default: ``[detect] model`` of skysieve.toml, else the shipped model);
-    ``conf``: score threshold (default ``[detect] conf``); ``backend``: force a runtime; ``detector``: an
+    ``conf``: one score threshold for every class (default ``[detect] conf``, else the model's per-class
+    ones: :mod:`skysieve.detect.thresholds`); ``backend``: force a runtime; ``detector``: an
     already loaded model (reused across calls). Returns a summary dict: cells run, boxes per
     class, rejected cells with reasons, model, runtime and seconds. Raises :class:`DetectionError` when
     no requested cell has a mosaic, :class:`~skysieve.errors.ModelError` for a bad model.
@@ -137,14 +139,13 @@ def detect_cells(ws: Workspace, cells: list[str] | None = None, model: str | Non
         raise DetectionError(f"nothing to detect on: {why}", path=ws.root,
                              hint="build the mosaics first with `skysieve mosaic WORKSPACE`")
     det = detector or load_detector(model or cfg.model, backend=backend or cfg.backend)
-    if conf is None:
-        conf = cfg.conf if cfg.conf is not None else float(det.meta.extra.get("conf", 0.25))
-    settings = SliceSettings(conf=float(conf), overlap=cfg.overlap, batch=cfg.batch)
+    thresholds = class_thresholds(det.meta, conf if conf is not None else cfg.conf)
+    settings = SliceSettings(conf=float(thresholds.min()), overlap=cfg.overlap, batch=cfg.batch)
     by_class = dict.fromkeys(det.meta.classes, 0)
     done: list[str] = []
     for cid in run:
         try:
-            found = detect_raster(ortho_path(ws, cid), det, settings, desc=f"detect {cid}")
+            found = keep_above(detect_raster(ortho_path(ws, cid), det, settings, desc=f"detect {cid}"), thresholds)
         except DetectionError as e:
             rejected.append((cid, str(e)))
             log.warning("cell %s skipped: %s", cid, e)
@@ -157,7 +158,8 @@ def detect_cells(ws: Workspace, cells: list[str] | None = None, model: str | Non
         by_class[cls] = ws.gpkg.count(DETECTIONS.name, f"model=? AND class=? AND cell_id IN ({marks})",
                                       (det.name, cls, *done)) if done else 0
     summary = {"cells": done, "rejected": rejected, "detections": sum(by_class.values()), "by_class": by_class,
-               "model": det.name, "backend": det.backend_name, "gsd_m": det.meta.gsd_m, "conf": settings.conf,
+               "model": det.name, "backend": det.backend_name, "gsd_m": det.meta.gsd_m,
+               "conf": {c: round(float(t), 3) for c, t in zip(det.meta.classes, thresholds, strict=True)},
                "seconds": round(time.perf_counter() - t0, 1)}
     log.info("detect: %d cells, %d boxes (%s), %d rejected, %.1f s", len(done), summary["detections"],
              ", ".join(f"{k} {v}" for k, v in by_class.items()), len(rejected), summary["seconds"])
