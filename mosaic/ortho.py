@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
@@ -36,7 +37,7 @@ import shapely
 from skysieve.atomic import write_json
 from skysieve.errors import MosaicError, NotFoundError, SkysieveError
 from skysieve.mosaic.adjust import AdjustSettings
-from skysieve.mosaic.cog import CogSettings, write_cog
+from skysieve.mosaic.cog import CogSettings, overview_grid, write_cog
 from skysieve.mosaic.matching import MatchSettings, match_gsd
 from skysieve.mosaic.photos import Photo, ground_homography, photo_from_row
 from skysieve.mosaic.render import OutputGrid, PlacedPhoto, render_windows
@@ -296,12 +297,15 @@ def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | 
     cover = shapely.union_all([pp.footprint() for pp in placed]).intersection(keep)
     if cover.is_empty:
         raise MosaicError("after adjustment no photo reaches the cell", ref=cell_id)
-    grid = OutputGrid.covering(cover.bounds, gsd)
+    grid = overview_grid(OutputGrid.covering(cover.bounds, gsd), settings.cog().blocksize)
     counts = {"cell": 0}
     blocks = _clip_blocks(render_windows(placed, grid, settings.window_px, settings.blend()), grid, keep, cell, counts)
     cell_dir.mkdir(parents=True, exist_ok=True)
-    for stale in cell_dir.glob(".ortho.*"):  # temporaries of a killed run
-        stale.unlink(missing_ok=True)
+    for stale in cell_dir.glob(".ortho.*"):  # temporaries of a killed run (files, and the COG's scratch folders)
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
     write_cog(cell_dir / ORTHO_FILE, grid, crs, blocks, settings.cog(),
               tags={"SKYSIEVE_CELL": cell_id, "SKYSIEVE_INPUTS": digest})
 

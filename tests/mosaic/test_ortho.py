@@ -271,3 +271,68 @@ def test_a_damaged_cache_entry_is_recomputed(tmp_path: Path, ground) -> None:
     assert again["status"] == "built" and again["images_used"] == first["images_used"]
     assert again["tie_rms_after_px"] == pytest.approx(first["tie_rms_after_px"], abs=0.3)
     assert all(p.stat().st_size > 20 for p in entries)  # rewritten whole
+
+
+def _masked_half(rgb: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Reference 2 x 2 mean under a mask, one pixel at a time."""
+    h2, w2 = -(-cov.shape[0] // 2), -(-cov.shape[1] // 2)
+    out, valid = np.zeros((h2, w2, 3), np.uint8), np.zeros((h2, w2), bool)
+    for r in range(h2):
+        for c in range(w2):
+            m = cov[2 * r:2 * r + 2, 2 * c:2 * c + 2]
+            if m.any():
+                px = rgb[2 * r:2 * r + 2, 2 * c:2 * c + 2][m].astype(float)
+                out[r, c] = np.floor(px.sum(0) / len(px) + 0.5)
+                valid[r, c] = True
+    return out, valid
+
+
+def test_cog_overviews_are_masked_means_of_the_blocks_and_empty_tiles_are_not_stored(tmp_path: Path) -> None:
+    from pyproj import CRS
+
+    from skysieve.mosaic.cog import CogSettings, write_cog
+    from skysieve.mosaic.render import OutputGrid, windows
+
+    rng = np.random.default_rng(4)
+
+    def raster(grid):
+        full = rng.integers(0, 256, (grid.height, grid.width, 3), dtype=np.uint8)
+        cov = np.zeros((grid.height, grid.width), bool)
+        cov[3:45, 5:40] = True  # partly covered tiles (the edge splits 2 x 2 pairs)
+        cov[21:30, 41:60] = True
+        full[~cov] = 0
+        return full, cov
+
+    def blocks(grid, full, cov, size):
+        for w in windows(grid, size):
+            c = cov[w.row_off:w.row_off + w.height, w.col_off:w.col_off + w.width]
+            if c.any():  # tiles with nothing are never written
+                yield w, full[w.row_off:w.row_off + w.height, w.col_off:w.col_off + w.width].copy(), c.copy()
+
+    settings = CogSettings(compress="DEFLATE", blocksize=16)  # lossless: the overviews compare exactly
+    grid = OutputGrid(576000.0, 5188000.0, 0.1, 80, 48)  # multiples of the coarsest factor (8)
+    full, cov = raster(grid)
+    write_cog(tmp_path / "own.tif", grid, CRS.from_epsg(32615), blocks(grid, full, cov, 16), settings)
+    expect, valid = full, cov
+    with rasterio.open(tmp_path / "own.tif") as ds:
+        assert ds.overviews(1) == [2, 4, 8]
+        assert np.array_equal(np.moveaxis(ds.read(), 0, -1)[cov], full[cov])
+        # a tile that no block reached is not in the file (sparse), and reads as no-data
+        assert ds.get_tag_item("BLOCK_OFFSET_1_1", "TIFF", bidx=1)  # col 1, row 1: covered
+        assert not ds.get_tag_item("BLOCK_OFFSET_4_0", "TIFF", bidx=1)  # col 4, row 0: nothing
+        assert not ds.read_masks(1, window=((0, 16), (64, 80))).any()
+        for level in range(3):
+            expect, valid = _masked_half(expect, valid)
+            with rasterio.open(tmp_path / "own.tif", overview_level=level) as ov:
+                got, mask = np.moveaxis(ov.read(), 0, -1), ov.read_masks(1) > 0
+            assert np.array_equal(mask, valid)
+            assert np.array_equal(got[valid], expect[valid])
+    # a grid of another size, or blocks not lined up with the factors: GDAL averages the overviews instead
+    # (over the raster's size ratio, 77 / 39 here, which a 2 x 2 mean would not match)
+    for name, grid, size in (("odd", OutputGrid(576000.0, 5188000.0, 0.1, 77, 53), 16), ("unaligned", grid, 12)):
+        full, cov = raster(grid)
+        write_cog(tmp_path / f"{name}.tif", grid, CRS.from_epsg(32615), blocks(grid, full, cov, size), settings)
+        with rasterio.open(tmp_path / f"{name}.tif") as ds:
+            assert ds.overviews(1) == [2, 4, 8]
+            assert np.array_equal(np.moveaxis(ds.read(), 0, -1)[cov], full[cov])
+            assert ds.read_masks(1, out_shape=(-(-grid.height // 8), -(-grid.width // 8))).any()
