@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from skysieve.cli import add_json_flag, emit
+from skysieve.models import DEFAULT_MODEL
 
 __all__ = ["register"]
 
@@ -86,15 +87,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from skysieve.detect.evaluate import evaluate_world, evaluate_yolo
     from skysieve.detect.runtime import load_detector
     from skysieve.detect.sliced import SliceSettings
+    from skysieve.detect.thresholds import class_thresholds
     from skysieve.errors import UsageError
 
     if bool(args.data) == bool(args.world):
         raise UsageError("give either --data YOLO_DIR or --world WORLD_DIR")
     det = load_detector(args.model, backend=args.backend)
+    thresholds = class_thresholds(det.meta, args.conf)
     if args.world:
-        report = evaluate_world(args.world, det, SliceSettings(conf=args.conf))
+        report = evaluate_world(args.world, det, SliceSettings(conf=float(thresholds.min())), thresholds=thresholds)
     else:
-        report = evaluate_yolo(args.data, det, imgsz=args.imgsz, conf=args.conf, split=args.split)
+        report = evaluate_yolo(args.data, det, imgsz=args.imgsz, conf=thresholds, split=args.split)
     data_name = Path(args.world or args.data).name.replace(".yaml", "")
     out = Path(args.out) if args.out else Path("runs") / "evaluate" / f"{det.name}_{data_name}.json"
     write_json(out, report.to_json())
@@ -110,7 +113,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("detect", help="flag tanks, chimneys and drum stockpiles in the cell mosaics")
     p.add_argument("workspace", type=Path)
     p.add_argument("--cell", action="append", metavar="ID", help="only this cell (repeatable); default: all")
-    p.add_argument("--model", help="model name or .pt/.onnx path (default: [detect] model, else skysieve-det-v2)")
+    p.add_argument("--model", help=f"model name or .pt/.onnx path (default: [detect] model, else {DEFAULT_MODEL})")
     p.add_argument("--conf", type=float, help="one score threshold for every class (default: [detect] conf, else the model's "
                    "per-class thresholds)")
     p.add_argument("--backend", choices=("openvino", "onnxruntime", "torch"), help="runtime (default: fastest)")
@@ -135,7 +138,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hours", type=float, help="wall-time budget; epochs are fitted into it")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--resume-from", metavar="WEIGHTS", help="start from these weights (e.g. models/skysieve-det-v2.pt)")
+    p.add_argument("--resume-from", metavar="WEIGHTS", help=f"start from these weights (e.g. models/{DEFAULT_MODEL}.pt)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run whose last.pt is --resume-from")
     p.add_argument("--project", default="runs/train")
     p.add_argument("--name", default="skysieve-det")
@@ -148,12 +151,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("evaluate", help="per-class precision, recall, AP50, AP50-95 of a model (printed and JSON)")
-    p.add_argument("--model", help="model name or path (default: skysieve-det-v2)")
+    p.add_argument("--model", help=f"model name or path (default: {DEFAULT_MODEL})")
     p.add_argument("--data", help="YOLO folder (images/ + labels/) or data.yaml")
     p.add_argument("--world", help="a synthetic world folder (ortho.tif + truth/): full mosaic path")
     p.add_argument("--split", default="val", help="split of a data.yaml (default val)")
     p.add_argument("--imgsz", type=int, help="letterbox size for --data (default: the model's)")
-    p.add_argument("--conf", type=float, default=0.25, help="operating threshold for precision/recall")
+    p.add_argument("--conf", type=float,
+                   help="one threshold for precision/recall (default: the model's per-class thresholds)")
     p.add_argument("--backend", choices=("openvino", "onnxruntime", "torch"))
     p.add_argument("--out", help="JSON output (default runs/evaluate/<model>_<data>.json)")
     p.add_argument("--record", metavar="KEY", help="also store the result in the model's card under KEY")

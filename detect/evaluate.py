@@ -79,6 +79,11 @@ class EvalReport:
         return "\n".join(lines)
 
 
+def _conf_json(conf: float | Sequence[float]) -> float | list[float]:
+    """A threshold for a report: one number, or one per class."""
+    return float(conf) if np.ndim(conf) == 0 else [round(float(t), 3) for t in conf]
+
+
 def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
     iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
@@ -235,8 +240,9 @@ def _letterbox(rgb: np.ndarray, size: int) -> tuple[np.ndarray, float]:
 
 
 def evaluate_yolo(data: str | Path, model: str | Detector | None = None, imgsz: int | None = None,
-                  conf: float = 0.25, split: str = "val", batch: int = 4) -> EvalReport:
-    """Score ``model`` on a YOLO folder, each image letterboxed whole to ``imgsz`` (default: the model's)."""
+                  conf: float | Sequence[float] = 0.25, split: str = "val", batch: int = 4) -> EvalReport:
+    """Score ``model`` on a YOLO folder, each image letterboxed whole to ``imgsz`` (default: the model's);
+    precision and recall at ``conf`` (one threshold, or one per class)."""
     import cv2
 
     det = model if isinstance(model, Detector) else load_detector(model)
@@ -277,7 +283,7 @@ def evaluate_yolo(data: str | Path, model: str | Detector | None = None, imgsz: 
             tcls.append(tcl)
     tp, sc, pc, tc = np.concatenate(tps), np.concatenate(scores), np.concatenate(pcls), np.concatenate(tcls)
     evaluated = sorted(set(mapping.values()))
-    report = EvalReport(det.name, str(data), size, conf, len(pairs), round(time.perf_counter() - t0, 1),
+    report = EvalReport(det.name, str(data), size, _conf_json(conf), len(pairs), round(time.perf_counter() - t0, 1),
                         class_metrics(tp, sc, pc, tc, classes, conf, evaluated),
                         {"backend": det.backend_name, "split": split,
                          "best_f1_conf": best_f1_conf(tp, sc, pc, tc, evaluated)})
@@ -361,15 +367,19 @@ def match_world(world: str | Path, det: Detector, settings: SliceSettings | None
 def evaluate_world(world: str | Path, model: str | Detector | None = None,
                    settings: SliceSettings | None = None, ortho: str | Path | None = None,
                    thresholds: Sequence[float] | None = None) -> EvalReport:
-    """Score the full mosaic path on a synthetic world (:func:`match_world`). Precision and recall are
-    taken at ``settings.conf``, or at ``thresholds`` (one per class) if given."""
+    """Score the full mosaic path on a synthetic world (:func:`match_world`): AP from a run down to score
+    0.001; precision, recall and centre errors from a run at the operating threshold (``settings.conf``,
+    or per class ``thresholds``), as ``skysieve detect`` runs it (merging across slices depends on it)."""
     det = model if isinstance(model, Detector) else load_detector(model)
     settings = settings or SliceSettings()
     t0 = time.perf_counter()
     classes = det.meta.classes
-    w = match_world(world, det, replace(settings, conf=0.001), ortho)
     conf = np.asarray(thresholds, float) if thresholds is not None else np.full(len(classes), settings.conf)
-    metrics = class_metrics(w.tp, w.score, w.cls, w.true_cls, classes, conf)
+    low = match_world(world, det, replace(settings, conf=0.001), ortho)
+    w = match_world(world, det, replace(settings, conf=float(conf.min())), ortho)
+    ap = {m.name: m for m in class_metrics(low.tp, low.score, low.cls, low.true_cls, classes, conf)}
+    metrics = [replace(m, ap50=ap[m.name].ap50, ap50_95=ap[m.name].ap50_95)
+               for m in class_metrics(w.tp, w.score, w.cls, w.true_cls, classes, conf)]
     out = []
     for m, c in zip(metrics, range(len(classes)), strict=True):
         sel = (w.cls == c) & (w.score >= conf[c]) & (w.matched >= 0)
@@ -377,5 +387,5 @@ def evaluate_world(world: str | Path, model: str | Detector | None = None,
         stats = {**error_stats(err), "all": [round(float(e), 3) for e in err]} if len(err) else None
         out.append(ClassMetrics(**{**asdict(m), "centre_error_m": stats}))
     return EvalReport(det.name, str(world), det.meta.imgsz, settings.conf if thresholds is None else
-                      [round(float(t), 3) for t in conf], 1, round(time.perf_counter() - t0, 1), out,
+                      _conf_json(conf), 1, round(time.perf_counter() - t0, 1), out,
                       {"backend": det.backend_name, "gsd_m": w.gsd_m, "slices": w.slices, "skipped": w.skipped})

@@ -55,6 +55,11 @@ def test_yolo_folder_with_other_class_names_maps_storage_tank_to_tank(tmp_path, 
     assert main(["evaluate", "--data", str(data), "--imgsz", "320", "--out", str(out)]) == 0
     saved = json.loads(out.read_text())
     assert saved["classes"][0]["name"] == "tank" and {"precision", "recall", "ap50", "ap50_95"} <= set(saved["classes"][0])
+    # without --conf, precision and recall are taken at the model's own per-class thresholds
+    from skysieve.detect.thresholds import class_thresholds
+    from skysieve.models import resolve_model
+
+    assert saved["conf"] == [round(float(t), 3) for t in class_thresholds(resolve_model().meta)]
     assert "AP50-95" in capsys.readouterr().out
 
 
