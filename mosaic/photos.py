@@ -113,10 +113,12 @@ _REDUCED = {(1, True): None, (2, True): "IMREAD_REDUCED_GRAYSCALE_2", (4, True):
             (4, False): "IMREAD_REDUCED_COLOR_4", (8, False): "IMREAD_REDUCED_COLOR_8"}
 
 
-def read_image(photo: Photo, scale: float = 1.0, gray: bool = False) -> tuple[np.ndarray, float, float]:
+def read_image(photo: Photo, scale: float = 1.0, gray: bool = False,
+               bgr: bool = False) -> tuple[np.ndarray, float, float]:
     """Decode the photo shrunk by about ``scale`` (<= 1); returns (pixels, exact col scale, row scale).
 
-    Colour comes back as RGB (rows, cols, 3) uint8, grey as (rows, cols). The JPEG decoder's own 1/2, 1/4,
+    Colour comes back as RGB (rows, cols, 3) uint8 (``bgr``: in OpenCV's BGR order, not converted), grey
+    as (rows, cols). The JPEG decoder's own 1/2, 1/4,
     1/8 reduction does most of the shrinking (fast, low memory); the rest is INTER_AREA. EXIF orientation
     is ignored so pixels match the camera model's (col, row) frame.
     """
@@ -130,7 +132,7 @@ def read_image(photo: Photo, scale: float = 1.0, gray: bool = False) -> tuple[np
     if img is None:
         raise ImageReadError("cannot decode the photo", path=Path(photo.path),
                              hint="check the file; re-ingest the flight if it moved")
-    if not gray:
+    if not gray and not bgr:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     w = max(1, round(photo.camera.width_px * scale))
     h = max(1, round(photo.camera.height_px * scale))

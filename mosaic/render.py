@@ -114,8 +114,9 @@ def render_window(placed: list[PlacedPhoto], images: dict[int, tuple[np.ndarray,
                   grid: OutputGrid, win: PixelWindow, blend: BlendSettings) -> tuple[np.ndarray, np.ndarray]:
     """RGB (rows, cols, 3) uint8 and coverage (rows, cols) bool of one window from photos ``idx``.
 
-    ``images``: per photo index its decoded pixels with the gain already applied (:func:`decode_for_render`)
-    and their (col, row) scales against the native size.
+    ``images``: per photo index its decoded pixels (BGR, :func:`decode_for_render`) and their (col, row)
+    scales against the native size. Each photo's gain is applied to what is warped of it (a fraction of
+    its pixels), and the window turned to RGB at the end.
     """
     import cv2
 
@@ -145,7 +146,7 @@ def render_window(placed: list[PlacedPhoto], images: dict[int, tuple[np.ndarray,
         dists.append(np.hypot(gx - np.float32(c[0]), gy - np.float32(c[1])))
         tapers.append(taper)
         used.append((i, m))
-    rgb = np.zeros((win.height, win.width, 3), np.uint8)
+    rgb = np.zeros((win.height, win.width, 3), np.uint8)  # BGR until the end
     acc = np.zeros((win.height, win.width), np.float32)  # weight blended in so far
     weights = seam_weights(dists, tapers, blend.band_px * grid.gsd_m) if used else []
     for wgt, (i, m) in zip(weights, used, strict=True):
@@ -162,6 +163,10 @@ def render_window(placed: list[PlacedPhoto], images: dict[int, tuple[np.ndarray,
                   @ np.array([[1.0, 0.0, c0], [0.0, 1.0, r0], [0.0, 0.0, 1.0]]))  # block pixel -> cv2 photo pixel
         warped = cv2.warpPerspective(img, to_src, (c1 - c0, r1 - r0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                      borderMode=cv2.BORDER_REPLICATE)
+        gain = placed[i].gain
+        if any(abs(g - 1.0) > 1e-3 for g in gain):
+            lut = np.arange(256, dtype=np.float32)[:, None] * np.asarray(gain[::-1], np.float32) + 0.5  # BGR
+            warped = cv2.LUT(warped, np.clip(lut, 0, 255).astype(np.uint8)[:, None, :])
         # running weighted mean: (W a + w b) / (W + w) with W the weight so far, on uint8 in one SIMD pass
         # (weights scaled up so that the 1e-5 OpenCV adds to the denominator never darkens a faint edge)
         full = np.ascontiguousarray(full * np.float32(1e3))
@@ -169,19 +174,15 @@ def render_window(placed: list[PlacedPhoto], images: dict[int, tuple[np.ndarray,
         rgb[r0:r1, c0:c1] = cv2.blendLinear(np.ascontiguousarray(rgb[r0:r1, c0:c1]), warped, sub_acc, full)
         acc[r0:r1, c0:c1] = sub_acc + full
     covered = acc > 1.0  # 1e-3 before scaling
+    rgb = cv2.cvtColor(rgb, cv2.COLOR_BGR2RGB)
     rgb[~covered] = 0
     return rgb, covered
 
 
 def decode_for_render(pp: PlacedPhoto, gsd_m: float) -> tuple[np.ndarray, float, float]:
-    """The photo decoded for rendering at ``gsd_m`` (as coarse as allowed), its RGB gain applied by a lookup."""
-    import cv2
-
-    img, sx, sy = read_image(pp.photo, _render_scale(pp.photo, gsd_m))
-    if any(abs(g - 1.0) > 1e-3 for g in pp.gain):
-        lut = np.clip(np.arange(256, dtype=np.float32)[:, None] * np.asarray(pp.gain, np.float32) + 0.5, 0, 255)
-        img = cv2.LUT(img, lut.astype(np.uint8)[:, None, :])
-    return img, sx, sy
+    """The photo decoded for rendering at ``gsd_m`` (as coarse as allowed), in BGR order and without its
+    gain (:func:`render_window` applies both to the few pixels it warps)."""
+    return read_image(pp.photo, _render_scale(pp.photo, gsd_m), bgr=True)
 
 
 def render_windows(placed: list[PlacedPhoto], grid: OutputGrid, window_px: int, blend: BlendSettings,
