@@ -135,6 +135,9 @@ def _spread(idx: np.ndarray, pts: np.ndarray, n: int) -> np.ndarray:
     return idx[np.sort(chosen)]
 
 
+RNG_SEED = 20261129
+
+
 class DescriptorIndex:
     """A photo's descriptors in a FLANN KD-tree index (4 trees, 32 checks: ~3x faster than brute force),
     built once and queried by every pair it is in (building it per pair was a third of matching).
@@ -149,6 +152,9 @@ class DescriptorIndex:
 
         self.features = features
         self._data = np.ascontiguousarray(features.descriptors, dtype=np.float32)  # the index points into it
+        # the trees split on dimensions drawn from OpenCV's RNG (one per thread): seeded here, the same trees
+        # on every run whichever thread builds them, so a rerun finds the same ties
+        cv2.setRNGSeed(RNG_SEED)
         self._index = cv2.flann_Index(self._data, dict(algorithm=1, trees=4)) if len(self._data) else None
         self._lock = threading.Lock()
 

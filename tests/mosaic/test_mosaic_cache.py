@@ -191,3 +191,24 @@ def test_a_killed_cache_write_leaves_nothing_an_npz_pattern_takes_and_a_later_wr
     assert Path(tmp).name.startswith(".k1.npz.") and not Path(tmp).match("*.npz")  # a kill here: no *.npz
     assert [p.name for p in folder.iterdir()] == ["k1.npz"]  # the old temporary is gone
     assert cache.load(photo, "ties", "k1")["uv_i"].shape == (3, 2)
+
+
+def test_two_runs_on_the_same_photos_give_the_same_mosaic(tmp_path: Path) -> None:
+    import numpy as np
+    import rasterio
+
+    from skysieve.mosaic.ortho import build_mosaics
+
+    ground = make_ground(80.0, 0.05, seed=5)
+    shots = grid_shots(CAM, 30.0, 18, 20, 4, 3, 9.0, 9.0, gps_sigma_m=1.5, seed=2)
+    runs = []
+    for name in ("a", "b"):  # two workspaces: nothing is read from the other's caches
+        ws = make_workspace(tmp_path / name, ground, shots)
+        [report] = build_mosaics(ws, workers=1)
+        [solution] = _solutions(ws)
+        with rasterio.open(report["ortho"]) as ds:
+            runs.append((json.loads(solution.read_text())["placements"], ds.read(), ds.read_masks(1), report))
+    (pa, ia, ma, ra), (pb, ib, mb, rb) = runs
+    assert ra["pairs_matched"] >= 10 and ra["tie_points"] == rb["tie_points"]
+    assert pa == pb  # placements and gains to the last digit
+    assert np.array_equal(ma, mb) and np.array_equal(ia, ib)
