@@ -16,7 +16,7 @@ import numpy as np
 import shapely
 
 from skysieve.errors import ImageReadError
-from skysieve.mosaic.photos import Photo, apply_homography, ground_homography, read_image
+from skysieve.mosaic.photos import Photo, apply_homography, decode_reduced, ground_homography, shrink
 from skysieve.mosaic.tiecache import TieCache
 
 __all__ = ["MatchSettings", "Features", "TiePair", "detect_features", "candidate_pairs", "match_pair",
@@ -51,6 +51,12 @@ class Features:
     descriptors: np.ndarray
     scale: float  # reduced / native
     size: tuple[int, int] = (0, 0)  # native (width, height) pixels
+    thumb: np.ndarray | None = None  # RGB, THUMB_PX long (exposure balance), if kept
+
+
+#: features keep a colour thumbnail this long, from the same decode, for the exposure balance
+#: (:func:`~skysieve.mosaic.render.estimate_gains` reads ~200 px across a photo)
+THUMB_PX = 256
 
 
 @dataclass(frozen=True)
@@ -71,12 +77,20 @@ def match_gsd(photos: list[Photo], settings: MatchSettings) -> float:
 
 
 def detect_features(photo: Photo, gsd_m: float, settings: MatchSettings) -> Features:
-    """SIFT features of the photo reduced to about ``gsd_m`` metres per pixel (never enlarged)."""
+    """SIFT features of the photo reduced to about ``gsd_m`` metres per pixel (never enlarged), and a colour
+    thumbnail from the same decode (a colour decode costs what a grey one does)."""
     import cv2
 
     scale = min(1.0, photo.gsd_m / gsd_m)
-    img, sx, sy = read_image(photo, scale, gray=True)
+    colour = decode_reduced(photo, scale)
+    img = shrink(cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY), photo, scale)
+    sx, sy = img.shape[1] / photo.camera.width_px, img.shape[0] / photo.camera.height_px
     size = (photo.camera.width_px, photo.camera.height_px)
+    thumb = None
+    t = min(1.0, THUMB_PX / max(size))
+    if max(colour.shape[:2]) >= t * max(size) - 1:
+        thumb = cv2.cvtColor(shrink(colour, photo, t), cv2.COLOR_BGR2RGB)
+    del colour
     n = int(min(settings.max_features, img.size / settings.pixels_per_feature))
     n = max(n, 200)
     kps, desc = cv2.SIFT_create(nfeatures=n).detectAndCompute(img, None)
@@ -84,10 +98,10 @@ def detect_features(photo: Photo, gsd_m: float, settings: MatchSettings) -> Feat
         img = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(img)
         kps, desc = cv2.SIFT_create(nfeatures=n, contrastThreshold=0.015).detectAndCompute(img, None)
     if desc is None or not kps:
-        return Features(np.zeros((0, 2)), np.zeros((0, 128), np.uint8), sx, size)
+        return Features(np.zeros((0, 2)), np.zeros((0, 128), np.uint8), sx, size, thumb)
     pts = np.array([k.pt for k in kps], dtype=float)
     uv = (pts + 0.5) / np.array([sx, sy])  # cv2 centres at integers -> camera convention, native pixels
-    return Features(uv, np.clip(desc, 0, 255).astype(np.uint8), sx, size)
+    return Features(uv, np.clip(desc, 0, 255).astype(np.uint8), sx, size, thumb)
 
 
 def candidate_pairs(photos: list[Photo], settings: MatchSettings) -> list[tuple[int, int]]:
@@ -320,6 +334,7 @@ class MatchResult:
     n_features: list[int]  # per photo
     unreadable: dict[int, str]  # photo index -> why it could not be read
     max_indexes: int = 0  # the most descriptor indexes (~2 MB each) held at once
+    thumbs: list[np.ndarray | None] | None = None  # per photo: its features' colour thumbnail (or None)
 
 
 def _cached_features(photo: Photo, gsd: float, settings: MatchSettings, cache: TieCache | None) -> Features:
@@ -330,10 +345,11 @@ def _cached_features(photo: Photo, gsd: float, settings: MatchSettings, cache: T
         raise ImageReadError("the photo file is missing", path=Path(photo.path),
                              hint="mount the drive or restore the file; re-ingest the flight if it moved")
     if (z := cache.load(photo, "features", key)) is not None:
-        return Features(z["uv"], z["descriptors"], float(z["scale"]), tuple(int(v) for v in z["size"]))
+        return Features(z["uv"], z["descriptors"], float(z["scale"]), tuple(int(v) for v in z["size"]),
+                        z.get("thumb"))
     f = detect_features(photo, gsd, settings)
-    cache.save(photo, "features", key, {"uv": f.uv, "descriptors": f.descriptors, "scale": np.float64(f.scale),
-                                        "size": np.array(f.size)})
+    arrays = {"uv": f.uv, "descriptors": f.descriptors, "scale": np.float64(f.scale), "size": np.array(f.size)}
+    cache.save(photo, "features", key, arrays if f.thumb is None else {**arrays, "thumb": f.thumb})
     return f
 
 
@@ -365,8 +381,9 @@ def match_photos(photos: list[Photo], settings: MatchSettings | None = None, gsd
     unreadable: dict[int, str] = {}
     with _pool(settings) as pool:  # OpenCV releases the GIL: threads use every core, memory is shared
         feats = list(progress(pool.map(features, range(len(photos))), "features", len(photos)))
+        thumbs = [f.thumb for f in feats]
         if len(photos) < 2:
-            return MatchResult([], 0, [len(f.uv) for f in feats], unreadable)
+            return MatchResult([], 0, [len(f.uv) for f in feats], unreadable, thumbs=thumbs)
         homs = [ground_homography(p) for p in photos]
         pairs = sorted(candidate_pairs(photos, settings), key=lambda ij: (ij[1], ij[0]))  # by j: one index at a time
         indexes = _IndexPool(feats, [j for _, j in pairs])
@@ -394,4 +411,4 @@ def match_photos(photos: list[Photo], settings: MatchSettings | None = None, gsd
             return tp
 
         ties = [tp for tp in progress(pool.map(pair, pairs), "matching", len(pairs)) if tp is not None]
-    return MatchResult(ties, len(pairs), [len(f.uv) for f in feats], unreadable, indexes.peak)
+    return MatchResult(ties, len(pairs), [len(f.uv) for f in feats], unreadable, indexes.peak, thumbs)

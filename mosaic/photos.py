@@ -18,7 +18,8 @@ import numpy as np
 from skysieve.camera import Camera, Pose, backproject, camera_pose_from_row
 from skysieve.errors import ImageReadError, MosaicError
 
-__all__ = ["Photo", "photo_from_row", "ground_homography", "apply_homography", "read_image", "jpeg_reduction",
+__all__ = ["Photo", "photo_from_row", "ground_homography", "apply_homography", "read_image", "decode_reduced", "shrink",
+           "jpeg_reduction",
            "homography_from_points"]
 
 log = logging.getLogger(__name__)
@@ -124,18 +125,32 @@ def read_image(photo: Photo, scale: float = 1.0, gray: bool = False,
     """
     import cv2
 
-    r = jpeg_reduction(scale)
-    name = _REDUCED[(r, gray)]
+    img = decode_reduced(photo, scale, gray)
+    if not gray and not bgr:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    img = shrink(img, photo, scale)
+    return img, img.shape[1] / photo.camera.width_px, img.shape[0] / photo.camera.height_px
+
+
+def decode_reduced(photo: Photo, scale: float = 1.0, gray: bool = False) -> np.ndarray:
+    """The photo as the JPEG decoder reduces it (1/2, 1/4, 1/8; never below ``scale``), BGR or grey."""
+    import cv2
+
+    name = _REDUCED[(jpeg_reduction(scale), gray)]
     flags = (getattr(cv2, name) if name else (cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR))
-    flags |= cv2.IMREAD_IGNORE_ORIENTATION
-    img = cv2.imread(str(photo.path), flags)
+    img = cv2.imread(str(photo.path), flags | cv2.IMREAD_IGNORE_ORIENTATION)
     if img is None:
         raise ImageReadError("cannot decode the photo", path=Path(photo.path),
                              hint="check the file; re-ingest the flight if it moved")
-    if not gray and not bgr:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return img
+
+
+def shrink(img: np.ndarray, photo: Photo, scale: float) -> np.ndarray:
+    """A decoded (possibly decoder-reduced) image resized to ``scale`` of the photo's native size."""
+    import cv2
+
     w = max(1, round(photo.camera.width_px * scale))
     h = max(1, round(photo.camera.height_px * scale))
     if abs(img.shape[1] - w) > 1 or abs(img.shape[0] - h) > 1:
         img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
-    return img, img.shape[1] / photo.camera.width_px, img.shape[0] / photo.camera.height_px
+    return img

@@ -238,8 +238,13 @@ def render_windows(placed: list[PlacedPhoto], grid: OutputGrid, window_px: int, 
     log.debug("rendering held at most %d decoded photos", peak)
 
 
-def estimate_gains(placed: list[PlacedPhoto], blend: BlendSettings, coarse_px: int = 160) -> np.ndarray:
-    """Per-photo RGB gains (n x 3) from the photos' overlaps, on coarse renders (~``coarse_px`` across)."""
+def estimate_gains(placed: list[PlacedPhoto], blend: BlendSettings, coarse_px: int = 160,
+                   thumbs: list[np.ndarray | None] | None = None) -> np.ndarray:
+    """Per-photo RGB gains (n x 3) from the photos' overlaps, on coarse renders (~``coarse_px`` across).
+
+    ``thumbs``: per photo a small RGB copy of it (its whole frame) to render from, where one at least as
+    fine as the coarse render is at hand (the feature pass keeps one); the others are decoded.
+    """
     import os
     from concurrent.futures import ThreadPoolExecutor
 
@@ -249,9 +254,18 @@ def estimate_gains(placed: list[PlacedPhoto], blend: BlendSettings, coarse_px: i
         return np.ones((len(placed), 3))
     gsd = float(np.median([math.sqrt(pp.footprint().area) for pp in placed])) / coarse_px
 
-    def patch(pp: PlacedPhoto) -> tuple[int, int, np.ndarray, np.ndarray]:
+    def patch(k: int) -> tuple[int, int, np.ndarray, np.ndarray]:
+        pp = placed[k]
         g = OutputGrid.covering(pp.footprint().bounds, gsd)
-        img, sx, sy = read_image(pp.photo, min(1.0, pp.photo.gsd_m / gsd))
+        scale = min(1.0, pp.photo.gsd_m / gsd)
+        cam = pp.photo.camera
+        thumb = thumbs[k] if thumbs else None
+        if thumb is not None and thumb.shape[1] >= scale * cam.width_px and thumb.shape[0] >= scale * cam.height_px:
+            w, h = max(1, round(cam.width_px * scale)), max(1, round(cam.height_px * scale))
+            img = cv2.resize(thumb, (w, h), interpolation=cv2.INTER_AREA)
+            sx, sy = w / cam.width_px, h / cam.height_px
+        else:
+            img, sx, sy = read_image(pp.photo, scale)
         a = g.pixel_to_ground(0, 0)
         m = np.linalg.inv(pp.homography) @ a
         to_src = np.array([[sx, 0.0, -0.5], [0.0, sy, -0.5], [0.0, 0.0, 1.0]]) @ m
@@ -260,12 +274,11 @@ def estimate_gains(placed: list[PlacedPhoto], blend: BlendSettings, coarse_px: i
         den = m[2, 0] * cols + m[2, 1] * rows + m[2, 2]
         u = (m[0, 0] * cols + m[0, 1] * rows + m[0, 2]) / den
         v = (m[1, 0] * cols + m[1, 1] * rows + m[1, 2]) / den
-        cam = pp.photo.camera
         mask = edge_taper(u, v, cam.width_px, cam.height_px, 0.05 * cam.width_px) > 0.99
         return round(g.x_min / gsd), round(g.y_max / gsd), w.astype(np.float32), mask
 
     with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:  # decoding releases the GIL
-        patches = list(pool.map(patch, placed))
+        patches = list(pool.map(patch, range(len(placed))))
     fps = [pp.footprint() for pp in placed]
     tree = shapely.STRtree(fps)
     overlaps = []

@@ -7,9 +7,9 @@ simulated flight with 1 m GPS noise), and every photo on the border was matched 
 kept in the flight's cache (``flights/<flight_id>/.mosaic-cache/solve/<key>.json``), keyed by every
 photo's content, camera and GPS pose and the settings; a changed photo re-solves the flight.
 
-Solving is not deterministic (FLANN's trees and MAGSAC's samples are random): two processes that solve
-the same flight at once (two ``skysieve mosaic --cell`` runs) get placements that differ slightly. So a
-solution is published only if none is stored yet (written under a temporary name, then hard-linked to
+Solving is deterministic (FLANN's trees are seeded, MAGSAC's samples too), but two processes that solve
+the same flight at once (two ``skysieve mosaic --cell`` runs) could still differ (another OpenCV build, a
+photo read by one and not the other). So a solution is published only if none is stored yet (written under a temporary name, then hard-linked to
 its name, which fails when the name exists), and each process then uses the stored one: the cells
 of a flight get the same placements whichever process solved first. ``--force`` replaces the stored one;
 a cell being built at that moment by another process may still use the one replaced.
@@ -156,6 +156,7 @@ def _solve(root: Path, photos: list[Photo], gsd_m: float, match: MatchSettings,
     usable = [k for k in range(len(photos)) if k not in matched.unreadable]
     remap = {k: n for n, k in enumerate(usable)}
     photos = [photos[k] for k in usable]
+    thumbs = [matched.thumbs[k] for k in usable] if matched.thumbs else None
     ties = [TiePair(remap[t.i], remap[t.j], t.uv_i, t.uv_j) for t in matched.ties if t.i in remap and t.j in remap]
     fixes = gross_yaw_errors(photos, ties) if photos else {}
     for k, deg in fixes.items():
@@ -165,7 +166,8 @@ def _solve(root: Path, photos: list[Photo], gsd_m: float, match: MatchSettings,
         return FlightSolution({}, unreadable, 0, matched.pairs_tried, 0, 0, 0, float("nan"), float("nan"), 0.0)
     adj = adjust(photos, ties, gsd_m, adjustment)
     # one exposure balance for the flight too, so neighbouring cells agree in colour as well as in place
-    gains = estimate_gains([PlacedPhoto(p, h) for p, h in zip(photos, adj.homographies, strict=True)], blend)
+    gains = estimate_gains([PlacedPhoto(p, h) for p, h in zip(photos, adj.homographies, strict=True)], blend,
+                           thumbs=thumbs)
     places = {p.image_id: Placement(adj.homographies[k], float(fixes.get(k, 0.0)), bool(adj.tied[k]),
                                     float(adj.shift_m[k]), tuple(float(g) for g in gains[k]))
               for k, p in enumerate(photos)}

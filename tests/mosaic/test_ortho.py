@@ -9,6 +9,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import rasterio
@@ -329,10 +330,31 @@ def test_cog_overviews_are_masked_means_of_the_blocks_and_empty_tiles_are_not_st
             assert np.array_equal(got[valid], expect[valid])
     # a grid of another size, or blocks not lined up with the factors: GDAL averages the overviews instead
     # (over the raster's size ratio, 77 / 39 here, which a 2 x 2 mean would not match)
-    for name, grid, size in (("odd", OutputGrid(576000.0, 5188000.0, 0.1, 77, 53), 16), ("unaligned", grid, 12)):
-        full, cov = raster(grid)
-        write_cog(tmp_path / f"{name}.tif", grid, CRS.from_epsg(32615), blocks(grid, full, cov, size), settings)
+    for name, other, size in (("odd", OutputGrid(576000.0, 5188000.0, 0.1, 77, 53), 16), ("unaligned", grid, 12)):
+        full, cov = raster(other)
+        write_cog(tmp_path / f"{name}.tif", other, CRS.from_epsg(32615), blocks(other, full, cov, size), settings)
         with rasterio.open(tmp_path / f"{name}.tif") as ds:
             assert ds.overviews(1) == [2, 4, 8]
             assert np.array_equal(np.moveaxis(ds.read(), 0, -1)[cov], full[cov])
-            assert ds.read_masks(1, out_shape=(-(-grid.height // 8), -(-grid.width // 8))).any()
+            assert ds.read_masks(1, out_shape=(-(-other.height // 8), -(-other.width // 8))).any()
+
+
+def test_exposure_gains_from_the_feature_thumbnails_match_gains_from_decoding(tmp_path: Path, ground) -> None:
+    from skysieve.mosaic.matching import THUMB_PX, match_photos
+    from skysieve.mosaic.ortho import _accepted_rows, _photos
+    from skysieve.mosaic.photos import ground_homography
+    from skysieve.mosaic.render import PlacedPhoto, estimate_gains
+    from skysieve.mosaic.seams import BlendSettings
+
+    ws = make_workspace(tmp_path / "ws", ground, _shots(gps_sigma_m=0.0))
+    photos = sorted(_photos(_accepted_rows(ws)), key=lambda p: p.image_id)
+    for k in (2, 7):  # two photos exposed darker and brighter
+        img = cv2.imread(photos[k].path)
+        cv2.imwrite(photos[k].path, cv2.convertScaleAbs(img, alpha=0.8 if k == 2 else 1.15), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    thumbs = match_photos(photos).thumbs
+    assert all(t is not None and max(t.shape[:2]) == THUMB_PX and t.shape[2] == 3 for t in thumbs)
+    placed = [PlacedPhoto(p, ground_homography(p)) for p in photos]
+    decoded = estimate_gains(placed, BlendSettings())
+    from_thumbs = estimate_gains(placed, BlendSettings(), thumbs=thumbs)
+    assert decoded[2].mean() > 1.1 and decoded[7].mean() < 0.95  # the test sees the exposures
+    assert np.abs(from_thumbs - decoded).max() < 0.01
