@@ -20,7 +20,7 @@ from shapely.geometry import box
 
 from skysieve.atomic import write_json
 from skysieve.errors import MosaicError
-from skysieve.mosaic.cog import CogSettings, write_cog
+from skysieve.mosaic.cog import CogSettings, overview_grid, write_cog
 from skysieve.mosaic.ortho import ORTHO_FILE, REPORT_FILE
 from skysieve.mosaic.render import OutputGrid, windows
 
@@ -102,7 +102,8 @@ def import_ortho(workspace, ortho: str | Path, gsd_m: float | None = None, margi
             part = keep.intersection(area)
             if part.is_empty:
                 continue
-            grid = OutputGrid.covering(part.bounds, gsd)
+            # widened to whole overview factors, so the COG's overviews are exact 2 x 2 means
+            grid = overview_grid(OutputGrid.covering(part.bounds, gsd), (settings or CogSettings()).blocksize)
             counts = {"cell": 0}
             with WarpedVRT(src, crs=crs, transform=grid.transform, width=grid.width, height=grid.height,
                            resampling=Resampling.bilinear) as vrt:

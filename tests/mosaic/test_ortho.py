@@ -358,3 +358,55 @@ def test_exposure_gains_from_the_feature_thumbnails_match_gains_from_decoding(tm
     from_thumbs = estimate_gains(placed, BlendSettings(), thumbs=thumbs)
     assert decoded[2].mean() > 1.1 and decoded[7].mean() < 0.95  # the test sees the exposures
     assert np.abs(from_thumbs - decoded).max() < 0.01
+
+
+@pytest.mark.parametrize("bigtiff", [False, True])
+def test_jpeg_cog_written_by_opencv_reads_in_gdal_as_a_cog_with_its_overviews_mask_and_tags(
+        tmp_path: Path, bigtiff: bool) -> None:
+    from pyproj import CRS
+
+    from skysieve.mosaic.cog import overview_factors
+    from skysieve.mosaic.cogjpeg import JpegCogWriter, geokeys
+    from skysieve.mosaic.render import OutputGrid, windows
+
+    grid = OutputGrid(576000.0, 5188000.0, 0.05, 96, 64)  # 6 x 4 tiles of 16, overviews 2, 4, 8
+    yy, xx = np.mgrid[0:grid.height, 0:grid.width]
+    full = np.stack([xx * 2, yy * 3, (xx + yy) % 256], -1).astype(np.uint8)
+    cov = ((xx - 40) ** 2 + (yy - 30) ** 2 < 26 ** 2) | ((yy > 50) & (xx > 80))
+    full[~cov] = 0
+    # quality 100 without chroma subsampling: within YCbCr rounding of the pixels, so misplaced ones show
+    writer = JpegCogWriter(grid.width, grid.height, overview_factors(grid.width, grid.height, 16), 16, 100, tmp_path,
+                           subsample=False)
+    for w in windows(grid, 24):  # blocks that straddle tile rows and columns
+        sl = (slice(w.row_off, w.row_off + w.height), slice(w.col_off, w.col_off + w.width))
+        if cov[sl].any():
+            writer.put(w.row_off, w.col_off, full[sl].copy(), cov[sl].copy())
+    tags = {"SKYSIEVE_CELL": "E576000N5188000", "NOTE": "a & <b> \"c\""}
+    writer.finish(tmp_path / "o.tif", grid.transform, geokeys(CRS.from_epsg(32615)), tags, bigtiff=bigtiff)
+    with open(tmp_path / "o.tif", "rb") as f:
+        assert f.read(4) == (b"II+\0" if bigtiff else b"II*\0")
+    with rasterio.open(tmp_path / "o.tif") as ds:
+        assert ds.crs.to_epsg() == 32615 and ds.transform == grid.transform and (ds.width, ds.height) == (96, 64)
+        assert ds.tags() == {**tags, "AREA_OR_POINT": "Area"}
+        assert ds.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"  # GDAL recognises its cloud-optimised layout
+        assert ds.compression.name == "jpeg" and ds.photometric.name == "ycbcr" and ds.block_shapes[0] == (16, 16)
+        assert ds.overviews(1) == [2, 4, 8]
+        assert rasterio.enums.MaskFlags.per_dataset in ds.mask_flag_enums[0]
+        assert not ds.get_tag_item("BLOCK_OFFSET_5_0", "TIFF", bidx=1)  # nothing there: not stored
+        got, mask = np.moveaxis(ds.read(), 0, -1), ds.read_masks(1) > 0
+    assert np.array_equal(mask, cov)
+    assert np.abs(got[cov].astype(int) - full[cov]).max() <= 3
+    expect, valid = full, cov
+    for level in range(3):
+        expect, valid = _masked_half(expect, valid)
+        with rasterio.open(tmp_path / "o.tif", overview_level=level) as ov:
+            got, mask = np.moveaxis(ov.read(), 0, -1), ov.read_masks(1) > 0
+        assert np.array_equal(mask, valid)
+        err = np.abs(got[valid].astype(int) - expect[valid])
+        assert err.mean() < 0.8 and err.max() <= 6  # a pixel out of place would be 2-8 off on these ramps
+    # blocks must come in row order: a block above the last one is refused, not written wrong
+    writer = JpegCogWriter(grid.width, grid.height, [2, 4, 8], 16, 90, tmp_path)
+    writer.put(32, 0, full[32:48, :16], cov[32:48, :16])
+    with pytest.raises(ValueError, match="row order"):
+        writer.put(0, 16, full[:16, 16:32], cov[:16, 16:32])
+    writer.close()
