@@ -93,16 +93,19 @@ def halve(rgb: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not (h % 2 or w % 2) and cov.all():
         return cv2.resize(rgb, (w2, h2), interpolation=cv2.INTER_AREA), np.ones((h2, w2), bool)
     # 4 x the values, padded to even with uncovered pixels: INTER_AREA's 2 x 2 mean is then their exact sum
+    mask = cov.view(np.uint8)
     x = np.zeros((2 * h2, 2 * w2, 3), np.uint16)
-    np.multiply(rgb, cov[..., None], out=x[:h, :w], dtype=np.uint16)
+    x[:h, :w] = cv2.bitwise_and(rgb, rgb, mask=mask)  # what is not covered does not count
     x <<= 2
     m = np.zeros((2 * h2, 2 * w2), np.uint16)
-    m[:h, :w] = cov
+    m[:h, :w] = mask
     m <<= 2
     s = cv2.resize(x, (w2, h2), interpolation=cv2.INTER_AREA)
     n = cv2.resize(m, (w2, h2), interpolation=cv2.INTER_AREA)
     covered = n > 0
-    out = ((s + (n >> 1)[..., None]) // np.maximum(n, 1)[..., None]).astype(np.uint8)
+    # rounded to nearest, halves up: floor((sum + count / 2) / count), exact in float32
+    s += (n >> 1)[..., None]
+    out = (s.astype(np.float32) / np.maximum(n, 1).astype(np.float32)[..., None]).astype(np.uint8)
     return out, covered
 
 
