@@ -50,8 +50,9 @@ log = logging.getLogger(__name__)
 
 ORTHO_FILE = "ortho.tif"
 REPORT_FILE = "ortho.json"
-FORMAT_VERSION = 2  # bump when the output changes for the same inputs, so reruns rebuild (2: per-flight
-# placements and gains, at most 8 pairs per photo, YCbCr JPEG with a mask band instead of alpha)
+FORMAT_VERSION = 3  # bump when the output changes for the same inputs, so reruns rebuild (2: per-flight
+# placements and gains, at most 8 pairs per photo, YCbCr JPEG with a mask band instead of alpha; 3: grid
+# widened to the overview factors, JPEG overviews as exact 2 x 2 means, deterministic matching)
 
 
 @dataclass(frozen=True)

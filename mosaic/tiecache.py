@@ -48,7 +48,8 @@ _LOAD_LOCK = threading.Lock()
 log = logging.getLogger(__name__)
 
 CACHE_DIR = ".mosaic-cache"
-VERSION = 1  # bump when features or matching change for the same inputs
+VERSION = 2  # bump when features or matching change for the same inputs (2: grey from the colour decode,
+# thumbnails kept, FLANN seeded and 16 checks)
 STALE_S = 600.0  # a temporary entry older than this (seconds) is a killed write's
 
 
