@@ -22,7 +22,7 @@ import numpy as np
 
 from skysieve.detect.slicing import Slice
 
-__all__ = ["MergeSettings", "truncated_mask", "merge_boxes"]
+__all__ = ["MergeSettings", "truncated_mask", "valid_fraction", "merge_boxes"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,20 @@ def truncated_mask(xyxy_local: np.ndarray, sl: Slice, edge_px: float = 3.0) -> n
     s = sl.size
     return ((sl.cut_left & (x0 <= edge_px)) | (sl.cut_top & (y0 <= edge_px))
             | (sl.cut_right & (x1 >= s - edge_px)) | (sl.cut_bottom & (y1 >= s - edge_px)))
+
+
+def valid_fraction(xyxy_local: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Fraction of each box's pixels (slice-local ``x0, y0, x1, y1``, cut to the slice) that are valid in
+    ``mask`` (the slice's (H, W) booleans: False where the mosaic has no data); 0 for an empty box."""
+    h, w = mask.shape
+    integral = np.zeros((h + 1, w + 1), np.int64)
+    integral[1:, 1:] = np.cumsum(np.cumsum(mask, axis=0, dtype=np.int64), axis=1)
+    xyxy = np.asarray(xyxy_local, np.float64).reshape(-1, 4)
+    x0, x1 = (np.clip(f(xyxy[:, i]), 0, w).astype(np.int64) for f, i in ((np.floor, 0), (np.ceil, 2)))
+    y0, y1 = (np.clip(f(xyxy[:, i]), 0, h).astype(np.int64) for f, i in ((np.floor, 1), (np.ceil, 3)))
+    area = (x1 - x0) * (y1 - y0)
+    valid = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
+    return np.where(area > 0, valid / np.maximum(area, 1), 0.0)
 
 
 def _overlaps(box: np.ndarray, others: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
