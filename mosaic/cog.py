@@ -84,7 +84,8 @@ def halve(rgb: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The block at half resolution: each output pixel the mean of the covered pixels of its 2 x 2 (a last
     odd row or column averages what it has), covered when any of them is; (rows, cols, 3) uint8 and bool.
 
-    GDAL's ``average`` overview under a mask, rounded to nearest; pixels outside ``cov`` do not count.
+    Rounded to nearest (halves up); pixels outside ``cov`` do not count. (GDAL's ``average`` overviews
+    weigh by the raster / overview size ratio, not exactly 2 unless the size is a multiple of the factors.)
     """
     import cv2
 
