@@ -4,8 +4,8 @@
 
 Run: ``python benchmarks/detect_read_bench.py RASTER [RASTER ...] [--gsd 0.04] [--size 416] [--every 1]``
 
-Per raster (full resolution: an overview is not used here): milliseconds per slice of each reader (mask
-and RGB, and for skysieve the no-data fill),
+Per raster: milliseconds per slice of each reader (mask and RGB, from the overview GDAL picks when
+downsampling, and for skysieve the no-data fill),
 and how far apart their outputs are: output pixels whose valid mask differs, mean and 99th percentile
 absolute RGB difference on the pixels both call valid, and the shift between the two slices (phase
 correlation, in model pixels).
@@ -14,6 +14,7 @@ correlation, in model pixels).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -41,13 +42,15 @@ def gdal_read_slice(src, sl, k: float) -> tuple[np.ndarray, np.ndarray]:
     return rgb.transpose(1, 2, 0), mask
 
 
-def new_read_slice(src, sl, k: float) -> tuple[np.ndarray, np.ndarray]:
-    """skysieve's reader on whole pixels, as ``detect_raster`` runs it (no-data filled), cut to the
-    (out_h, out_w) part."""
+def new_read_slice(src, sl, k: float, level=None) -> tuple[np.ndarray, np.ndarray]:
+    """skysieve's reader on whole pixels, as ``detect_raster`` runs it (no-data filled; ``level``: the
+    dataset and its ``kx, ky`` from :func:`skysieve.detect.sliced.slice_source`), cut to the (out_h, out_w)
+    part."""
     from skysieve.detect.sliced import _read_slice, slice_window
 
     w = slice_window(sl, k, src.width, src.height)
-    rgb, mask, _ = _read_slice(src, sl, k, min_valid=0.0)
+    ds, kx, ky = level or (src, k, k)
+    rgb, mask, _ = _read_slice(ds, sl, kx, 0.0, ky, area=k > 1.2)
     return rgb[:w.out_h, :w.out_w], mask[:w.out_h, :w.out_w]
 
 
@@ -64,17 +67,18 @@ def _shift(a: np.ndarray, b: np.ndarray) -> float:
 def bench(path: str, gsd: float, size: int, every: int) -> dict:
     import rasterio
 
-    from skysieve.detect.sliced import model_grid
+    from skysieve.detect.sliced import model_grid, slice_source
     from skysieve.detect.slicing import plan_slices
 
-    with rasterio.Env(GDAL_CACHEMAX=256), rasterio.open(path) as src:
+    with contextlib.ExitStack() as ctx, rasterio.Env(GDAL_CACHEMAX=256), rasterio.open(path) as src:
         k, gw, gh = model_grid(src.transform, src.width, src.height, gsd)
+        level = ctx.enter_context(slice_source(path, src, k))
         slices = plan_slices(gw, gh, size, round(0.25 * size))[::every]
         t = {"gdal": [], "new": []}
         mask_diff = n_px = 0
         diffs, shifts = [], []
         for i, sl in enumerate(slices):
-            order = [("gdal", gdal_read_slice), ("new", new_read_slice)]
+            order = [("gdal", gdal_read_slice), ("new", lambda *a: new_read_slice(*a, level=level))]
             if i % 2:
                 order.reverse()
             out = {}
@@ -92,7 +96,7 @@ def bench(path: str, gsd: float, size: int, every: int) -> dict:
                 shifts.append(_shift(rg, rn))
     d = np.concatenate(diffs) if diffs else np.zeros(1)
     shifts = [s for s in shifts if s == s]
-    return {"raster": path, "k": round(k, 4), "slices": len(slices),
+    return {"raster": path, "k": round(k, 4), "level_px": level[0].width, "slices": len(slices),
             "gdal_ms": round(1000 * float(np.mean(t["gdal"])), 2), "new_ms": round(1000 * float(np.mean(t["new"])), 2),
             "speedup": round(float(np.mean(t["gdal"]) / np.mean(t["new"])), 1),
             "mask_px_differing": mask_diff, "mask_px": n_px,

@@ -240,7 +240,9 @@ def _resample(rgb: np.ndarray, mask: np.ndarray | None, w: SliceWindow, area: bo
         mask = None
     if area is None:
         area = max(w.sx, w.sy) > _AREA_ABOVE
-    if area:
+    if area and max(abs(w.sx - 1), abs(w.sy - 1)) < 0.01:  # an overview at the model's GSD: the average
+        out = _bilinear(rgb, mask, w)  # over a pixel-sized footprint is the bilinear sample at its centre
+    elif area:
         out = _separable(rgb, mask, w, _area_weights)
     elif max(w.sx, w.sy) > 1:  # GDAL widens the bilinear kernel to the output pixel; OpenCV does not
         out = _separable(rgb, mask, w, _triangle_weights)
@@ -313,14 +315,16 @@ def fill_no_data(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def overview_level(src, k: float) -> int | None:
     """The overview of ``src`` to read slices from when there are ``k`` > :data:`_AREA_ABOVE` source pixels
-    per model pixel: the coarsest one still at least as fine as the model grid (decimation <= ``k``), as
-    GDAL would pick; ``None``: the full resolution."""
+    per model pixel: the coarsest one still (about) as fine as the model grid, decimation <= ``1.01 k``, as
+    GDAL picks for a resampled read (``GDAL_OVERVIEW_OVERSAMPLING_THRESHOLD``'s default for other than
+    nearest; for the mask, a nearest read, GDAL allowed 1.2 k: it could take the mask from a coarser
+    overview than the pixels, here both come from this one); ``None``: the full resolution."""
     if k <= _AREA_ABOVE:
         return None
     best = None
     for i, f in enumerate(src.overviews(1)):
         actual = max(src.width / math.ceil(src.width / f), src.height / math.ceil(src.height / f))
-        if actual <= k * (1 + 1e-9):
+        if actual <= k * 1.01:
             best = i
     return best
 

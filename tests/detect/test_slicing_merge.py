@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from skysieve.detect.merge import MergeSettings, merge_boxes, truncated_mask, valid_fraction
-from skysieve.detect.sliced import _read_slice, fill_no_data, slice_source, slice_window
+from skysieve.detect.sliced import _read_slice, fill_no_data, overview_level, slice_source, slice_window
 from skysieve.detect.slicing import Slice, axis_offsets, plan_slices
 
 
@@ -164,3 +164,13 @@ def test_slices_read_on_whole_pixels_land_where_gdal_puts_them(masked_raster, k)
             diffs.append(np.abs(rgb[:w.out_h, :w.out_w].astype(int) - ref)[ref_mask])
     d = np.concatenate(diffs)
     assert len(d) > 10_000 and d.mean() < 0.25 and np.percentile(d, 99) <= 1
+
+
+def test_overview_level_is_the_one_gdal_reads(masked_raster):
+    """The coarsest overview with a decimation up to 1.01 k (GDAL's threshold for resampled reads: at k
+    1.99 it reads the 2x overview); none at or below 1.2 source pixels per model pixel."""
+    import rasterio
+
+    with rasterio.open(masked_raster) as src:
+        levels = [overview_level(src, k) for k in (0.5, 1.15, 1.5, 1.99, 3.1, 3.97, 4.6, 9.0)]
+        assert levels == ([None, None, None, 0, 0, 1, 1, 1] if src.overviews(1) else [None] * 8)
