@@ -460,4 +460,4 @@ def _detect(path, detector: Detector, settings: SliceSettings, desc: str, t0: fl
 def _pixel_box_polygon(transform: Affine, xyxy: np.ndarray) -> shapely.Polygon:
     """Polygon (map coordinates) of a pixel box (col/row, pixel corners); exact for rotated transforms too."""
     x0, y0, x1, y1 = (float(v) for v in xyxy)
-    return shapely.Polygon([transform * (x0, y0), transform * (x1, y0), transform * (x1, y1), transform * (x0, y1)])
+    return shapely.Polygon([transform @ (x0, y0), transform @ (x1, y0), transform @ (x1, y1), transform @ (x0, y1)])
