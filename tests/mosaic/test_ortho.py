@@ -79,7 +79,13 @@ def test_mosaic_sits_on_the_true_ortho_and_is_a_cog(tmp_path: Path, ground) -> N
 def test_single_photo_cell_keeps_its_gps_placement(tmp_path: Path, ground) -> None:
     shot = Shot("f1/ONE.JPG", CAM, Pose(ORIGIN[0] + 40, ORIGIN[1] + 40, 30.0, 30.0))
     ws = make_workspace(tmp_path / "ws", ground, [shot])
-    report = mosaic_cell(ws.root, CELL)
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(3)
+    try:
+        report = mosaic_cell(ws.root, CELL)
+        assert cv2.getNumThreads() == 3  # OpenCV's thread pool, one thread while mosaicking, is given back
+    finally:
+        cv2.setNumThreads(before)
     assert report["status"] == "built" and report["images_used"] == ["f1/ONE.JPG"]
     assert report["images_flagged"] == [] and report["tie_rms_after_px"] is None
     assert report["mean_shift_from_gps_m"] == 0
