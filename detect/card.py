@@ -44,7 +44,7 @@ def render_card(name: str, meta: ModelMeta) -> str:
             f"- Expected ground sample distance: **{meta.gsd_m:.3f} m/px**; `skysieve detect` resamples every mosaic "
             f"to it, then slices it into {meta.imgsz} x {meta.imgsz} px tiles "
             f"({meta.imgsz * meta.gsd_m:.1f} m on a side) with overlap.",
-            *([f"- Operating thresholds per class (`class_conf`; `--conf` sets one for all): "
+            *(["- Operating thresholds per class (`class_conf`; `--conf` sets one for all): "
                + ", ".join(f"{k} {v:g}" for k, v in ex["class_conf"].items()) + "."] if ex.get("class_conf") else []),
             "- Files: `.pt` (PyTorch, what training resumes from), `.onnx` (CPU runtimes: OpenVINO, ONNX Runtime), "
             "`.json` (this metadata), `.md` (this card).", ""]

@@ -9,9 +9,10 @@ import pytest
 
 from skysieve.cli import main
 from skysieve.detect import detect_cells, detect_raster, load_detector
-from skysieve.detect.evaluate import match_boxes
+from skysieve.detect.evaluate import _iou_matrix, match_boxes
 from skysieve.detect.runtime import native_bf16
 from skysieve.detect.sliced import SliceSettings
+from skysieve.detect.thresholds import class_thresholds, keep_above
 from skysieve.errors import DetectionError, ModelError, NotFoundError
 
 pytestmark = pytest.mark.slow  # renders mosaics and runs the model (about 30 s in all)
@@ -164,13 +165,16 @@ def test_ragged_no_data_edge_gives_no_boxes_and_objects_beside_it_are_found(tmp_
     cut = np.array([np.any(edge[max(0, int(b[1])):int(np.ceil(b[3]))] < b[2]) for b in px])
     assert not cut[near] and (~cut).sum() >= 3
 
-    found = detect_raster(m.path, detector, SliceSettings(conf=float(detector.meta.extra.get("conf", 0.25))))
+    thr = class_thresholds(detector.meta)
+    found = keep_above(detect_raster(m.path, detector, SliceSettings(conf=float(thr.min()))), thr)
     pred = np.array([p.bounds for p in found.polygons]).reshape(-1, 4)
     _, matched = match_boxes(pred, found.cls, found.score, m.truth_xyxy[~cut], m.truth_cls[~cut])
     assert np.flatnonzero(~cut).tolist().index(near) in matched.tolist()  # the object beside the edge
     to_no_data_m = cv2.distanceTransform(valid.astype(np.uint8), cv2.DIST_L2, 3) * gsd
-    for b, j in zip(found.xyxy_px, matched, strict=True):
+    # an object the edge cuts may still be found where most of it shows: such a box is not "on nothing"
+    on_cut = _iou_matrix(pred, m.truth_xyxy[cut]).max(axis=1, initial=0.0) >= 0.3
+    for b, j, c in zip(found.xyxy_px, matched, on_cut, strict=True):
         x0, y0, x1, y1 = np.clip(np.round(b).astype(int), 0, n)
         assert valid[y0:y1, x0:x1].mean() >= 0.5  # never a box mostly on no-data
         cx, cy = np.clip(np.round([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2]).astype(int), 0, n - 1)
-        assert j >= 0 or to_no_data_m[cy, cx] >= 1.5, f"a box {b} on nothing beside the no-data edge"
+        assert j >= 0 or c or to_no_data_m[cy, cx] >= 1.5, f"a box {b} on nothing beside the no-data edge"
