@@ -113,20 +113,16 @@ def pooled_row(ms: list, classes, conf) -> dict:
     """Precision, recall and centre errors per class over matched worlds, at per-class ``conf``."""
     import numpy as np
 
-    from skysieve.detect.evaluate import error_stats
+    from skysieve.detect.evaluate import error_stats, precision_recall
 
     row = {}
     for c, name in enumerate(classes):
         n_true = sum(int((m.true_cls == c).sum()) for m in ms)
-        sel = [(m.cls == c) & (m.score >= conf[c]) for m in ms]
-        n_pred = sum(int(k.sum()) for k in sel)
-        hit = [k & (m.matched >= 0) for k, m in zip(sel, ms, strict=True)]
-        hits = sum(int(h.sum()) for h in hit)
-        errors = np.concatenate([np.hypot(*(m.centres[h] - m.true_centres[m.matched[h]]).T)
-                                 for h, m in zip(hit, ms, strict=True)])
-        row[name] = {"n_true": n_true, "n_pred": n_pred,
-                     "precision": round(hits / n_pred, 3) if n_pred else 0.0,
-                     "recall": round(hits / n_true, 3) if n_true else 0.0,
+        n_pred, p, r = precision_recall(np.concatenate([m.matched[m.cls == c] >= 0 for m in ms]),
+                                        np.concatenate([m.score[m.cls == c] for m in ms]), n_true, conf[c])
+        errors = np.concatenate([m.centre_errors((m.cls == c) & (m.score >= conf[c]) & (m.matched >= 0))
+                                 for m in ms])
+        row[name] = {"n_true": n_true, "n_pred": n_pred, "precision": round(p, 3), "recall": round(r, 3),
                      "centre_error_m": error_stats(errors) if len(errors) else None}
     return row
 

@@ -32,7 +32,7 @@ from skysieve.errors import DatasetError
 from skysieve.progress import progress
 
 __all__ = ["ClassMetrics", "EvalReport", "match_boxes", "class_metrics", "evaluate_yolo", "evaluate_world",
-           "NAME_ALIASES", "read_yolo_folder", "best_f1_conf", "WorldMatches", "match_world"]
+           "NAME_ALIASES", "read_yolo_folder", "best_f1_conf", "WorldMatches", "match_world", "precision_recall"]
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,15 @@ def match_boxes(pred_xyxy: np.ndarray, pred_cls: np.ndarray, pred_score: np.ndar
     return tp, matched50
 
 
+def precision_recall(hit: np.ndarray, score: np.ndarray, n_true: int, conf: float) -> tuple[int, float, float]:
+    """Of one class's boxes (``hit``: a true positive at IoU 0.5; ``score``) and its ``n_true`` objects: the
+    boxes kept at threshold ``conf``, precision and recall there (0 where undefined)."""
+    keep = np.asarray(score) >= conf
+    n_pred = int(keep.sum())
+    hits = int(np.asarray(hit)[keep].sum())
+    return n_pred, hits / n_pred if n_pred else 0.0, hits / n_true if n_true else 0.0
+
+
 def class_metrics(tp: np.ndarray, score: np.ndarray, pred_cls: np.ndarray, true_cls: np.ndarray,
                   classes: Sequence[str], conf: float | Sequence[float],
                   evaluated: Sequence[int] | None = None) -> list[ClassMetrics]:
@@ -134,12 +143,10 @@ def class_metrics(tp: np.ndarray, score: np.ndarray, pred_cls: np.ndarray, true_
     per_class = np.broadcast_to(np.asarray(conf, float), (len(classes),))
     for c in ids:
         n_true = int((np.asarray(true_cls) == c).sum())
-        sel = (np.asarray(pred_cls) == c) & (np.asarray(score) >= per_class[c])
-        n_pred = int(sel.sum())
-        hits = int(tp[sel, 0].sum()) if n_pred else 0
+        sel = np.asarray(pred_cls) == c
+        n_pred, p, r = precision_recall(tp[sel, 0], np.asarray(score)[sel], n_true, per_class[c])
         a = ap.get(c, np.zeros(len(IOU_THRESHOLDS)))
-        result.append(ClassMetrics(classes[c], n_true, n_pred, round(hits / n_pred, 4) if n_pred else 0.0,
-                                   round(hits / n_true, 4) if n_true else 0.0, round(float(a[0]), 4),
+        result.append(ClassMetrics(classes[c], n_true, n_pred, round(p, 4), round(r, 4), round(float(a[0]), 4),
                                    round(float(np.mean(a)), 4)))
     return result
 
@@ -151,11 +158,8 @@ def best_f1_conf(tp: np.ndarray, score: np.ndarray, pred_cls: np.ndarray, true_c
     for t in np.arange(0.05, 0.91, 0.05):
         f1s = []
         for c in evaluated:
-            sel = (pred_cls == c) & (score >= t)
-            hits = tp[sel, 0].sum() if sel.any() else 0
-            n_true = (true_cls == c).sum()
-            p = hits / sel.sum() if sel.any() else 0.0
-            r = hits / n_true if n_true else 0.0
+            sel = pred_cls == c
+            _, p, r = precision_recall(tp[sel, 0], score[sel], int((true_cls == c).sum()), t)
             f1s.append(2 * p * r / (p + r) if p + r else 0.0)
         if np.mean(f1s) > best_f1:
             best, best_f1 = round(float(t), 2), float(np.mean(f1s))
@@ -324,9 +328,9 @@ def error_stats(err: np.ndarray) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class WorldMatches:
-    """Every box the detector found on a world (down to score 0.001), matched to the truth it shows:
-    ``tp`` (N, 10) at IoU 0.50:0.95, ``matched`` the true index at IoU 0.5 (-1: none), box ``score``,
-    ``cls`` and ground ``centres``; ``true_cls`` and ``true_centres`` of the objects in view."""
+    """Every box the detector found on a world (down to the slice threshold it ran at), matched to the
+    truth it shows: ``tp`` (N, 10) at IoU 0.50:0.95, ``matched`` the true index at IoU 0.5 (-1: none), box
+    ``score``, ``cls`` and ground ``centres``; ``true_cls`` and ``true_centres`` of the objects in view."""
 
     tp: np.ndarray
     matched: np.ndarray
@@ -338,6 +342,10 @@ class WorldMatches:
     gsd_m: float
     slices: int
     skipped: int
+
+    def centre_errors(self, sel: np.ndarray) -> np.ndarray:
+        """Ground distance (m) from each selected matched box's centre to its object's."""
+        return np.hypot(*(self.centres[sel] - self.true_centres[self.matched[sel]]).T)
 
 
 def match_world(world: str | Path, det: Detector, settings: SliceSettings | None = None,
@@ -383,7 +391,7 @@ def evaluate_world(world: str | Path, model: str | Detector | None = None,
     out = []
     for m, c in zip(metrics, range(len(classes)), strict=True):
         sel = (w.cls == c) & (w.score >= conf[c]) & (w.matched >= 0)
-        err = np.hypot(*(w.centres[sel] - w.true_centres[w.matched[sel]]).T) if sel.any() else np.zeros(0)
+        err = w.centre_errors(sel)
         stats = {**error_stats(err), "all": [round(float(e), 3) for e in err]} if len(err) else None
         out.append(ClassMetrics(**{**asdict(m), "centre_error_m": stats}))
     return EvalReport(det.name, str(world), det.meta.imgsz, settings.conf if thresholds is None else

@@ -15,6 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from skysieve.detect.evaluate import precision_recall
 from skysieve.detect.sliced import RasterDetections
 from skysieve.errors import ModelError
 from skysieve.models import ModelMeta
@@ -62,10 +63,7 @@ def calibrate(matched: np.ndarray, score: np.ndarray, pred_cls: np.ndarray, n_tr
         s, m = score[sel], matched[sel].astype(bool)
         rows = []
         for t in GRID:
-            k = s >= t
-            hits = int(m[k].sum())
-            p = hits / int(k.sum()) if k.any() else 0.0
-            r = hits / n_true[c] if n_true[c] else 0.0
+            _, p, r = precision_recall(m, s, n_true[c], t)
             rows.append((float(t), p, r, 2 * p * r / (p + r) if p + r else 0.0))
         ok = [row for row in rows if row[1] >= target_precision and row[2] >= min_recall]
         t, p, r, _ = ok[0] if ok else max(rows, key=lambda row: (row[3], -row[0]))
