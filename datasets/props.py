@@ -110,12 +110,22 @@ def _drum(x, y, color, h, toward) -> list[Shape]:
             Shape("disc", np.array([[x + 0.12, y + 0.05]]), _shade(color, 0.5), h + 0.01, 0.04, shadow=False)]
 
 
-def drum_stockpile(rng: Rng, x: float, y: float, toward, site_id=None) -> tuple[list[Shape], TruthObject]:
-    """200 L drums (0.58 m) or IBC totes (1.2 x 1.0 m) in rows or a loose heap; one label for the pile."""
+#: how often each kind of pile is drawn: in the worlds, and on training tiles, which add the small piles and
+#: single long rows a first model missed (a handful of drums by a wall, one row along a fence)
+DRUM_STYLES = {"rows": 0.45, "heap": 0.35, "ibc": 0.2}
+TILE_DRUM_STYLES = {"rows": 0.3, "heap": 0.2, "ibc": 0.15, "few": 0.2, "line": 0.15}
+
+
+def drum_stockpile(rng: Rng, x: float, y: float, toward, site_id=None,
+                   styles: dict[str, float] | None = None) -> tuple[list[Shape], TruthObject]:
+    """200 L drums (0.58 m) or IBC totes (1.2 x 1.0 m) in rows or a loose heap; one label for the pile.
+    ``styles`` (default :data:`DRUM_STYLES`) may add "few" (1 to 4 drums, loose or side by side) and "line"
+    (one row of 3 to 14 drums)."""
     angle = float(rng.uniform(0, 180))
     a = math.radians(angle)
     ux, uy = np.array([math.cos(a), math.sin(a)]), np.array([-math.sin(a), math.cos(a)])
-    style = rng.choice(["rows", "heap", "ibc"], p=[0.45, 0.35, 0.2])
+    styles = DRUM_STYLES if styles is None else styles
+    style = rng.choice(list(styles), p=np.array(list(styles.values())) / sum(styles.values()))
     palette = [DRUM[i] for i in rng.choice(len(DRUM), size=int(rng.integers(1, 3)), replace=False)]
     shapes: list[Shape] = []
     pts = []
@@ -135,7 +145,16 @@ def drum_stockpile(rng: Rng, x: float, y: float, toward, site_id=None) -> tuple[
                 pts.append(tote)
         kind = "ibc_totes"
     else:
-        if style == "rows":
+        if style == "few":
+            n = int(rng.integers(1, 5))
+            if rng.random() < 0.5:  # side by side
+                centres = [np.array([x, y]) + (i - (n - 1) / 2) * 0.6 * ux for i in range(n)]
+            else:  # loose: pushed apart below like a heap
+                centres = [np.array([x, y]) + rng.normal(0, 0.5, 2) for _ in range(n)]
+        elif style == "line":
+            n = int(rng.integers(3, 15))
+            centres = [np.array([x, y]) + (i - (n - 1) / 2) * 0.6 * ux for i in range(n)]
+        elif style == "rows":
             nx, ny = int(rng.integers(2, 10)), int(rng.integers(1, 5))
             centres = [np.array([x, y]) + (i - (nx - 1) / 2) * 0.6 * ux + (j - (ny - 1) / 2) * 0.6 * uy
                        for i in range(nx) for j in range(ny) if rng.random() > 0.08 or (i, j) == (0, 0)]
@@ -143,7 +162,7 @@ def drum_stockpile(rng: Rng, x: float, y: float, toward, site_id=None) -> tuple[
             n = int(rng.integers(5, 40))
             r = 0.35 * math.sqrt(n)
             centres = [np.array([x, y]) + rng.normal(0, r / 1.5, 2) for _ in range(n)]
-            # push apart drums that overlap too much (cheap relaxation)
+        if style in ("heap", "few"):  # push apart drums that overlap too much (cheap relaxation)
             arr = np.array(centres)
             for _ in range(6):
                 diff = arr[:, None] - arr[None]

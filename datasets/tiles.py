@@ -60,6 +60,7 @@ class Tile:
 
 
 TRUE_ORTHO_SHARE = 0.35  # share of tiles seen straight down everywhere, as in a true ortho (DSM-corrected)
+NEAR_NADIR_SHARE = 0.5  # of the other tiles, share cut near the photo centre (the rest: anywhere within 0.4)
 TRUE_ORTHO_HEIGHT_M = 1.0e5  # a camera this high sees every point along parallel vertical rays
 
 
@@ -70,8 +71,13 @@ def random_tile_spec(rng: np.random.Generator, seed: int, imgsz: int, gsd_range:
     right above its base and no wall shows."""
     lo, hi = gsd_range
     gsd = float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
-    # where in a photo the tile sits: mosaics keep the most nadir view, so mostly near the centre
-    tan = np.clip(rng.normal(0.0, 0.15, 2), -0.35, 0.35)
+    # where in a photo the tile sits. A mosaic keeps the most nadir view, so mostly near the centre; but
+    # with seams between nearest photo centres, anywhere in a photo's share of the block, which reaches
+    # 0.3-0.4 of the height across the flight lines at 55-65 % sidelap
+    if rng.random() < NEAR_NADIR_SHARE:
+        tan = np.clip(rng.normal(0.0, 0.15, 2), -0.35, 0.35)
+    else:
+        tan = rng.uniform(-0.4, 0.4, 2)
     height = float(rng.uniform(30, 150))
     if rng.random() < TRUE_ORTHO_SHARE:
         height, tan = TRUE_ORTHO_HEIGHT_M, np.zeros(2)
@@ -192,8 +198,9 @@ def tile_scene(rng: np.random.Generator, half: float, toward, season: str, negat
             makers = props.LABELLED_MAKERS[cls]
             s = spot({"tank": 3.5, "chimney": 1.5, "drum_stockpile": 4.5}[cls], 0.6)
             if s:
-                sh, truth = makers[rng.integers(len(makers))](rng, *s, toward)
-                scene.add(sh, truth)
+                maker = makers[rng.integers(len(makers))]
+                extra = {"styles": props.TILE_DRUM_STYLES} if cls == "drum_stockpile" else {}
+                scene.add(*maker(rng, *s, toward, **extra))
     for _ in range(int(rng.integers(0, 4)) if ground else 0):
         s = spot(8)
         if s:
