@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import time
+from dataclasses import asdict
 from pathlib import Path
 
 from skysieve.cli import add_json_flag, emit
+from skysieve.mosaic.tiecache import MAX_AGE_DAYS, MAX_BYTES
 
 __all__ = ["register"]
 
@@ -16,7 +19,9 @@ def _fmt(v, spec: str = ".2f") -> str:
 
 def _cmd_mosaic(args: argparse.Namespace) -> int:
     from skysieve.mosaic.ortho import build_mosaics
+    from skysieve.mosaic.tiecache import prune
 
+    started = time.time() - 2.0  # file times may be coarser than the clock
     reports = build_mosaics(args.workspace, cells=args.cell or None, gsd_m=args.gsd, workers=args.workers,
                             force=args.force)
     built = [r for r in reports if r["status"] == "built"]
@@ -32,10 +37,15 @@ def _cmd_mosaic(args: argparse.Namespace) -> int:
                          f"{100 * r['cell_covered']:.0f}% covered at {r['gsd_m'] * 100:.1f} cm/px")
         elif r["status"] == "failed":
             lines.append(f"  {r['cell_id']}: FAILED: {r['error']}")
+    cache = prune(args.workspace, max_age_days=args.cache_days, max_bytes=int(args.cache_gb * (1 << 30)),
+                  keep_since=started)
+    lines.append(f"mosaic cache: {cache.kept_bytes / 1e6:.0f} MB kept"
+                 + (f", {cache.removed_files} unused entries ({cache.removed_bytes / 1e6:.0f} MB) pruned"
+                    if cache.removed_files else ""))
     lines.append(f"mosaic: {len(built)} cells built, {len(skipped)} unchanged, {len(failed)} failed, "
                  f"{len(empty)} with no photos to mosaic; "
                  f"orthos in {Path(args.workspace) / 'cells'}/<cell>/ortho.tif")
-    emit(args, {"cells": reports}, "\n".join(lines))
+    emit(args, {"cells": reports, "cache": asdict(cache)}, "\n".join(lines))
     return 1 if failed and not built and not skipped else 0
 
 
@@ -57,6 +67,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--gsd", type=float, metavar="M", help="output pixel size in metres (default: the photos' native GSD)")
     p.add_argument("--workers", type=int, help="parallel processes (default: CPU count)")
     p.add_argument("--force", action="store_true", help="rebuild cells whose inputs did not change")
+    p.add_argument("--cache-days", type=float, default=MAX_AGE_DAYS, metavar="N",
+                   help=f"prune feature and tie cache entries unused for N days ({MAX_AGE_DAYS:g})")
+    p.add_argument("--cache-gb", type=float, default=MAX_BYTES / (1 << 30), metavar="G",
+                   help=f"prune each flight's cache to G GiB, least recently used first; what this run used stays "
+                        f"({MAX_BYTES / (1 << 30):g})")
     add_json_flag(p)
     p.set_defaults(func=_cmd_mosaic)
 

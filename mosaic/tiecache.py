@@ -20,6 +20,11 @@ that a later write of the same entry removes once ten minutes old), so processes
 the same entry and a reader never sees half of one; an entry that cannot be read is recomputed.
 Deleting the folder is always safe. It is hidden (a dot folder), so that ingesting the flight
 folder again, when the photos live in the workspace, does not list it.
+
+Old keys are never read again (a photo replaced, settings changed, a new version), so the store is pruned
+after each ``skysieve mosaic`` (:func:`prune`): a read touches its entry, and entries unused for
+``max_age_days`` go, then the least recently used until each flight's store is under ``max_bytes``; what
+the run just used is kept whatever the size.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 import zipfile
@@ -38,7 +44,7 @@ import numpy as np
 
 from skysieve.atomic import atomic_path
 
-__all__ = ["TieCache", "CACHE_DIR", "content_key", "stable_hash"]
+__all__ = ["TieCache", "CACHE_DIR", "CacheReport", "content_key", "prune", "stable_hash"]
 
 #: np.load parses each array's header with ast.literal_eval, and CPython 3.11 (before 3.11.9, gh-106905)
 #: can raise "SystemError: AST constructor recursion depth mismatch" when two threads parse at once:
@@ -93,7 +99,10 @@ class TieCache:
         path = self._folder(photo, kind) / f"{key}.npz"
         try:
             with _LOAD_LOCK, np.load(path) as z:
-                return {k: z[k] for k in z.files}
+                out = {k: z[k] for k in z.files}
+            with contextlib.suppress(OSError):  # last use, for pruning
+                os.utime(path)
+            return out
         except FileNotFoundError:
             return None
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:  # damaged: recompute it
@@ -112,3 +121,58 @@ class TieCache:
                 np.savez(f, **arrays)
         except OSError as e:
             log.warning("mosaic cache: cannot write %s (%s)", path, e)
+
+
+MAX_AGE_DAYS = 30.0  # an entry unused this long is pruned
+MAX_BYTES = 4 << 30  # a flight's store is pruned to this size (least recently used first)
+
+
+@dataclass(frozen=True)
+class CacheReport:
+    """What :func:`prune` removed and kept, over every flight's store."""
+
+    removed_files: int
+    removed_bytes: int
+    kept_files: int
+    kept_bytes: int
+
+
+def prune(root: str | Path, max_age_days: float = MAX_AGE_DAYS, max_bytes: int = MAX_BYTES,
+          keep_since: float | None = None, now: float | None = None) -> CacheReport:
+    """Prune ``flights/*/.mosaic-cache/`` under workspace ``root``: entries (any file) unused for
+    ``max_age_days``, then the least recently used until a flight's store is under ``max_bytes``; entries
+    used at or after ``keep_since`` (a run's start, epoch seconds) are kept whatever the size. Killed writes'
+    temporary files go once :data:`STALE_S` old. Empty folders are removed."""
+    now = time.time() if now is None else now
+    removed = [0, 0]
+    kept = [0, 0]
+
+    def drop(path: Path, size: int) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed[0] += 1
+            removed[1] += size
+
+    for store in sorted(Path(root).glob(f"flights/*/{CACHE_DIR}")):
+        entries = []
+        for path in store.rglob("*"):
+            with contextlib.suppress(FileNotFoundError):
+                if path.is_file():
+                    st = path.stat()
+                    entries.append((st.st_mtime, st.st_size, path))
+        entries.sort(key=lambda e: e[0])  # least recently used first
+        total = sum(size for _, size, _ in entries)
+        for used, size, path in entries:
+            temporary = path.name.startswith(".") and path.name.endswith(".tmp")
+            recent = keep_since is not None and used >= keep_since
+            if (temporary and now - used > STALE_S) or (not recent and (
+                    now - used > max_age_days * 86400.0 or total > max_bytes)):
+                drop(path, size)
+                total -= size
+            else:
+                kept[0] += 1
+                kept[1] += size
+        for folder in sorted([p for p in store.rglob("*") if p.is_dir()] + [store], key=lambda p: -len(p.parts)):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if empty
+    return CacheReport(removed[0], removed[1], kept[0], kept[1])
