@@ -2,8 +2,8 @@
 
 ``opencv-python`` (pulled in by ultralytics) ships its own Qt and, when ``cv2`` is imported, points
 ``QT_QPA_PLATFORM_PLUGIN_PATH`` and ``QT_QPA_FONTDIR`` at its private copies. A napari
-(PyQt5) application started afterwards then loads cv2's xcb plugin and aborts with "Could not load
-the Qt platform plugin xcb". Qt reads these variables once, when the ``QApplication`` is built, so
+application (PyQt6; PyQt5 before) started afterwards then loads cv2's xcb plugin and aborts with "Could
+not load the Qt platform plugin xcb". Qt reads these variables once, when the ``QApplication`` is built, so
 dropping them any time before that is enough.
 """
 

@@ -16,8 +16,9 @@ API that costs more than it needs to, measured here with 10,000 flags under Xvfb
   step drew two frames, the first one stale.
 
 The functions here do the same work napari would, restricted to what changed, through napari's private
-vispy objects; when those are not what this napari version is known to have, they fall back to the
-public path (correct, only slower). Tested against napari 0.9 / vispy 0.17.
+vispy objects (all reached through :mod:`skysieve.viewer._napari_internals`, which says what breaks
+without each); when those are not what this napari version is known to have, they fall back to the
+public path (correct, only slower). Tested against napari 0.9.2 / vispy 0.17.
 """
 
 from __future__ import annotations
@@ -25,22 +26,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
 
 import numpy as np
+
+from skysieve.viewer._napari_internals import (
+    marker_buffers,
+    points_colour_buffer,
+    points_view_indices,
+    vispy_canvas,
+)
 
 __all__ = ["vispy_canvas", "recolour_point", "settle_multiscale", "quiet_layer_list", "FlagFrame", "ShapesFrame"]
 
 log = logging.getLogger(__name__)
-
-
-def vispy_canvas(viewer) -> Any | None:
-    """napari's vispy canvas of ``viewer`` (private; napari warns once per call from a dock widget), or None.
-
-    Look it up once and pass it to the functions below.
-    """
-    window = getattr(viewer, "window", None)
-    return getattr(getattr(window, "_qt_viewer", None), "canvas", None)
 
 
 def recolour_point(canvas, layer, index: int, rgba: Sequence[float]) -> bool:
@@ -50,24 +48,22 @@ def recolour_point(canvas, layer, index: int, rgba: Sequence[float]) -> bool:
     refresh) and the one matching vertex is rewritten in vispy's buffer. Returns False when the
     public path was used instead (the whole layer re-sent once).
     """
-    colours = getattr(getattr(layer, "_face", None), "colors", None)
-    if not (isinstance(colours, np.ndarray) and colours.shape == (len(layer.data), 4)):
+    colours = points_colour_buffer(layer)
+    if colours is None:
         all_colours = np.array(layer.face_color)
         all_colours[index] = rgba
         layer.face_color = all_colours
         return False
     colours[index] = rgba
-    visual = getattr(canvas, "layer_to_visual", {}).get(layer)
-    markers = getattr(getattr(visual, "node", None), "points_markers", None)
-    data, vbo = getattr(markers, "_data", None), getattr(markers, "_vbo", None)
-    view = getattr(layer, "_view_indices", None)
-    if (data is not None and vbo is not None and view is not None and data.dtype.names
-            and "a_bg_color" in data.dtype.names and len(data) == len(view) == len(colours)
-            and 0 <= index < len(view) and view[index] == index):
-        data["a_bg_color"][index] = rgba
-        vbo.set_subdata(data[index:index + 1], offset=index)
-        markers.update()
-        return True
+    buffers = marker_buffers(canvas, layer) if canvas is not None else None
+    view = points_view_indices(layer)
+    if buffers is not None and view is not None:
+        markers, data, vbo = buffers
+        if len(data) == len(view) == len(colours) and 0 <= index < len(view) and view[index] == index:
+            data["a_bg_color"][index] = rgba
+            vbo.set_subdata(data[index:index + 1], offset=index)
+            markers.update()
+            return True
     layer.events.face_color()  # napari re-sends the layer once
     return False
 

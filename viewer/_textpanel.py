@@ -25,15 +25,15 @@ class TextPanel(QTextBrowser):
         self._alarm = False
         self.setReadOnly(True)
         self.setOpenLinks(False)
-        self.setFrameShape(QFrame.NoFrame)
-        self.setVerticalScrollBarPolicy(Qt.ScrollBarAsNeeded)  # inside the panel: no re-layout outside
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        self.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.setFocusPolicy(Qt.NoFocus)  # review keys keep going to the table or the map
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)  # inside the panel: no re-layout outside
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # review keys keep going to the table or the map
         self._restyle()
         self.document().setDocumentMargin(0)
         self.setFixedHeight(height_px)
-        self.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
 
     def setText(self, text: str) -> None:  # noqa: N802 (QLabel's API)
         """Show ``text`` (HTML if the panel is ``rich``, else plain); nothing happens when it is unchanged."""

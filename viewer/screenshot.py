@@ -32,9 +32,10 @@ def save_window(viewer, path: str | Path, size_wh: tuple[int, int] = (1600, 1000
     from qtpy.QtWidgets import QApplication
 
     from skysieve.atomic import atomic_path
+    from skysieve.viewer._napari_internals import close_notifications
 
     viewer.window.resize(*size_wh)
-    _close_notifications(viewer)
+    close_notifications(viewer)  # napari's toasts would sit on the picture
     for _ in range(20):
         QApplication.processEvents()
         time.sleep(0.02)
@@ -55,13 +56,3 @@ def save_window(viewer, path: str | Path, size_wh: tuple[int, int] = (1600, 1000
         Image.fromarray(np.asarray(image)).save(tmp, format="PNG")
     log.info("saved %s (%d x %d px)", path, image.shape[1], image.shape[0])
     return path
-
-
-def _close_notifications(viewer) -> None:
-    """Dismiss napari's toast notifications (e.g. its PyQt5 deprecation notice) before the picture."""
-    try:
-        from napari._qt.dialogs.qt_notification import NapariQtNotification
-    except ImportError:  # napari moved it; the picture just keeps the toast
-        return
-    for toast in viewer.window._qt_window.findChildren(NapariQtNotification):  # noqa: SLF001
-        toast.close()

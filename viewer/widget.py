@@ -106,6 +106,16 @@ def _is_pending(state: tuple) -> bool:
     return (state[0] or "pending") == "pending"
 
 
+def _key_code(event) -> int:
+    """A key press as one int, modifiers included (keypad ignored), for ``QKeySequence``.
+
+    PyQt5 gives modifiers as int-like flags, PyQt6 as ``enum.Flag`` (whose ``int()`` fails): take
+    ``.value`` where there is one.
+    """
+    mods = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+    return int(getattr(mods, "value", mods)) | int(event.key())
+
+
 def _chip_bounds(row: dict[str, Any]) -> tuple[float, float, float, float]:
     """Ground shown in the chip: the box and its surroundings, at least 12 m across (metres)."""
     half = max(3.0 * max(row.get("width_m") or 2.0, row.get("height_m") or 2.0), 12.0) / 2
@@ -137,17 +147,17 @@ class QueueModel(QAbstractTableModel):
     def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
         return len(self.COLUMNS)
 
-    def headerData(self, section: int, orientation, role=Qt.DisplayRole):  # noqa: N802
-        if role == Qt.DisplayRole and orientation == Qt.Horizontal:
+    def headerData(self, section: int, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
             return self.COLUMNS[section]
         return None
 
-    def data(self, index: QModelIndex, role=Qt.DisplayRole):
+    def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
             return None
         row = self.queue.rows[index.row()]
         status = row.get("review_status") or "pending"
-        if role == Qt.DisplayRole:
+        if role == Qt.ItemDataRole.DisplayRole:
             col = self.COLUMNS[index.column()]
             if col == "#":
                 return index.row() + 1
@@ -160,7 +170,7 @@ class QueueModel(QAbstractTableModel):
             if col == "site":
                 return row.get("site_id") or ""
             return row.get(col)
-        if role == Qt.ForegroundRole and index.column() == 4:
+        if role == Qt.ItemDataRole.ForegroundRole and index.column() == 4:
             return self._STATUS_COLOURS.get(status)
         return None
 
@@ -266,24 +276,24 @@ class ReviewWidget(QWidget):
         self.table = QTableView()
         self.table.setToolTip(help_line())  # the review keys work here and on the map
         self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(20)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.Interactive)  # ResizeToContents would scan all 10,000 rows per step
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)  # ResizeToContents would scan all 10,000 rows per step
         for col, width in enumerate((40, 104, 46, 56, 150)):
             header.resizeSection(col, width)
         header.setStretchLastSection(True)
-        self.table.verticalHeader().setSectionResizeMode(QHeaderView.Fixed)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.table.selectionModel().currentRowChanged.connect(self._on_table_row)
         outer.addWidget(self.table, 2)
 
         detail = QHBoxLayout()
         self.chip = QLabel()
         self.chip.setFixedSize(_CHIP_PX, _CHIP_PX)
-        self.chip.setAlignment(Qt.AlignCenter)
+        self.chip.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.chip.setStyleSheet("background: #222;")
         self.details = TextPanel(_CHIP_PX, rich=True)
         detail.addWidget(self.chip)
@@ -299,7 +309,7 @@ class ReviewWidget(QWidget):
         for i, (text, slot) in enumerate(specs):
             b = QPushButton(text)
             b.clicked.connect(lambda _=False, s=slot: s())
-            b.setFocusPolicy(Qt.NoFocus)  # keys keep going to the table/canvas
+            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys keep going to the table/canvas
             b.setToolTip(tooltip(slot.__name__))
             buttons.addWidget(b, i // 3, i % 3)
             self.buttons[slot.__name__] = b
@@ -316,7 +326,7 @@ class ReviewWidget(QWidget):
         self.category_combo.addItem("— no category —", None)
         for key, cat in zip(CATEGORY_KEYS, ledger.SUSPECT_CATEGORIES, strict=False):
             self.category_combo.addItem(f"{key}  {cat.zh}  ({cat.code})", cat.code)
-            self.category_combo.setItemData(self.category_combo.count() - 1, cat.en, Qt.ToolTipRole)
+            self.category_combo.setItemData(self.category_combo.count() - 1, cat.en, Qt.ItemDataRole.ToolTipRole)
         self.category_combo.activated.connect(
             lambda i: self.choose_category(self.category_combo.itemData(i)))
         form2.addRow("category", self.category_combo)
@@ -349,9 +359,8 @@ class ReviewWidget(QWidget):
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt API)
         """The review keys while the queue table (or the widget) has focus; typing elsewhere is left alone."""
-        if event.type() == QEvent.KeyPress:
-            mods = event.modifiers() & ~Qt.KeypadModifier
-            action = self._qt_keys.get(QKeySequence(int(mods) | event.key()).toString())
+        if event.type() == QEvent.Type.KeyPress:
+            action = self._qt_keys.get(QKeySequence(_key_code(event)).toString())
             if action is not None:
                 action()
                 return True
@@ -737,7 +746,7 @@ class ReviewWidget(QWidget):
             hi = float(np.percentile(chip, 99)) or 1.0
             chip = np.clip(chip / hi * 255, 0, 255).astype(np.uint8)
         h, w, bands = chip.shape
-        fmt = QImage.Format_RGBA8888 if bands == 4 else QImage.Format_RGB888
+        fmt = QImage.Format.Format_RGBA8888 if bands == 4 else QImage.Format.Format_RGB888
         self._chip_array = chip  # QImage does not own the buffer
         image = QImage(chip.data, w, h, w * bands, fmt)
         self.chip.setPixmap(QPixmap.fromImage(image))

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from skysieve.viewer import layers as L
+from skysieve.viewer._napari_internals import marker_buffers
 from skysieve.viewer._redraw import recolour_point, vispy_canvas
 from skysieve.viewer.widget import ReviewWidget
 
@@ -27,9 +28,11 @@ def _open(make_napari_viewer, qtbot, ws) -> ReviewWidget:
     return widget
 
 
-def _markers(widget: ReviewWidget):
-    points = widget.viewer.layers[L.DETECTIONS_LAYER]
-    return vispy_canvas(widget.viewer).layer_to_visual[points].node.points_markers
+def _vertices(widget: ReviewWidget) -> np.ndarray:
+    """The detections layer's vertex array as vispy holds it (what the GPU buffer is filled from)."""
+    buffers = marker_buffers(vispy_canvas(widget.viewer), widget.viewer.layers[L.DETECTIONS_LAYER])
+    assert buffers is not None, "napari 0.9's marker buffers are gone: see skysieve.viewer._napari_internals"
+    return buffers[1]
 
 
 def test_a_step_changes_one_vertex_picks_tiles_first_and_leaves_the_layer_list_alone(
@@ -40,7 +43,7 @@ def test_a_step_changes_one_vertex_picks_tiles_first_and_leaves_the_layer_list_a
     mosaic = next(layer for layer in viewer.layers if layer.name == f"mosaic {widget.cell_id}")
     first = widget.queue.current["det_id"]
     p = widget._point_index[first]  # noqa: SLF001
-    before = _markers(widget)._data.copy()  # noqa: SLF001
+    before = _vertices(widget).copy()
     heard = []
     viewer.layers.events.connect(heard.append)
 
@@ -48,7 +51,7 @@ def test_a_step_changes_one_vertex_picks_tiles_first_and_leaves_the_layer_list_a
 
     green = np.array(L.STATUS_FILL["confirmed"])
     assert np.allclose(points.face_color[p], green)  # napari's model
-    after = _markers(widget)._data  # noqa: SLF001
+    after = _vertices(widget)
     assert np.allclose(after["a_bg_color"][p], green)  # the vertex vispy draws
     changed = np.flatnonzero(np.any(after["a_bg_color"] != before["a_bg_color"], axis=1))
     assert changed.tolist() == [p]  # and no other one
@@ -75,7 +78,7 @@ def test_a_step_changes_one_vertex_picks_tiles_first_and_leaves_the_layer_list_a
     ledger.decide(review_ws, nxt["det_id"], "rejected", "bob")
     assert widget.refresh_statuses() == 1
     q = widget._point_index[nxt["det_id"]]  # noqa: SLF001
-    assert np.allclose(_markers(widget)._data["a_bg_color"][q], L.STATUS_FILL["rejected"])  # noqa: SLF001
+    assert np.allclose(_vertices(widget)["a_bg_color"][q], L.STATUS_FILL["rejected"])
 
 
 def test_without_napari_s_canvas_the_current_flag_is_framed_by_a_shapes_layer(
@@ -119,7 +122,7 @@ def test_text_panel_changes_text_without_asking_for_a_new_layout(qtbot):
             self.n = 0
 
         def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt API)
-            self.n += event.type() == QEvent.LayoutRequest
+            self.n += event.type() == QEvent.Type.LayoutRequest
             return False
 
     parent = QWidget()

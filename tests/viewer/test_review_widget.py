@@ -13,6 +13,7 @@ from qtpy.QtCore import Qt
 
 from skysieve import ledger
 from skysieve.viewer import layers as L
+from skysieve.viewer._napari_internals import canvas_widget
 from skysieve.viewer.widget import ReviewWidget
 
 pytestmark = pytest.mark.gui
@@ -28,7 +29,9 @@ def open_widget(make_napari_viewer, qtbot, ws, reviewer: str = "alice", **kwargs
 
 
 def _canvas(widget: ReviewWidget):
-    return widget.viewer.window._qt_viewer.canvas.native  # noqa: SLF001 (where napari's key events land)
+    canvas = canvas_widget(widget.viewer)  # where an analyst's keys land when the map has focus
+    assert canvas is not None, "napari 0.9's canvas widget is gone: see skysieve.viewer._napari_internals"
+    return canvas
 
 
 def _db(ws, det_id: str) -> dict:
@@ -74,9 +77,9 @@ def test_keys_on_the_canvas_decide_advance_and_undo(make_napari_viewer, qtbot, r
     widget = open_widget(make_napari_viewer, qtbot, review_ws, reviewer="alice")
     canvas = _canvas(widget)
     ids = [r["det_id"] for r in widget.queue.rows[:4]]
-    qtbot.keyClick(canvas, Qt.Key_C)
-    qtbot.keyClick(canvas, Qt.Key_X)
-    qtbot.keyClick(canvas, Qt.Key_U)
+    qtbot.keyClick(canvas, Qt.Key.Key_C)
+    qtbot.keyClick(canvas, Qt.Key.Key_X)
+    qtbot.keyClick(canvas, Qt.Key.Key_U)
     got = [_db(review_ws, i) for i in ids[:3]]
     assert [g["review_status"] for g in got] == ["confirmed", "rejected", "unsure"]
     assert all(g["reviewed_by"] == "alice" and g["reviewed_at"] for g in got)
@@ -85,13 +88,13 @@ def test_keys_on_the_canvas_decide_advance_and_undo(make_napari_viewer, qtbot, r
     points = widget.viewer.layers[L.DETECTIONS_LAYER]
     assert np.allclose(points.face_color[widget._point_index[ids[0]]], L.STATUS_FILL["confirmed"])  # noqa: SLF001
     # next / previous
-    qtbot.keyClick(canvas, Qt.Key_N)
+    qtbot.keyClick(canvas, Qt.Key.Key_N)
     assert widget.queue.current["det_id"] == widget.queue.rows[4]["det_id"]
-    qtbot.keyClick(canvas, Qt.Key_P)
-    qtbot.keyClick(canvas, Qt.Key_Left)
+    qtbot.keyClick(canvas, Qt.Key.Key_P)
+    qtbot.keyClick(canvas, Qt.Key.Key_Left)
     assert widget.queue.current["det_id"] == ids[2]
     # undo the last decision: back on that flag, pending again
-    qtbot.keyClick(canvas, Qt.Key_Z, Qt.ControlModifier)
+    qtbot.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert _db(review_ws, ids[2])["review_status"] == "pending"
     assert widget.queue.current["det_id"] == ids[2]
     assert widget.queue.rows[2]["review_status"] == "pending"
@@ -105,18 +108,22 @@ def test_keys_in_the_widget_note_and_category(make_napari_viewer, qtbot, review_
     widget = open_widget(make_napari_viewer, qtbot, review_ws, reviewer="bob")
     det = widget.queue.current["det_id"]
     widget.table.setFocus()
-    qtbot.keyClick(widget.table, Qt.Key_3)  # category (三) unlicensed workshop
+    qtbot.keyClick(widget.table, Qt.Key.Key_3)  # category (三) unlicensed workshop
     assert _db(review_ws, det)["category"] == ledger.SUSPECT_CATEGORIES[2].code
-    qtbot.keyClick(widget.table, Qt.Key_E)  # edit the note
+    qtbot.keyClick(widget.table, Qt.Key.Key_E)  # edit the note
     assert widget.note_edit.hasFocus() or widget.note_edit.selectedText() == ""
     widget.note_edit.clear()
     qtbot.keyClicks(widget.note_edit, "blue drums by the back wall")
-    qtbot.keyClick(widget.note_edit, Qt.Key_Return)
+    qtbot.keyClick(widget.note_edit, Qt.Key.Key_Return)
     assert _db(review_ws, det)["note"] == "blue drums by the back wall"
-    qtbot.keyClick(widget.table, Qt.Key_C)  # confirm, from the widget's own shortcut
+    qtbot.keyClick(widget.table, Qt.Key.Key_C)  # confirm, from the widget's own shortcut
     row = _db(review_ws, det)
     assert (row["review_status"], row["reviewed_by"], row["category"]) == (
         "confirmed", "bob", ledger.SUSPECT_CATEGORIES[2].code)
+    # a key with a modifier through the widget's own shortcuts (PyQt6 gives modifiers as enum.Flag)
+    qtbot.keyClick(widget.table, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert _db(review_ws, det)["review_status"] == "pending"
+    assert widget.queue.current["det_id"] == det
 
 
 def test_push_confirmed_makes_one_suspect_per_site_and_locks_review(make_napari_viewer, qtbot, review_ws):
@@ -127,7 +134,7 @@ def test_push_confirmed_makes_one_suspect_per_site_and_locks_review(make_napari_
         assert widget.select_detection(det)
         widget.confirm()
     with qtbot.waitSignal(widget.pushed, timeout=20_000) as blocker:
-        qtbot.mouseClick(widget.push_button, Qt.LeftButton)
+        qtbot.mouseClick(widget.push_button, Qt.MouseButton.LeftButton)
     result = blocker.args[0]
     assert len(result.created) == 1 and not result.extended
     suspect = result.created[0]
@@ -163,7 +170,7 @@ def test_filters_and_neighbouring_cells(make_napari_viewer, qtbot, review_ws):
     assert {r["site_id"] for r in widget.queue.rows} == {"S001"}
     # east neighbour: flags but no mosaic -> opens, and says which command makes the mosaic
     with qtbot.waitSignal(widget.cellOpened, timeout=10_000):
-        qtbot.mouseClick(widget.neighbour_buttons["east"], Qt.LeftButton)
+        qtbot.mouseClick(widget.neighbour_buttons["east"], Qt.MouseButton.LeftButton)
     assert widget.cell_id.startswith("E500250")
     assert len(widget.queue) == 5 and widget.site_combo.currentText() == "any"  # S001's filter did not follow
     assert "no mosaic" in widget.message.text() and "skysieve mosaic" in widget.message.text()
