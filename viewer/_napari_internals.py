@@ -92,7 +92,7 @@ def marker_buffers(canvas, layer) -> tuple[Any, np.ndarray, Any] | None:
 
 
 def close_notifications(viewer) -> int:
-    """Close napari's toast notifications in ``viewer``'s window; returns how many were closed.
+    """Close napari's toast notifications shown in ``viewer``'s window; returns how many were closed.
 
     The window is found through public Qt (the top-level window of a docked widget); the toasts by
     their napari class name, without importing napari's private Qt modules.
@@ -104,7 +104,8 @@ def close_notifications(viewer) -> int:
         return 0
     inner = docked[0]
     window = getattr(inner, "native", inner).window()
-    toasts = [d for d in window.findChildren(QDialog) if type(d).__name__ == "NapariQtNotification"]
+    toasts = [d for d in window.findChildren(QDialog)
+              if type(d).__name__ == "NapariQtNotification" and d.isVisible()]
     for toast in toasts:
         toast.close()
     return len(toasts)

@@ -211,3 +211,19 @@ def test_plugin_reader_and_widget_from_the_plugins_menu(make_napari_viewer, qtbo
     qtbot.waitUntil(lambda: widget.cell_id is not None and not widget.busy, timeout=15_000)
     assert widget.ws.root == review_ws.root
     assert [layer.name for layer in viewer.layers].count(L.DETECTIONS_LAYER) == 1  # replaced, not doubled
+
+
+def test_toasts_are_closed_before_a_window_picture(make_napari_viewer, qtbot):
+    from napari.utils.notifications import show_warning
+    from qtpy.QtWidgets import QLabel
+
+    from skysieve.viewer._napari_internals import close_notifications
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window.add_dock_widget(QLabel("docked"), name="docked")
+    qtbot.wait(50)
+    close_notifications(viewer)  # any toast napari raised itself
+    show_warning("a toast over the map")
+    qtbot.wait(50)
+    assert close_notifications(viewer) == 1  # found through public Qt, by napari's class name
+    assert close_notifications(viewer) == 0
