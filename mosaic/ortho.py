@@ -9,7 +9,10 @@ report, so any scheduler (a process pool here; Dask or Ray later) can run it. It
    (:mod:`~skysieve.mosaic.matching`), all placements adjusted together with GPS as a prior
    (:mod:`~skysieve.mosaic.adjust`) and exposure gains; solved once per flight and kept in the flight's
    cache, so the cells of a flight agree along their borders and its cells do not match a pair again;
-3. windowed rendering with centre-preferring seams (:mod:`~skysieve.mosaic.render`) straight into a
+3. seamlines (:mod:`~skysieve.mosaic.seamcut`): nearest-centre seams moved, within a corridor, onto
+   paths where the photos agree, so they go around tanks, chimneys and trees rather than through them;
+   computed once per cell on a coarse grid;
+4. windowed rendering along those seams (:mod:`~skysieve.mosaic.render`) straight into a
    COG (:mod:`~skysieve.mosaic.cog`), clipped to the cell plus ``margin_m``. A photo that cannot be
    read (when solving, or now: deleted, its drive unmounted) is flagged with the reason and left out.
 
@@ -42,6 +45,7 @@ from skysieve.mosaic.cog import CogSettings, overview_grid, write_cog
 from skysieve.mosaic.matching import MatchSettings, match_gsd
 from skysieve.mosaic.photos import Photo, ground_homography, photo_from_row
 from skysieve.mosaic.render import OutputGrid, PlacedPhoto, render_windows
+from skysieve.mosaic.seamcut import SeamSettings, find_seams
 from skysieve.mosaic.seams import BlendSettings
 from skysieve.mosaic.solve import solve_flight
 
@@ -51,9 +55,10 @@ log = logging.getLogger(__name__)
 
 ORTHO_FILE = "ortho.tif"
 REPORT_FILE = "ortho.json"
-FORMAT_VERSION = 3  # bump when the output changes for the same inputs, so reruns rebuild (2: per-flight
+FORMAT_VERSION = 4  # bump when the output changes for the same inputs, so reruns rebuild (2: per-flight
 # placements and gains, at most 8 pairs per photo, YCbCr JPEG with a mask band instead of alpha; 3: grid
-# widened to the overview factors, JPEG overviews as exact 2 x 2 means, deterministic matching)
+# widened to the overview factors, JPEG overviews as exact 2 x 2 means, deterministic matching; 4: seams
+# cut along low-difference paths, blended along a label map)
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,10 @@ class MosaicSettings:
     match_size_px: int = 800  # photos are reduced to about this long side for matching
     max_features: int = 4000
     band_px: float = 16.0  # blending band across seamlines (output pixels)
+    seams: str = "graphcut"  # "graphcut": seams around what differs between photos; "voronoi": nearest centre
+    seam_cell_m: float = 0.25  # the grid seams are searched on (metres)
+    seam_corridor_m: float = 0.0  # how far a seam may leave the nearest-centre line (metres); 0: automatic
+    seam_object_m: float = 1.0  # seams keep this clear of where the photos differ (metres)
     compress: str = "JPEG"
     quality: int = 90
     workers: int | None = None  # processes; None: CPU count, at most the cell count
@@ -82,6 +91,10 @@ class MosaicSettings:
 
     def blend(self) -> BlendSettings:
         return BlendSettings(band_px=self.band_px)
+
+    def seam(self) -> SeamSettings:
+        return SeamSettings(method=self.seams, cell_m=self.seam_cell_m, corridor_m=self.seam_corridor_m,
+                            object_m=self.seam_object_m)
 
     def cog(self) -> CogSettings:
         return CogSettings(compress=self.compress, quality=self.quality)
@@ -268,6 +281,7 @@ def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | 
 
     t0 = time.perf_counter()
     settings = settings or MosaicSettings()
+    settings.seam().check()
     ws = Workspace.open(workspace)
     crs = ws.require_crs()
     found = ws.cells("cell_id = ?", (cell_id,))
@@ -323,8 +337,12 @@ def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | 
     if cover.is_empty:
         raise MosaicError("after adjustment no photo reaches the cell", ref=cell_id)
     grid = overview_grid(OutputGrid.covering(cover.bounds, gsd), settings.cog().blocksize)
+    seam_map, seam_stats = None, {}  # "voronoi": the renderer's own nearest-centre seams
+    if settings.seams == "graphcut":
+        seam_map, seam_stats = find_seams(placed, grid, settings.blend(), settings.seam())
     counts = {"cell": 0}
-    blocks = _clip_blocks(render_windows(placed, grid, settings.window_px, settings.blend()), grid, keep, cell, counts)
+    blocks = _clip_blocks(render_windows(placed, grid, settings.window_px, settings.blend(), seams=seam_map),
+                          grid, keep, cell, counts)
     cell_dir.mkdir(parents=True, exist_ok=True)
     for stale in cell_dir.glob(".ortho.*"):  # temporaries of a killed run (files, and the COG's scratch folders)
         if stale.is_dir() and not stale.is_symlink():
@@ -359,6 +377,8 @@ def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | 
         "max_shift_from_gps_m": _num(float(np.max(shifts))),
         "mean_abs_yaw_change_deg": _num(sol.mean_abs_yaw_change_deg),
         "cell_covered": round(counts["cell"] * gsd * gsd / cell.area, 4),
+        "seams": settings.seams,
+        **seam_stats,
         "seconds": round(time.perf_counter() - t0, 2),
         "inputs_digest": digest,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

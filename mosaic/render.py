@@ -3,8 +3,9 @@
 The output is produced window by window (``window_px`` square), in strips; each photo is decoded once,
 when the first window needs it, and dropped after the last window that needs it, so memory holds the
 photos of about one strip, never the survey. Each window's pixels come from the photos that cover it,
-resampled by one perspective warp each (output pixel -> ground -> photo pixel) and blended with
-:func:`skysieve.mosaic.seams.seam_weights`.
+resampled by one perspective warp each (output pixel -> ground -> photo pixel) and blended along the
+seams of a label map (:func:`skysieve.mosaic.seamcut.find_seams`, :func:`skysieve.mosaic.seams.label_weights`)
+or, without one, the nearest-centre seams (:func:`skysieve.mosaic.seams.seam_weights`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,15 @@ from affine import Affine
 from shapely.geometry import box
 
 from skysieve.mosaic.photos import Photo, apply_homography, jpeg_reduction, read_image
-from skysieve.mosaic.seams import BlendSettings, edge_taper, seam_weights, solve_gains
+from skysieve.mosaic.seamcut import SeamMap
+from skysieve.mosaic.seams import (
+    BlendSettings,
+    apply_gain_bgr,
+    edge_taper,
+    label_weights,
+    seam_weights,
+    solve_gains,
+)
 
 __all__ = ["OutputGrid", "PixelWindow", "PlacedPhoto", "windows", "render_windows", "estimate_gains",
            "decode_for_render"]
@@ -110,13 +119,41 @@ def _render_scale(photo: Photo, gsd_m: float) -> float:
 WEIGHT_STEP = 4  # seam weights are computed on every 4th output pixel and interpolated (they are smooth)
 
 
+def _label_shares(seams: SeamMap, ids: list[int], win: PixelWindow, cols: np.ndarray, rows: np.ndarray,
+                  band_px: float) -> list[np.ndarray]:
+    """Each photo's share of the label map at the window's weight samples (``cols``/``rows``: window pixel
+    indices): its indicator smoothed across ``band_px`` output pixels, interpolated."""
+    import cv2
+
+    k = seams.k
+    band_cells = band_px / k
+    pad = int(math.ceil(band_cells / 2)) + 2
+    hc, wc = seams.labels.shape
+    r0, c0 = max(0, win.row_off // k - pad), max(0, win.col_off // k - pad)
+    r1 = min(hc, (win.row_off + win.height - 1) // k + 1 + pad)
+    c1 = min(wc, (win.col_off + win.width - 1) // k + 1 + pad)
+    sub = seams.labels[r0:r1, c0:c1]
+    mx = ((win.col_off + cols + 0.5) / k - 0.5 - c0).astype(np.float32)  # sample -> label cell centres
+    my = ((win.row_off + rows + 0.5) / k - 0.5 - r0).astype(np.float32)
+    box = max(1, int(round(band_cells - 1)) | 1)  # odd; the interpolation adds one cell of smoothing
+    out = []
+    for i in ids:
+        share = (sub == i).astype(np.float32)
+        if box > 1 and share.any():
+            share = cv2.blur(share, (box, box), borderType=cv2.BORDER_REPLICATE)
+        out.append(cv2.remap(share, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+    return out
+
+
 def render_window(placed: list[PlacedPhoto], images: dict[int, tuple[np.ndarray, float, float]], idx: list[int],
-                  grid: OutputGrid, win: PixelWindow, blend: BlendSettings) -> tuple[np.ndarray, np.ndarray]:
+                  grid: OutputGrid, win: PixelWindow, blend: BlendSettings,
+                  seams: SeamMap | None = None) -> tuple[np.ndarray, np.ndarray]:
     """RGB (rows, cols, 3) uint8 and coverage (rows, cols) bool of one window from photos ``idx``.
 
     ``images``: per photo index its decoded pixels (BGR, :func:`decode_for_render`) and their (col, row)
     scales against the native size. Each photo's gain is applied to what is warped of it (a fraction of
-    its pixels), and the window turned to RGB at the end.
+    its pixels), and the window turned to RGB at the end. ``seams``: the label map of the grid (indices
+    into ``placed``); without one, seams run between nearest photo centres.
     """
     import cv2
 
@@ -148,7 +185,13 @@ def render_window(placed: list[PlacedPhoto], images: dict[int, tuple[np.ndarray,
         used.append((i, m))
     rgb = np.zeros((win.height, win.width, 3), np.uint8)  # BGR until the end
     acc = np.zeros((win.height, win.width), np.float32)  # weight blended in so far
-    weights = seam_weights(dists, tapers, blend.band_px * grid.gsd_m) if used else []
+    if not used:
+        weights = []
+    elif seams is not None:
+        shares = _label_shares(seams, [i for i, _ in used], win, cols, rows, blend.band_px)
+        weights = label_weights(shares, dists, tapers, blend.band_px * grid.gsd_m)
+    else:
+        weights = seam_weights(dists, tapers, blend.band_px * grid.gsd_m)
     for wgt, (i, m) in zip(weights, used, strict=True):
         wgt[wgt < 1e-3] = 0  # far beyond the seamline: this photo does not show here
         nz_r, nz_c = np.flatnonzero(wgt.any(1)), np.flatnonzero(wgt.any(0))
@@ -163,10 +206,7 @@ def render_window(placed: list[PlacedPhoto], images: dict[int, tuple[np.ndarray,
                   @ np.array([[1.0, 0.0, c0], [0.0, 1.0, r0], [0.0, 0.0, 1.0]]))  # block pixel -> cv2 photo pixel
         warped = cv2.warpPerspective(img, to_src, (c1 - c0, r1 - r0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                      borderMode=cv2.BORDER_REPLICATE)
-        gain = placed[i].gain
-        if any(abs(g - 1.0) > 1e-3 for g in gain):
-            lut = np.arange(256, dtype=np.float32)[:, None] * np.asarray(gain[::-1], np.float32) + 0.5  # BGR
-            warped = cv2.LUT(warped, np.clip(lut, 0, 255).astype(np.uint8)[:, None, :])
+        warped = apply_gain_bgr(warped, placed[i].gain)
         # running weighted mean: (W a + w b) / (W + w) with W the weight so far, on uint8 in one SIMD pass
         # (weights scaled up so that the 1e-5 OpenCV adds to the denominator never darkens a faint edge)
         full = np.ascontiguousarray(full * np.float32(1e3))
@@ -186,9 +226,11 @@ def decode_for_render(pp: PlacedPhoto, gsd_m: float) -> tuple[np.ndarray, float,
 
 
 def render_windows(placed: list[PlacedPhoto], grid: OutputGrid, window_px: int, blend: BlendSettings,
-                   threads: int | None = None) -> Iterator[tuple[PixelWindow, np.ndarray, np.ndarray]]:
+                   threads: int | None = None,
+                   seams: SeamMap | None = None) -> Iterator[tuple[PixelWindow, np.ndarray, np.ndarray]]:
     """Yield (window, RGB, coverage) for every window that some photo covers, in order, decoding each photo
-    once. ``threads`` windows render at a time (default: CPU count, at most 4)."""
+    once. ``threads`` windows render at a time (default: CPU count, at most 4). ``seams``: the grid's
+    label map (:func:`skysieve.mosaic.seamcut.find_seams`); None: nearest-centre seams."""
     import os
     from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -218,7 +260,8 @@ def render_windows(placed: list[PlacedPhoto], grid: OutputGrid, window_px: int, 
 
     def render(k: int, decoded: dict[int, Future]) -> tuple[np.ndarray, np.ndarray]:
         # the decodes were submitted before this job: in a FIFO pool they are done or running, never queued behind it
-        return render_window(placed, {i: f.result() for i, f in decoded.items()}, needs[k], grid, wins[k], blend)
+        return render_window(placed, {i: f.result() for i, f in decoded.items()}, needs[k], grid, wins[k], blend,
+                             seams)
 
     with ThreadPoolExecutor(threads) as pool:  # cv2 and numpy release the GIL; photos are shared
         for k in progress(todo, "rendering", len(todo), unit="window"):

@@ -1,9 +1,12 @@
 """Where one photo hands over to the next, and how the hand-over is hidden.
 
 Seamlines prefer each photo's centre: a ground point is taken from the photo whose (adjusted) centre is
-nearest, the least-distorted, least-leaning part of any photo (a Voronoi partition of the ground). Across
-the seamline the photos are blended over a band of ``band_px`` output pixels, and each photo fades out
-over its last ``taper_px`` pixels so that no edge shows. Exposure differences are removed first by a gain
+nearest, the least-distorted, least-leaning part of any photo (a Voronoi partition of the ground). By
+default :mod:`~skysieve.mosaic.seamcut` then moves each seam, within a corridor, onto a path where the
+photos agree, so it goes around tanks, chimneys and trees (which lean differently in each photo) instead
+of cutting or doubling them; :func:`label_weights` blends along those seams, :func:`seam_weights` along
+the plain Voronoi ones. Across the seamline the photos are blended over a band of ``band_px`` output
+pixels, and each photo fades out over its last ``taper_px`` pixels so that no edge shows. Exposure differences are removed first by a gain
 per photo and colour channel, solved from the photos' overlaps (as OpenCV's GainCompensator does).
 """
 
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BlendSettings", "edge_taper", "seam_weights", "solve_gains"]
+__all__ = ["BlendSettings", "apply_gain_bgr", "edge_taper", "label_weights", "seam_weights", "solve_gains"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,16 @@ class BlendSettings:
     taper_px: float = 32.0  # fade-out at a photo's border, native pixels of the photo
     gain_sigma_noise: float = 10.0  # gain compensation: intensity noise (0-255 scale)
     gain_sigma_gain: float = 0.1  # gain compensation: prior spread of gains around 1
+
+
+def apply_gain_bgr(img: np.ndarray, gain: tuple[float, float, float]) -> np.ndarray:
+    """A BGR uint8 image times an RGB ``gain`` (a lookup table per channel); the image itself if the gain is 1."""
+    if all(abs(g - 1.0) <= 1e-3 for g in gain):
+        return img
+    import cv2
+
+    lut = np.arange(256, dtype=np.float32)[:, None] * np.asarray(gain[::-1], np.float32) + 0.5  # BGR
+    return cv2.LUT(img, np.clip(lut, 0, 255).astype(np.uint8)[:, None, :])
 
 
 def edge_taper(u: np.ndarray, v: np.ndarray, width: int, height: int, taper_px: float) -> np.ndarray:
@@ -56,6 +69,32 @@ def seam_weights(dist_m: list[np.ndarray], tapers: list[np.ndarray], band_m: flo
         w[~np.isfinite(w)] = 0
         out.append(w.astype(np.float32))
     return out
+
+
+def label_weights(shares: list[np.ndarray], dist_m: list[np.ndarray], tapers: list[np.ndarray],
+                  band_m: float) -> list[np.ndarray]:
+    """Blend weights from a seam label map: ``shares`` are each photo's label indicator smoothed across a
+    band (1 inside its region, 0.5 on its seam, 0 half a band beyond), times its edge taper, scaled so
+    the best photo at a pixel gets 1.
+
+    Where no photo's region reaches (the survey's outer border, outside every photo's interior), the
+    nearest centre decides, through a term far too small to show anywhere else (``dist_m``, metres).
+    Pixels no photo covers get 0 everywhere.
+    """
+    dmin = np.full(dist_m[0].shape, np.inf, np.float32)
+    for d in dist_m:
+        np.minimum(dmin, d, out=dmin)
+    out = []
+    best = np.zeros(dist_m[0].shape, np.float32)
+    for s, d, t in zip(shares, dist_m, tapers, strict=True):
+        w = t * np.maximum(s, np.float32(1e-6) * np.exp(-(d - dmin) / np.float32(band_m)))
+        np.maximum(best, w, out=best)
+        out.append(w)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for w in out:
+            np.divide(w, best, out=w)
+            w[~np.isfinite(w)] = 0
+    return [w.astype(np.float32, copy=False) for w in out]
 
 
 def solve_gains(n: int, overlaps: list[tuple[int, int, float, np.ndarray, np.ndarray]],
