@@ -38,7 +38,8 @@ __all__ = ["Placement", "FlightSolution", "solve_flight"]
 
 log = logging.getLogger(__name__)
 
-VERSION = 2  # bump when matching or the adjustment change for the same inputs (2: FLANN seeded, 16 checks)
+VERSION = 3  # bump when matching or the adjustment change for the same inputs (2: FLANN seeded, 16 checks;
+# 3: a flight-shared scale term in the adjustment)
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,9 @@ def _solve(root: Path, photos: list[Photo], gsd_m: float, match: MatchSettings,
               for k, p in enumerate(photos)}
     log.info("solved %d photos: %d of %d pairs matched, ties %.3f -> %.3f m", len(photos), len(ties),
              matched.pairs_tried, adj.rms_before_m, adj.rms_after_m)
+    for flight, scale in adj.flight_scale_change.items():  # what its altitudes and compass share, as placed
+        log.info("flight %s: photos scaled %+.2f %% and turned %+.2f degrees on average from their metadata",
+                 flight or "-", 100 * scale, adj.flight_yaw_change_deg[flight])
     return FlightSolution(places, unreadable, len(photos), matched.pairs_tried, len(ties), adj.n_ties,
                           adj.n_outliers, adj.rms_before_m, adj.rms_after_m,
                           float(np.mean(np.abs(adj.yaw_change_deg))))
