@@ -74,7 +74,7 @@ class MosaicSettings:
     max_features: int = 4000
     band_px: float = 16.0  # blending band across seamlines (output pixels)
     seams: str = "graphcut"  # "graphcut": seams around what differs between photos; "voronoi": nearest centre
-    seam_cell_m: float = 0.25  # the grid seams are searched on (metres)
+    seam_cell_m: float = 0.35  # the grid seams are searched on (metres)
     seam_corridor_m: float = 0.0  # how far a seam may leave the nearest-centre line (metres); 0: automatic
     seam_object_m: float = 1.0  # seams keep this clear of where the photos differ (metres)
     compress: str = "JPEG"

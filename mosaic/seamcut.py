@@ -5,7 +5,7 @@ disagree there. A seam of the nearest-centre (Voronoi) partition that crosses su
 twice, or cut. Here, as Pix4D's and Metashape's seamlines do, seams follow paths where the overlapping
 photos agree:
 
-1. a coarse grid (``cell_m``, about 0.25 m, a whole number of output pixels) over the cell's output grid;
+1. a coarse grid (``cell_m``, about 0.35 m, a whole number of output pixels) over the cell's output grid;
    each photo is decoded small (the JPEG decoder's reduction), gain-compensated and warped onto it;
 2. the Voronoi partition by nearest (adjusted) photo centre, over each photo's interior (where it is
    whole, clear of its fade-out border and the blend band): the seams it would have;
@@ -52,9 +52,9 @@ class SeamSettings:
     """How seamlines are placed (``seams`` and ``seam_*`` of the ``[mosaic]`` table)."""
 
     method: str = "graphcut"  # "graphcut": seams along low-difference paths; "voronoi": nearest centre only
-    cell_m: float = 0.25  # coarse grid the seams are searched on (metres; a whole number of output pixels)
+    cell_m: float = 0.35  # coarse grid the seams are searched on (metres; a whole number of output pixels)
     corridor_m: float = 0.0  # how far a seam may stray from the nearest-centre line (metres); 0: automatic,
-    # 0.4 of the median distance between neighbouring photo centres, at least 3 object_m
+    # 0.4 of the median distance between neighbouring photo centres, within 3-8 object_m
     object_m: float = 1.0  # differences are widened by this much, so a seam keeps clear of a leaning object
     centre_weight: float = 6.0  # cost (0-255 difference scale) at the corridor's edge: the centre preference
 
@@ -158,7 +158,7 @@ def _auto_corridor_m(placed, settings: SeamSettings) -> float:
         return 3 * settings.object_m
     d = np.hypot(xy[:, None, 0] - xy[None, :, 0], xy[:, None, 1] - xy[None, :, 1])
     np.fill_diagonal(d, np.inf)
-    return max(3 * settings.object_m, 0.4 * float(np.median(d.min(1))))
+    return min(max(3 * settings.object_m, 0.4 * float(np.median(d.min(1)))), 8 * settings.object_m)
 
 
 def find_seams(placed, grid, blend: BlendSettings, settings: SeamSettings,
