@@ -27,4 +27,10 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1
 .venv/bin/python -m pip install -q -e '.[viewer,dev]'
+# The viewer runs on PyQt6. A PyQt5 left in an older .venv would be taken by qtpy (it tries PyQt5 first)
+# while pytest-qt takes PyQt6: remove it.
+if .venv/bin/python -m pip show -q PyQt5 >/dev/null 2>&1; then
+  echo "setup: removing PyQt5 (the viewer now uses PyQt6)"
+  .venv/bin/python -m pip uninstall -q -y PyQt5 PyQt5-Qt5 PyQt5-sip
+fi
 echo "setup: ready (.venv/bin/skysieve)"
