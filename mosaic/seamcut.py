@@ -206,19 +206,23 @@ def find_seams(placed, grid, blend: BlendSettings, settings: SeamSettings,
     k = coarse_factor(grid.gsd_m, grid.width, grid.height, settings.cell_m)
     cm = k * grid.gsd_m
     hc, wc = math.ceil(grid.height / k), math.ceil(grid.width / k)
-    labels = np.full((hc, wc), -1, np.int16)
+    labels = np.full((hc, wc), -1, np.int16 if len(placed) < 2 ** 15 else np.int32)
     stats = {"seam_cell_m": round(cm, 4), "seam_pairs_cut": 0, "seam_cells_moved": 0}
     threads = threads or min(4, os.cpu_count() or 1)
     with ThreadPoolExecutor(threads) as pool:  # decoding and warping release the GIL
         patches = list(pool.map(lambda pp: _patch(pp, grid, k, hc, wc, blend), placed))
     live = [i for i, p in enumerate(patches) if p is not None]
-    # Voronoi over the photos' interiors: the nearest centre's distance per cell
+    # Voronoi over the photos' interiors: the nearest centre (ties: the lower index) and its distance per cell
     dmin = np.full((hc, wc), np.inf, np.float32)
     for i in live:
         p = patches[i]
         d = p.dist(p.r0, p.r1, p.c0, p.c1)
         sub = dmin[p.r0:p.r1, p.c0:p.c1]
-        np.minimum(sub, np.where(p.inner, d, np.inf), out=sub)
+        closer = p.inner & (d < sub)
+        sub[closer] = d[closer]
+        labels[p.r0:p.r1, p.c0:p.c1][closer] = i
+    neighbours = _neighbours(labels)
+    labels[:] = -1
     corridor = _auto_corridor_m(placed, settings) / cm if settings.method == "graphcut" else 0.0
     stats["seam_corridor_m"] = round(corridor * cm, 2)
     for i in live:
@@ -226,9 +230,13 @@ def find_seams(placed, grid, blend: BlendSettings, settings: SeamSettings,
         d = p.dist(p.r0, p.r1, p.c0, p.c1)
         p.mask = p.inner & (d <= dmin[p.r0:p.r1, p.c0:p.c1] + np.float32(2 * corridor + 1e-3))
     if settings.method == "graphcut" and len(live) > 1:
-        _cut_pairs(patches, live, corridor, max(0, round(settings.object_m / cm)), settings.centre_weight, stats)
+        # photos whose Voronoi cells do not touch: their common claims lie in a third photo's cell, and
+        # whichever of the two is nearer meets that photo's cut next
+        _nearest_only(patches, live, lambda i, j: (i, j) not in neighbours)
+        _cut_pairs(patches, live, lambda i, j: (i, j) in neighbours, corridor,
+                   max(0, round(settings.object_m / cm)), settings.centre_weight, stats)
     else:  # voronoi: ties (equal distances) go to the lower index
-        _nearest_only(patches, live)
+        _nearest_only(patches, live, lambda i, j: True)
     for i in live:
         p = patches[i]
         labels[p.r0:p.r1, p.c0:p.c1][p.mask] = i
@@ -237,9 +245,20 @@ def find_seams(placed, grid, blend: BlendSettings, settings: SeamSettings,
     return SeamMap(k, labels), stats
 
 
-def _nearest_only(patches: list, live: list[int]) -> None:
-    """Every cell claimed by several photos goes to the one with the nearest centre."""
-    for pi, pj, (r0, r1, c0, c1) in _claimed_twice(patches, live, 0):
+def _neighbours(near: np.ndarray) -> set[tuple[int, int]]:
+    """Pairs (i < j) of labels that meet (4-neighbours) in the label map ``near`` (-1: none)."""
+    out: set[tuple[int, int]] = set()
+    for a, b in ((near[:, :-1], near[:, 1:]), (near[:-1], near[1:])):
+        m = (a != b) & (a >= 0) & (b >= 0)
+        if m.any():
+            lo, hi = np.minimum(a[m], b[m]).astype(np.int64), np.maximum(a[m], b[m]).astype(np.int64)
+            out |= {(int(x), int(y)) for x, y in np.unique(np.stack([lo, hi], 1), axis=0)}
+    return out
+
+
+def _nearest_only(patches: list, live: list[int], which) -> None:
+    """Every cell claimed by two photos (i, j) with ``which(i, j)`` goes to the one with the nearest centre."""
+    for pi, pj, (r0, r1, c0, c1) in _claimed_twice(patches, live, 0, which):
         si, sj = pi.block(r0, r1, c0, c1), pj.block(r0, r1, c0, c1)
         both = pi.mask[si] & pj.mask[sj]
         closer_j = pj.dist(r0, r1, c0, c1) < pi.dist(r0, r1, c0, c1)
@@ -247,11 +266,14 @@ def _nearest_only(patches: list, live: list[int]) -> None:
         pj.mask[sj] &= ~(both & ~closer_j)
 
 
-def _claimed_twice(patches: list, live: list[int], margin: int):
-    """(patch i, patch j, block rows r0:r1 / cols c0:c1 in grid indices) for each pair of photos (i < j) that
-    both claim cells: the block of those cells with ``margin`` cells around them, within both patches."""
+def _claimed_twice(patches: list, live: list[int], margin: int, which):
+    """(patch i, patch j, block rows r0:r1 / cols c0:c1 in grid indices) for each pair of photos (i < j,
+    ``which(i, j)``) that both claim cells: the block of those cells with ``margin`` cells around them,
+    within both patches."""
     for a, i in enumerate(live):
         for j in live[a + 1:]:
+            if not which(i, j):
+                continue
             pi, pj = patches[i], patches[j]
             r0, r1, c0, c1 = max(pi.r0, pj.r0), min(pi.r1, pj.r1), max(pi.c0, pj.c0), min(pi.c1, pj.c1)
             if r1 <= r0 or c1 <= c0:
@@ -263,15 +285,16 @@ def _claimed_twice(patches: list, live: list[int], margin: int):
                                max(c0, c0 + cc[0] - margin), min(c1, c0 + cc[-1] + 1 + margin))
 
 
-def _cut_pairs(patches: list, live: list[int], corridor: float, widen: int, centre_weight: float,
+def _cut_pairs(patches: list, live: list[int], which, corridor: float, widen: int, centre_weight: float,
                stats: dict) -> None:
-    """Split the cells each pair of photos both claims along the cheapest path (OpenCV's graph cut)."""
+    """Split the cells each pair of photos (i, j) with ``which(i, j)`` both claims along the cheapest path
+    (OpenCV's graph cut)."""
     import cv2
 
     finder = cv2.detail.GraphCutSeamFinder("COST_COLOR")
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * widen + 1, 2 * widen + 1)) if widen else None
     margin = 2 + widen  # cells around the shared part: the terminals that tie the cut to each side
-    for pi, pj, (r0, r1, c0, c1) in _claimed_twice(patches, live, margin):
+    for pi, pj, (r0, r1, c0, c1) in _claimed_twice(patches, live, margin, which):
         si, sj = pi.block(r0, r1, c0, c1), pj.block(r0, r1, c0, c1)
         mi, mj = pi.mask[si], pj.mask[sj]
         di, dj = pi.dist(r0, r1, c0, c1), pj.dist(r0, r1, c0, c1)
