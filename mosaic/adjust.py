@@ -118,12 +118,12 @@ def _tie_rows(ties: list[TiePair], h0: list[np.ndarray], centres: np.ndarray, n:
     return j, np.concatenate(r0)
 
 
-def _shared_terms(settings: AdjustSettings) -> list[tuple[list[tuple[int, int, float]], float, float]]:
-    """The flight-shared terms the settings ask for: (the photo prior rows it enters as (row, parameter,
-    sign), the photo rows' sigma, the flight's sigma). A shared scale S enters a11 - S and a22 - S; a shared
-    counter-clockwise rotation R enters a12 + R and a21 - R."""
-    terms = [([(0, 0, 1.0), (3, 3, 1.0)], settings.scale_sigma, settings.scale_bias_sigma),
-             ([(1, 1, -1.0), (2, 2, 1.0)], math.radians(settings.yaw_sigma_deg), math.radians(settings.yaw_bias_sigma_deg))]
+def _shared_terms(settings: AdjustSettings) -> list[tuple[list[tuple[int, float]], float, float]]:
+    """The flight-shared terms the settings ask for: (the photo prior rows it enters, as (row = parameter
+    index, sign), the photo rows' sigma, the flight's sigma). A shared scale S enters a11 - S and a22 - S; a
+    shared counter-clockwise rotation R enters a12 + R and a21 - R."""
+    terms = [([(0, 1.0), (3, 1.0)], settings.scale_sigma, settings.scale_bias_sigma),
+             ([(1, -1.0), (2, 1.0)], math.radians(settings.yaw_sigma_deg), math.radians(settings.yaw_bias_sigma_deg))]
     return [t for t in terms if t[2] > 0]
 
 
@@ -147,7 +147,7 @@ def _prior(photos: list[Photo], settings: AdjustSettings) -> sp.csr_matrix:
     of = np.array([flights.index(p.flight_id) for p in photos])
     rows, cols, vals = [], [], []
     for c, (entries, sigma_photo, _) in enumerate(terms):
-        for row, _, sign in entries:
+        for row, sign in entries:
             rows.append(len(block) * np.arange(n) + row)
             cols.append(c * m + of)
             vals.append(np.full(n, -sign / sigma_photo))  # the photo's parameter minus its flight's share
