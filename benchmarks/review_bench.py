@@ -92,7 +92,9 @@ class FrameClock:
         self.frames = 0
         self.x_pid = _x_server_pid()
         self.cpu: list[float] = []
-        canvas = viewer.window._qt_viewer.canvas  # noqa: SLF001 (the one place napari exposes draws)
+        from skysieve.viewer._napari_internals import vispy_canvas
+
+        canvas = vispy_canvas(viewer)  # the one place napari's draws can be counted
         canvas._scene_canvas.events.draw.connect(self._count, position="first")  # noqa: SLF001
 
     def _count(self, _event=None) -> None:
@@ -183,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     import napari
 
     from skysieve.viewer import layers as L
+    from skysieve.viewer._napari_internals import canvas_widget
     from skysieve.viewer.cog import open_mosaic
     from skysieve.viewer.survey import load_cell, ortho_path
     from skysieve.viewer.widget import ReviewWidget
@@ -191,10 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     viewer = napari.Viewer(show=True)
     if args.window != "default":
         win_w, win_h = (int(v) for v in args.window.lower().split("x"))
-        viewer.window._qt_window.resize(win_w, win_h)  # noqa: SLF001 (napari has no public window size)
+        viewer.window.resize(win_w, win_h)
     _pump(app, 0.2)
-    size = viewer.window._qt_window.size()  # noqa: SLF001
-    win_w, win_h = size.width(), size.height()
+    _, _, win_w, win_h = viewer.window.geometry()
     _pump(app, 0.5)
     t0 = time.perf_counter()
     widget = ReviewWidget(viewer, reviewer="bench")
@@ -211,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = load_cell(ws, cell).detections
     frame = widget.frame
     clock = FrameClock(viewer, app)
-    canvas = viewer.window._qt_viewer.canvas.native  # noqa: SLF001 (where napari's key events land)
+    canvas = canvas_widget(viewer)  # where napari's key events land
     canvas.setFocus()
     viewer.layers.selection.active = widget._layers[L.DETECTIONS_LAYER]  # noqa: SLF001
     _pump(app, 0.3)
