@@ -70,6 +70,8 @@ class MosaicSettings:
     window_px: int = 512  # rendering block
     gps_sigma_m: float = 1.5  # GPS error per photo (one sigma, metres)
     yaw_sigma_deg: float = 5.0
+    scale_bias_sigma: float = 0.01  # scale error every photo of a flight shares (take-off height, focal length)
+    yaw_bias_sigma_deg: float = 0.0  # yaw error every photo of a flight shares (compass bias); 0: none
     match_size_px: int = 800  # photos are reduced to about this long side for matching
     max_features: int = 4000
     band_px: float = 16.0  # blending band across seamlines (output pixels)
@@ -87,7 +89,8 @@ class MosaicSettings:
         return MatchSettings(match_size_px=self.match_size_px, max_features=self.max_features, search_radius_m=radius)
 
     def adjustment(self) -> AdjustSettings:
-        return AdjustSettings(gps_sigma_m=self.gps_sigma_m, yaw_sigma_deg=self.yaw_sigma_deg)
+        return AdjustSettings(gps_sigma_m=self.gps_sigma_m, yaw_sigma_deg=self.yaw_sigma_deg,
+                              scale_bias_sigma=self.scale_bias_sigma, yaw_bias_sigma_deg=self.yaw_bias_sigma_deg)
 
     def blend(self) -> BlendSettings:
         return BlendSettings(band_px=self.band_px)

@@ -164,3 +164,15 @@ def test_each_flight_gets_its_own_shared_correction() -> None:
     for flight, sign in (("f0", 1), ("f1", -1)):
         want = HEIGHT / (HEIGHT + sign * 2.0) - 1
         assert abs(old.flight_scale_change[flight] - want) > abs(adj.flight_scale_change[flight] - want)
+
+
+def test_the_shared_terms_are_set_from_skysieve_toml(tmp_path) -> None:
+    # a county whose drones take off from rooftops loosens the shared scale in the workspace's settings
+    from skysieve.mosaic.ortho import MosaicSettings
+    from skysieve.workspace import Workspace
+
+    ws = Workspace.create(tmp_path / "ws", crs="EPSG:4547")
+    assert ws.section("mosaic", MosaicSettings).adjustment().scale_bias_sigma == 0.01
+    ws.save_section("mosaic", {"scale_bias_sigma": 0.03, "yaw_bias_sigma_deg": 2.0})
+    adj = Workspace.open(ws.root).section("mosaic", MosaicSettings).adjustment()
+    assert (adj.scale_bias_sigma, adj.yaw_bias_sigma_deg) == (0.03, 2.0)
