@@ -9,7 +9,10 @@ part of an object that slice saw. The merge therefore
    intersection over the smaller box >= ``ios``): a duplicate from the neighbouring slice, or a
    fragment of an object seen whole elsewhere;
 3. joins two *truncated* boxes into their union (an object larger than the overlap, seen in parts),
-   keeping the higher score, when they overlap by ``ios_parts`` of the smaller (the shared strip).
+   keeping the higher score, when they overlap by ``ios_parts`` of the smaller (the shared strip) and
+   the part scores at least ``parts_score_ratio`` of the kept box. Two views of one object score
+   alike; a weak box beside a strong one is a doubt of the model's, and growing the strong box by it
+   would spoil a true box (at a low slicing threshold, as for AP, that was common): it is dropped.
 
 Boxes are ``(x0, y0, x1, y1)`` in model-grid pixels.
 """
@@ -31,6 +34,7 @@ class MergeSettings:
     ios: float = 0.6  # intersection over the smaller box above which they are one object
     ios_parts: float = 0.3  # the same, between two truncated boxes (parts of one large object)
     edge_px: float = 3.0  # a box within this many pixels of a cut slice edge is truncated
+    parts_score_ratio: float = 0.5  # a truncated part joins a kept one if it scores at least this share of it
 
 
 def truncated_mask(xyxy_local: np.ndarray, sl: Slice, edge_px: float = 3.0) -> np.ndarray:
@@ -88,7 +92,7 @@ def merge_boxes(xyxy: np.ndarray, score: np.ndarray, cls: np.ndarray, truncated:
             hits = np.nonzero((iou >= settings.iou) | (ios >= ios_thr))[0]
             if len(hits):
                 j = same[int(hits[np.argmax(ios[hits])])]
-                if truncated[i] and kept_trunc[j]:
+                if truncated[i] and kept_trunc[j] and score[i] >= settings.parts_score_ratio * kept_score[j]:
                     b = kept_box[j]
                     kept_box[j] = np.array([min(b[0], xyxy[i, 0]), min(b[1], xyxy[i, 1]),
                                             max(b[2], xyxy[i, 2]), max(b[3], xyxy[i, 3])])

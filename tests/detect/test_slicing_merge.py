@@ -67,6 +67,19 @@ def test_two_truncated_halves_of_a_large_object_join_into_their_union():
     assert out.tolist() == [[100, 50, 420, 90]]
 
 
+def test_a_weak_part_beside_a_strong_one_does_not_grow_it():
+    # a run sliced at 0.001 (for AP) sees, beside a tank's truncated box at 0.8, the model's doubts about
+    # the ground next to it; joined into their union, the grown box overlapped the tank by IoU 0.35 only
+    tank = [100, 50, 300, 90]
+    doubt = [150, 40, 330, 140]
+    out, score, _ = merge_boxes(np.array([tank, doubt]), np.array([0.8, 0.03]), np.array([0, 0]),
+                                np.array([True, True]))
+    assert out.tolist() == [tank] and score.tolist() == pytest.approx([0.8])
+    # alike scores: two parts of one object, joined as before
+    out, _, _ = merge_boxes(np.array([tank, doubt]), np.array([0.8, 0.5]), np.array([0, 0]), np.array([True, True]))
+    assert out.tolist() == [[100, 40, 330, 140]]
+
+
 def test_neighbouring_objects_and_other_classes_are_kept_apart():
     xyxy = np.array([[0, 0, 20, 20], [22, 0, 42, 20], [0, 0, 20, 20]])
     out, _, cls = merge_boxes(xyxy, np.array([0.9, 0.9, 0.8]), np.array([0, 0, 1]), np.zeros(3, bool),
