@@ -35,13 +35,17 @@ def test_detect_finds_the_objects_and_places_them_on_the_ground(workspace, mosai
     _, matched = match_boxes(pred, cls, score, mosaic.truth_xyxy, mosaic.truth_cls)
     # a floor, not the accuracy (see the model card): v1 finds tanks and drums, and misses chimneys
     assert (matched >= 0).sum() >= 0.5 * len(mosaic.truth_xyxy)
+    errors = []
     for r, j in zip(rows, matched, strict=True):
         if j >= 0:
             t = mosaic.truth_xyxy[j]
-            assert np.hypot(r["x"] - (t[0] + t[2]) / 2, r["y"] - (t[1] + t[3]) / 2) < 0.5
+            errors.append(np.hypot(r["x"] - (t[0] + t[2]) / 2, r["y"] - (t[1] + t[3]) / 2))
+            # a box may leave out a pile's low-contrast edge (v5: 0.63 m on a 6 m loose heap): 15 % of the size
+            assert errors[-1] < max(0.5, 0.15 * max(t[2] - t[0], t[3] - t[1]))
         lon, lat = workspace.to_lonlat(r["x"], r["y"])
         assert (r["lon"], r["lat"]) == (pytest.approx(lon), pytest.approx(lat))
         assert r["priority"] is not None and r["priority_reason"] and r["candidate_id"]
+    assert np.median(errors) < 0.15  # placed on the ground: a georeferencing slip would move every box
 
 
 def test_rerun_replaces_pending_boxes_and_keeps_reviewed_ones(workspace, detector):
