@@ -31,7 +31,7 @@ __all__ = ["MergeSettings", "truncated_mask", "valid_fraction", "merge_boxes"]
 @dataclass(frozen=True)
 class MergeSettings:
     iou: float = 0.5  # IoU above which two boxes of one class are one object
-    ios: float = 0.6  # intersection over the smaller box above which they are one object
+    ios: float = 0.5  # intersection over the smaller box above which they are one object (SAHI: IOS 0.5)
     ios_parts: float = 0.3  # the same, between two truncated boxes (parts of one large object)
     edge_px: float = 3.0  # a box within this many pixels of a cut slice edge is truncated
     parts_score_ratio: float = 0.5  # a truncated part joins a kept one if it scores at least this share of it
