@@ -147,7 +147,10 @@ def _publish(path: Path, solution: FlightSolution, replace: bool = False) -> Fli
 
 
 def _read(path: Path) -> FlightSolution:
-    return FlightSolution.from_json(json.loads(path.read_text()))
+    solution = FlightSolution.from_json(json.loads(path.read_text()))
+    with contextlib.suppress(OSError):  # last use, for the cache's pruning (tiecache.prune)
+        os.utime(path)
+    return solution
 
 
 def _solve(root: Path, photos: list[Photo], gsd_m: float, match: MatchSettings,

@@ -76,3 +76,18 @@ def test_skysieve_mosaic_prunes_stale_entries_and_keeps_what_it_used(tmp_path: P
     # a run that used them yesterday still keeps them under a tiny size cap: a rerun needs them
     assert main(["mosaic", str(ws.root), "--workers", "1", "--force", "--cache-gb", "0", "--json"]) == 0
     assert sorted(p.name for p in store.rglob("*.npz")) == used
+
+
+def test_a_flight_solution_read_from_the_cache_counts_as_used(tmp_path: Path) -> None:
+    import skysieve.mosaic.solve as solve
+
+    shots = grid_shots(Camera(400, 300, 400.0), 30.0, 18, 20, 2, 1, 9.0, 9.0, gps_sigma_m=0.5, seed=1)
+    ws = make_workspace(tmp_path / "ws", make_ground(60.0, 0.05, seed=3), shots)
+    assert main(["mosaic", str(ws.root), "--workers", "1"]) == 0
+    [path] = (ws.flight_dir("f1") / ".mosaic-cache" / "solve").glob("*.json")
+    old = time.time() - 40 * DAY
+    os.utime(path, (old, old))
+    solve._read(path)  # what a rebuilt cell does with a cached solution
+    assert time.time() - path.stat().st_mtime < DAY
+    prune(ws.root)
+    assert path.exists()
