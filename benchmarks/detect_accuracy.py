@@ -136,7 +136,7 @@ def main() -> int:
     ap.add_argument("--conf", type=float, help="one threshold for every class (default: the model's per-class ones)")
     ap.add_argument("--calibrate-seeds", type=int, nargs="+", metavar="SEED",
                     help="first calibrate per-class thresholds on these worlds (never the test seeds)")
-    ap.add_argument("--calibrate-gsds", type=float, nargs="+", default=[0.03, 0.06])
+    ap.add_argument("--calibrate-gsds", type=float, nargs="+", default=[0.03, 0.06, 0.08])
     ap.add_argument("--work", type=Path, default=Path("runs/worlds"))
     ap.add_argument("--json", type=Path, help="write the figures here")
     ap.add_argument("--record", action="store_true",
