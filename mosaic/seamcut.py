@@ -214,9 +214,9 @@ def find_seams(placed, grid, blend: BlendSettings, settings: SeamSettings,
     live = [i for i, p in enumerate(patches) if p is not None]
     # Voronoi over the photos' interiors: the nearest centre (ties: the lower index) and its distance per cell
     dmin = np.full((hc, wc), np.inf, np.float32)
+    dist = {i: patches[i].dist(patches[i].r0, patches[i].r1, patches[i].c0, patches[i].c1) for i in live}
     for i in live:
-        p = patches[i]
-        d = p.dist(p.r0, p.r1, p.c0, p.c1)
+        p, d = patches[i], dist[i]
         sub = dmin[p.r0:p.r1, p.c0:p.c1]
         closer = p.inner & (d < sub)
         sub[closer] = d[closer]
@@ -227,8 +227,7 @@ def find_seams(placed, grid, blend: BlendSettings, settings: SeamSettings,
     stats["seam_corridor_m"] = round(corridor * cm, 2)
     for i in live:
         p = patches[i]
-        d = p.dist(p.r0, p.r1, p.c0, p.c1)
-        p.mask = p.inner & (d <= dmin[p.r0:p.r1, p.c0:p.c1] + np.float32(2 * corridor + 1e-3))
+        p.mask = p.inner & (dist.pop(i) <= dmin[p.r0:p.r1, p.c0:p.c1] + np.float32(2 * corridor + 1e-3))
     if settings.method == "graphcut" and len(live) > 1:
         # photos whose Voronoi cells do not touch: their common claims lie in a third photo's cell, and
         # whichever of the two is nearer meets that photo's cut next
@@ -256,14 +255,19 @@ def _neighbours(near: np.ndarray) -> set[tuple[int, int]]:
     return out
 
 
+def _nearest_split(mi: np.ndarray, mj: np.ndarray, di: np.ndarray, dj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Claims ``mi``, ``mj`` of two photos with each cell both claim given to the nearer centre (``di``,
+    ``dj``: distances; ties go to i)."""
+    both, closer_j = mi & mj, dj < di
+    return mi & ~(both & closer_j), mj & ~(both & ~closer_j)
+
+
 def _nearest_only(patches: list, live: list[int], which) -> None:
     """Every cell claimed by two photos (i, j) with ``which(i, j)`` goes to the one with the nearest centre."""
     for pi, pj, (r0, r1, c0, c1) in _claimed_twice(patches, live, 0, which):
         si, sj = pi.block(r0, r1, c0, c1), pj.block(r0, r1, c0, c1)
-        both = pi.mask[si] & pj.mask[sj]
-        closer_j = pj.dist(r0, r1, c0, c1) < pi.dist(r0, r1, c0, c1)
-        pi.mask[si] &= ~(both & closer_j)
-        pj.mask[sj] &= ~(both & ~closer_j)
+        pi.mask[si], pj.mask[sj] = _nearest_split(pi.mask[si], pj.mask[sj], pi.dist(r0, r1, c0, c1),
+                                                  pj.dist(r0, r1, c0, c1))
 
 
 def _claimed_twice(patches: list, live: list[int], margin: int, which):
@@ -314,7 +318,7 @@ def _cut_pairs(patches: list, live: list[int], which, corridor: float, widen: in
         new_i, new_j = out[0].get() > 0, out[1].get() > 0
         if (new_i & new_j).any() or ((mi | mj) & ~(new_i | new_j)).any():  # not expected: nearest centre
             log.warning("seam cut left cells claimed twice or by none; nearest centres decide there")
-            new_i, new_j = mi & ~(shared & (dj < di)), mj & ~(shared & (di <= dj))
+            new_i, new_j = _nearest_split(mi, mj, di, dj)
         pi.mask[si], pj.mask[sj] = new_i, new_j
         stats["seam_pairs_cut"] += 1
         stats["seam_cells_moved"] += int((shared & (new_i != (di <= dj))).sum())  # vs nearest centre

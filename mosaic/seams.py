@@ -6,8 +6,9 @@ default :mod:`~skysieve.mosaic.seamcut` then moves each seam, within a corridor,
 photos agree, so it goes around tanks, chimneys and trees (which lean differently in each photo) instead
 of cutting or doubling them; :func:`label_weights` blends along those seams, :func:`seam_weights` along
 the plain Voronoi ones. Across the seamline the photos are blended over a band of ``band_px`` output
-pixels, and each photo fades out over its last ``taper_px`` pixels so that no edge shows. Exposure differences are removed first by a gain
-per photo and colour channel, solved from the photos' overlaps (as OpenCV's GainCompensator does).
+pixels, and each photo fades out over its last ``taper_px`` pixels so that no edge shows. Exposure
+differences are removed first by a gain per photo and colour channel, solved from the photos' overlaps
+(as OpenCV's GainCompensator does).
 """
 
 from __future__ import annotations
