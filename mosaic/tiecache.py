@@ -141,18 +141,11 @@ def prune(root: str | Path, max_age_days: float = MAX_AGE_DAYS, max_bytes: int =
           keep_since: float | None = None, now: float | None = None) -> CacheReport:
     """Prune ``flights/*/.mosaic-cache/`` under workspace ``root``: entries (any file) unused for
     ``max_age_days``, then the least recently used until a flight's store is under ``max_bytes``; entries
-    used at or after ``keep_since`` (a run's start, epoch seconds) are kept whatever the size. Killed writes'
-    temporary files go once :data:`STALE_S` old. Empty folders are removed."""
+    used at or after ``keep_since`` (a run's start, epoch seconds) are kept whatever the size. Temporary files
+    of writes go once :data:`STALE_S` old (a killed write's), never sooner (another process may be writing
+    it). Empty folders are removed."""
     now = time.time() if now is None else now
-    removed = [0, 0]
-    kept = [0, 0]
-
-    def drop(path: Path, size: int) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-            removed[0] += 1
-            removed[1] += size
-
+    removed_files = removed_bytes = kept_files = kept_bytes = 0
     for store in sorted(Path(root).glob(f"flights/*/{CACHE_DIR}")):
         entries = []
         for path in store.rglob("*"):
@@ -163,16 +156,21 @@ def prune(root: str | Path, max_age_days: float = MAX_AGE_DAYS, max_bytes: int =
         entries.sort(key=lambda e: e[0])  # least recently used first
         total = sum(size for _, size, _ in entries)
         for used, size, path in entries:
-            temporary = path.name.startswith(".") and path.name.endswith(".tmp")
-            recent = keep_since is not None and used >= keep_since
-            if (temporary and now - used > STALE_S) or (not recent and (
-                    now - used > max_age_days * 86400.0 or total > max_bytes)):
-                drop(path, size)
+            if path.name.startswith(".") and path.name.endswith(".tmp"):  # a write: another process's, or killed
+                go = now - used > STALE_S
+            else:
+                recent = keep_since is not None and used >= keep_since
+                go = not recent and (now - used > max_age_days * 86400.0 or total > max_bytes)
+            if go:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed_files += 1
+                    removed_bytes += size
                 total -= size
             else:
-                kept[0] += 1
-                kept[1] += size
+                kept_files += 1
+                kept_bytes += size
         for folder in sorted([p for p in store.rglob("*") if p.is_dir()] + [store], key=lambda p: -len(p.parts)):
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only if empty
-    return CacheReport(removed[0], removed[1], kept[0], kept[1])
+    return CacheReport(removed_files, removed_bytes, kept_files, kept_bytes)

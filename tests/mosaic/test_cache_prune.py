@@ -91,3 +91,13 @@ def test_a_flight_solution_read_from_the_cache_counts_as_used(tmp_path: Path) ->
     assert time.time() - path.stat().st_mtime < DAY
     prune(ws.root)
     assert path.exists()
+
+
+def test_a_write_under_way_is_never_pruned_whatever_the_size(tmp_path: Path) -> None:
+    cache = TieCache(tmp_path)
+    entry = _entry(cache, "f1", "old", 40)
+    writing = entry.parent / ".new.npz.x7.tmp"  # another process's write, not yet renamed into place
+    writing.write_bytes(b"PK part")
+    report = prune(tmp_path, max_age_days=30, max_bytes=0)
+    assert writing.exists() and not entry.exists()
+    assert (report.removed_files, report.kept_files, report.kept_bytes) == (1, 1, len(b"PK part"))
