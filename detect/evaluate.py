@@ -309,7 +309,7 @@ def _read_truth(world: Path, classes: Sequence[str]) -> tuple[np.ndarray, np.nda
     col = {n: f for n, f in zip(meta["fields"], fields, strict=True)}
     cls_col = col.get("class", col.get("cls"))
     boxes, ids, centres = [], [], []
-    for wkb, name in zip(geoms, cls_col, strict=True):
+    for wkb, name in zip(geoms, [] if cls_col is None else cls_col, strict=True):  # None: no objects
         if name not in classes or wkb is None:
             continue
         g = shapely.from_wkb(wkb)

@@ -94,3 +94,18 @@ def test_evaluate_world_scores_the_mosaic_path_on_the_ground(tmp_path):
         e = c.centre_error_m
         assert 0 <= e["median"] <= e["p90"] <= e["max"] < 2.0
         assert len(e["all"]) == round(c.recall * c.n_true)
+
+
+def test_a_world_without_labelled_objects_has_an_empty_truth(tmp_path):
+    """Some seeds place no labelled object (seed 1322 at 250 m: three sites, none illegal). Its
+    objects.geojson has no features, so no attribute columns; the truth is empty, not an error."""
+    from skysieve.detect.evaluate import _read_truth
+
+    (tmp_path / "truth").mkdir()
+    (tmp_path / "truth" / "objects.geojson").write_text(json.dumps(
+        {"type": "FeatureCollection", "name": "objects", "features": [],
+         "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::4547"}}}))
+    boxes, ids, centres = _read_truth(tmp_path, CLASSES)
+    assert boxes.shape == (0, 4) and ids.shape == (0,) and centres.shape == (0, 2)
+    with pytest.raises(DatasetError, match="no truth"):
+        _read_truth(tmp_path / "missing", CLASSES)
