@@ -1,6 +1,7 @@
 """Orthomosaic benchmark: skysieve against OpenCV's stitcher, and memory as the survey grows.
 
     python benchmarks/mosaic_bench.py [--data ../shared/data] [--photos 200] [--skip-stitcher] [--repeat 2]
+                                      [--surface dsm|plane]
 
 1. Brighton (18 real 4000 x 2250 photos) at native GSD with ``skysieve mosaic`` against
    ``cv2.Stitcher`` in SCANS mode on the same photos at full resolution. Each runs in its own subprocess
@@ -60,15 +61,17 @@ SKYSIEVE = """
 import glob, shutil, time
 import cv2, rasterio, rasterio.shutil
 from skysieve.workspace import Workspace
-from skysieve.mosaic.ortho import build_mosaics
+from skysieve.mosaic.ortho import MosaicSettings, build_mosaics
 ws = Workspace.open({ws!r})
+settings = MosaicSettings(**{settings!r})
 for cache in glob.glob({ws!r} + "/flights/*/.mosaic-cache"):  # every run from scratch: no cached ties
     shutil.rmtree(cache)
 t0, c0 = time.perf_counter(), time.process_time()
-reports = build_mosaics(ws, workers=1, force=True)
+reports = build_mosaics(ws, workers=1, force=True, settings=settings)
 RESULT = {{"seconds": round(time.perf_counter() - t0, 1), "cpu_s": round(time.process_time() - c0, 1),
           "cells": [{{k: r.get(k) for k in ("cell_id", "status", "gsd_m", "width_px", "height_px",
-                     "tie_rms_before_px", "tie_rms_after_px", "mean_shift_from_gps_m")}} for r in reports]}}
+                     "tie_rms_before_px", "tie_rms_after_px", "mean_shift_from_gps_m", "surface", "dsm_seconds",
+                     "dsm_share_measured", "seam_seconds", "seconds")}} for r in reports]}}
 """
 
 STITCHER = """
@@ -190,7 +193,10 @@ def main() -> int:
                              ("alt-noise", "m", "recorded altitude error per photo (one sigma)"),
                              ("alt-bias", "m", "recorded altitude error shared by the flight (take-off above the ground)")):
         ap.add_argument(f"--{name}-{unit}", type=float, default=0.0, help=f"simulated flight: {what}; default 0")
+    ap.add_argument("--surface", choices=("dsm", "plane"), default=None,
+                    help="[mosaic] surface for both runs (default: MosaicSettings' default)")
     args = ap.parse_args()
+    settings = {"surface": args.surface} if args.surface else {}
     flight = args.data / "flights" / "brighton-beach" / "images"
     with tempfile.TemporaryDirectory(prefix="mosaic_bench_") as tmp:
         tmp = Path(tmp)
@@ -200,7 +206,7 @@ def main() -> int:
             # alternate the two --repeat times and keep each one's fastest run: on a shared machine a load spike
             # during one run would otherwise decide the ratio
             for _ in range(args.repeat):
-                run = _child(SKYSIEVE.format(ws=str(tmp / "brighton")))
+                run = _child(SKYSIEVE.format(ws=str(tmp / "brighton"), settings=settings))
                 print("brighton, skysieve mosaic (native GSD):", json.dumps(run))
                 results["brighton_skysieve"] = _fastest(results.get("brighton_skysieve"), run)
                 if not args.skip_stitcher:
@@ -227,7 +233,7 @@ def main() -> int:
         sim = _simulated(tmp / "sim", args.photos, noise)
         label = (", recorded metadata with " + ", ".join(f"{k} {v:g}" for k, v in noise.items() if v)
                  if any(noise.values()) else f" (GPS {SIM_GPS_SIGMA_M} m per photo; recorded yaw and altitude exact)")
-        results["simulated"] = _child(SKYSIEVE.format(ws=str(tmp / "sim")))
+        results["simulated"] = _child(SKYSIEVE.format(ws=str(tmp / "sim"), settings=settings))
         print(f"simulated {args.photos}-photo flight{label}:", json.dumps(results["simulated"]))
         shot = sim["shots"][0]
         print(_gps_limit(sim["shots"], SIM_GPS_SIGMA_M, shot.camera.gsd_m(shot.pose.z), SIM_CELL_M))

@@ -48,6 +48,7 @@ from skysieve.mosaic.render import OutputGrid, PlacedPhoto, render_windows
 from skysieve.mosaic.seamcut import SeamSettings, find_seams
 from skysieve.mosaic.seams import BlendSettings
 from skysieve.mosaic.solve import solve_flight
+from skysieve.mosaic.surface import SurfaceSettings, build_surface, write_dsm
 
 __all__ = ["MosaicSettings", "mosaic_cell", "build_mosaics", "cells_with_photos", "ORTHO_FILE", "REPORT_FILE"]
 
@@ -55,10 +56,11 @@ log = logging.getLogger(__name__)
 
 ORTHO_FILE = "ortho.tif"
 REPORT_FILE = "ortho.json"
-FORMAT_VERSION = 4  # bump when the output changes for the same inputs, so reruns rebuild (2: per-flight
+DSM_FILE = "dsm.tif"
+FORMAT_VERSION = 5  # bump when the output changes for the same inputs, so reruns rebuild (2: per-flight
 # placements and gains, at most 8 pairs per photo, YCbCr JPEG with a mask band instead of alpha; 3: grid
 # widened to the overview factors, JPEG overviews as exact 2 x 2 means, deterministic matching; 4: seams
-# cut along low-difference paths, blended along a label map)
+# cut along low-difference paths, blended along a label map; 5: a true ortho from a DSM of the photos' parallax)
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,9 @@ class MosaicSettings:
     seam_cell_m: float = 0.35  # the grid seams are searched on (metres)
     seam_corridor_m: float = 0.0  # how far a seam may leave the nearest-centre line (metres); 0: automatic
     seam_object_m: float = 1.0  # seams keep this clear of where the photos differ (metres)
+    surface: str = "dsm"  # "dsm": heights from the photos' parallax, a true ortho (cells/<id>/dsm.tif); "plane"
+    dsm_gsd_m: float = 0.25  # DSM cell (metres)
+    dsm_min_base: float = 0.05  # pairs whose baseline is under this share of the flying height give no heights
     compress: str = "JPEG"
     quality: int = 90
     workers: int | None = None  # processes; None: CPU count, at most the cell count
@@ -98,6 +103,9 @@ class MosaicSettings:
     def seam(self) -> SeamSettings:
         return SeamSettings(method=self.seams, cell_m=self.seam_cell_m, corridor_m=self.seam_corridor_m,
                             object_m=self.seam_object_m)
+
+    def dsm(self) -> SurfaceSettings:
+        return SurfaceSettings(method=self.surface, gsd_m=self.dsm_gsd_m, min_base=self.dsm_min_base)
 
     def cog(self) -> CogSettings:
         return CogSettings(compress=self.compress, quality=self.quality)
@@ -285,6 +293,7 @@ def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | 
     t0 = time.perf_counter()
     settings = settings or MosaicSettings()
     settings.seam().check()
+    settings.dsm().check()
     ws = Workspace.open(workspace)
     crs = ws.require_crs()
     found = ws.cells("cell_id = ?", (cell_id,))
@@ -340,18 +349,23 @@ def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | 
     if cover.is_empty:
         raise MosaicError("after adjustment no photo reaches the cell", ref=cell_id)
     grid = overview_grid(OutputGrid.covering(cover.bounds, gsd), settings.cog().blocksize)
+    surface, surface_stats = build_surface(placed, grid, settings.dsm())
     seam_map, seam_stats = None, {}  # "voronoi": the renderer's own nearest-centre seams
     if settings.seams == "graphcut":
-        seam_map, seam_stats = find_seams(placed, grid, settings.blend(), settings.seam())
+        seam_map, seam_stats = find_seams(placed, grid, settings.blend(), settings.seam(), surface=surface)
     counts = {"cell": 0}
-    blocks = _clip_blocks(render_windows(placed, grid, settings.window_px, settings.blend(), seams=seam_map),
-                          grid, keep, cell, counts)
+    blocks = _clip_blocks(render_windows(placed, grid, settings.window_px, settings.blend(), seams=seam_map,
+                                         surface=surface), grid, keep, cell, counts)
     cell_dir.mkdir(parents=True, exist_ok=True)
     for stale in cell_dir.glob(".ortho.*"):  # temporaries of a killed run (files, and the COG's scratch folders)
         if stale.is_dir() and not stale.is_symlink():
             shutil.rmtree(stale, ignore_errors=True)
         else:
             stale.unlink(missing_ok=True)
+    if surface is not None:
+        write_dsm(cell_dir / DSM_FILE, surface, crs, tags={"SKYSIEVE_CELL": cell_id, "SKYSIEVE_INPUTS": digest})
+    else:  # a plane mosaic: a DSM of earlier inputs would describe another mosaic
+        (cell_dir / DSM_FILE).unlink(missing_ok=True)
     write_cog(cell_dir / ORTHO_FILE, grid, crs, blocks, settings.cog(),
               tags={"SKYSIEVE_CELL": cell_id, "SKYSIEVE_INPUTS": digest})
 
@@ -382,6 +396,8 @@ def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | 
         "cell_covered": round(counts["cell"] * gsd * gsd / cell.area, 4),
         "seams": settings.seams,
         **seam_stats,
+        **surface_stats,
+        "dsm": str(cell_dir / DSM_FILE) if surface is not None else None,
         "seconds": round(time.perf_counter() - t0, 2),
         "inputs_digest": digest,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -3,7 +3,8 @@
 The output is produced window by window (``window_px`` square), in strips; each photo is decoded once,
 when the first window needs it, and dropped after the last window that needs it, so memory holds the
 photos of about one strip, never the survey. Each window's pixels come from the photos that cover it,
-resampled by one perspective warp each (output pixel -> ground -> photo pixel) and blended along the
+resampled by one perspective warp each (output pixel -> ground -> photo pixel; with a DSM, through the
+point at its height: :mod:`~skysieve.mosaic.surface`) and blended along the
 seams of a label map (:func:`skysieve.mosaic.seamcut.find_seams`, :func:`skysieve.mosaic.seams.label_weights`)
 or, without one, the nearest-centre seams (:func:`skysieve.mosaic.seams.seam_weights`).
 """
@@ -31,6 +32,7 @@ from skysieve.mosaic.seams import (
     seam_weights,
     solve_gains,
 )
+from skysieve.mosaic.surface import Surface, photo_pixels
 
 __all__ = ["OutputGrid", "PixelWindow", "PlacedPhoto", "windows", "render_windows", "estimate_gains",
            "decode_for_render"]
@@ -147,13 +149,15 @@ def _label_shares(seams: SeamMap, ids: list[int], win: PixelWindow, cols: np.nda
 
 def render_window(placed: list[PlacedPhoto], images: dict[int, tuple[np.ndarray, float, float]], idx: list[int],
                   grid: OutputGrid, win: PixelWindow, blend: BlendSettings,
-                  seams: SeamMap | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  seams: SeamMap | None = None, surface: Surface | None = None) -> tuple[np.ndarray, np.ndarray]:
     """RGB (rows, cols, 3) uint8 and coverage (rows, cols) bool of one window from photos ``idx``.
 
     ``images``: per photo index its decoded pixels (BGR, :func:`decode_for_render`) and their (col, row)
     scales against the native size. Each photo's gain is applied to what is warped of it (a fraction of
     its pixels), and the window turned to RGB at the end. ``seams``: the label map of the grid (indices
-    into ``placed``); without one, seams run between nearest photo centres.
+    into ``placed``); without one, seams run between nearest photo centres. ``surface``: a DSM
+    (:mod:`~skysieve.mosaic.surface`): each output pixel is taken from where each photo shows the point at
+    the DSM's height there (a true ortho); without one, from where it shows the ground plane.
     """
     import cv2
 
@@ -165,14 +169,19 @@ def render_window(placed: list[PlacedPhoto], images: dict[int, tuple[np.ndarray,
                              np.arange(hc, dtype=np.float32) * step + (step - 1) / 2)
     gx = a[0, 0] * cols + a[0, 2]
     gy = a[1, 1] * rows + a[1, 2]
+    h = surface.sample(gx, gy) if surface is not None else None
     dists, tapers, used = [], [], []
     for i in idx:
         pp = placed[i]
         cam = pp.photo.camera
         m = np.linalg.inv(pp.homography) @ a  # window pixel -> native photo pixel (camera convention)
-        den = m[2, 0] * cols + m[2, 1] * rows + m[2, 2]
-        u = (m[0, 0] * cols + m[0, 1] * rows + m[0, 2]) / den
-        v = (m[1, 0] * cols + m[1, 1] * rows + m[1, 2]) / den
+        if surface is None:
+            den = m[2, 0] * cols + m[2, 1] * rows + m[2, 2]
+            u = (m[0, 0] * cols + m[0, 1] * rows + m[0, 2]) / den
+            v = (m[1, 0] * cols + m[1, 1] * rows + m[1, 2]) / den
+        else:  # the photo pixel of each sample's point at its DSM height
+            u, v = photo_pixels(pp, surface.cameras[i], gx, gy, h)
+            m = (u, v)
         # start the fade a coarse step inside the border so interpolated weights never leave the photo
         inset = step * grid.gsd_m / pp.photo.gsd_m + 1.0
         taper = edge_taper(u - inset, v - inset, cam.width_px - 2 * inset, cam.height_px - 2 * inset,
@@ -202,10 +211,17 @@ def render_window(placed: list[PlacedPhoto], images: dict[int, tuple[np.ndarray,
         c0, c1 = max(0, (nz_c[0] - 1) * step), min(win.width, (nz_c[-1] + 2) * step)
         full = cv2.resize(wgt, (wc * step, hc * step), interpolation=cv2.INTER_LINEAR)[r0:r1, c0:c1]
         img, sx, sy = images[i]
-        to_src = (np.array([[sx, 0.0, -0.5], [0.0, sy, -0.5], [0.0, 0.0, 1.0]]) @ m
-                  @ np.array([[1.0, 0.0, c0], [0.0, 1.0, r0], [0.0, 0.0, 1.0]]))  # block pixel -> cv2 photo pixel
-        warped = cv2.warpPerspective(img, to_src, (c1 - c0, r1 - r0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                     borderMode=cv2.BORDER_REPLICATE)
+        if surface is None:
+            to_src = (np.array([[sx, 0.0, -0.5], [0.0, sy, -0.5], [0.0, 0.0, 1.0]]) @ m
+                      @ np.array([[1.0, 0.0, c0], [0.0, 1.0, r0], [0.0, 0.0, 1.0]]))  # block pixel -> cv2 photo pixel
+            warped = cv2.warpPerspective(img, to_src, (c1 - c0, r1 - r0),
+                                         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+        else:  # the coarse samples' photo pixels, interpolated to every pixel (the DSM is coarser still)
+            mx = cv2.resize(m[0] * np.float32(sx) - np.float32(0.5), (wc * step, hc * step),
+                            interpolation=cv2.INTER_LINEAR)[r0:r1, c0:c1]
+            my = cv2.resize(m[1] * np.float32(sy) - np.float32(0.5), (wc * step, hc * step),
+                            interpolation=cv2.INTER_LINEAR)[r0:r1, c0:c1]
+            warped = cv2.remap(img, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         warped = apply_gain_bgr(warped, placed[i].gain)
         # running weighted mean: (W a + w b) / (W + w) with W the weight so far, on uint8 in one SIMD pass
         # (weights scaled up so that the 1e-5 OpenCV adds to the denominator never darkens a faint edge)
@@ -226,11 +242,12 @@ def decode_for_render(pp: PlacedPhoto, gsd_m: float) -> tuple[np.ndarray, float,
 
 
 def render_windows(placed: list[PlacedPhoto], grid: OutputGrid, window_px: int, blend: BlendSettings,
-                   threads: int | None = None,
-                   seams: SeamMap | None = None) -> Iterator[tuple[PixelWindow, np.ndarray, np.ndarray]]:
+                   threads: int | None = None, seams: SeamMap | None = None,
+                   surface: Surface | None = None) -> Iterator[tuple[PixelWindow, np.ndarray, np.ndarray]]:
     """Yield (window, RGB, coverage) for every window that some photo covers, in order, decoding each photo
     once. ``threads`` windows render at a time (default: CPU count, at most 4). ``seams``: the grid's
-    label map (:func:`skysieve.mosaic.seamcut.find_seams`); None: nearest-centre seams."""
+    label map (:func:`skysieve.mosaic.seamcut.find_seams`); None: nearest-centre seams. ``surface``: the
+    grid's DSM (:func:`skysieve.mosaic.surface.build_surface`): a true ortho; None: the ground plane."""
     import os
     from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -261,7 +278,7 @@ def render_windows(placed: list[PlacedPhoto], grid: OutputGrid, window_px: int, 
     def render(k: int, decoded: dict[int, Future]) -> tuple[np.ndarray, np.ndarray]:
         # the decodes were submitted before this job: in a FIFO pool they are done or running, never queued behind it
         return render_window(placed, {i: f.result() for i, f in decoded.items()}, needs[k], grid, wins[k], blend,
-                             seams)
+                             seams, surface)
 
     with ThreadPoolExecutor(threads) as pool:  # cv2 and numpy release the GIL; photos are shared
         for k in progress(todo, "rendering", len(todo), unit="window"):

@@ -118,7 +118,7 @@ def coarse_factor(gsd_m: float, width: int, height: int, cell_m: float) -> int:
     return k
 
 
-def _patch(pp, grid, k: int, hc: int, wc: int, blend: BlendSettings) -> _Patch | None:
+def _patch(pp, grid, k: int, hc: int, wc: int, blend: BlendSettings, surface=None, index: int = 0) -> _Patch | None:
     import cv2
 
     cm = k * grid.gsd_m
@@ -132,19 +132,32 @@ def _patch(pp, grid, k: int, hc: int, wc: int, blend: BlendSettings) -> _Patch |
     m = np.linalg.inv(pp.homography) @ a
     cam = pp.photo.camera
     cols, rows = np.meshgrid(np.arange(c1 - c0, dtype=np.float32), np.arange(r1 - r0, dtype=np.float32))
-    den = m[2, 0] * cols + m[2, 1] * rows + m[2, 2]
-    u = (m[0, 0] * cols + m[0, 1] * rows + m[0, 2]) / den
-    v = (m[1, 0] * cols + m[1, 1] * rows + m[1, 2]) / den
+    if surface is None:
+        den = m[2, 0] * cols + m[2, 1] * rows + m[2, 2]
+        u = (m[0, 0] * cols + m[0, 1] * rows + m[0, 2]) / den
+        v = (m[1, 0] * cols + m[1, 1] * rows + m[1, 2]) / den
+    else:  # where the photo shows each cell's point at its DSM height
+        gx, gy = a[0, 0] * cols + a[0, 2], a[1, 1] * rows + a[1, 2]  # float64: UTM coordinates
+        from skysieve.mosaic.surface import photo_pixels
+
+        u, v = photo_pixels(pp, surface.cameras[index], gx, gy, surface.sample(gx, gy))
     # whole: clear of the photo's fade-out and of half a blend band and a coarse cell beyond it
     inset = (blend.band_px * grid.gsd_m / 2 + cm) / pp.photo.gsd_m
     inner = edge_taper(u - inset, v - inset, cam.width_px - 2 * inset, cam.height_px - 2 * inset,
                        blend.taper_px) > 0.999
+    if surface is not None:  # and only the cells it sees (not hidden behind something taller)
+        inner &= surface.seen_at(index, gx, gy) > 0.5
     if not inner.any():
         return None
     img, sx, sy = read_small(pp.photo, min(1.0, pp.photo.gsd_m / cm))
-    to_src = np.array([[sx, 0.0, -0.5], [0.0, sy, -0.5], [0.0, 0.0, 1.0]]) @ m
-    warped = cv2.warpPerspective(img, to_src, (c1 - c0, r1 - r0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                 borderMode=cv2.BORDER_REPLICATE)
+    if surface is None:
+        to_src = np.array([[sx, 0.0, -0.5], [0.0, sy, -0.5], [0.0, 0.0, 1.0]]) @ m
+        warped = cv2.warpPerspective(img, to_src, (c1 - c0, r1 - r0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                     borderMode=cv2.BORDER_REPLICATE)
+    else:
+        warped = cv2.remap(img, (u * np.float32(sx) - np.float32(0.5)).astype(np.float32),
+                           (v * np.float32(sy) - np.float32(0.5)).astype(np.float32), cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
     warped = apply_gain_bgr(warped, pp.gain)
     centre = (pp.centre_xy - [grid.x_min, grid.y_max]) / [cm, -cm]
     return _Patch(r0, c0, warped, inner, centre)
@@ -198,9 +211,11 @@ def _auto_corridor_m(placed, settings: SeamSettings) -> float:
 
 
 def find_seams(placed, grid, blend: BlendSettings, settings: SeamSettings,
-               threads: int | None = None) -> tuple[SeamMap, dict]:
+               threads: int | None = None, surface=None) -> tuple[SeamMap, dict]:
     """The label map of ``placed`` photos over ``grid`` (an :class:`~skysieve.mosaic.render.OutputGrid`),
-    and figures about it (seconds, coarse cell size, corridor, pairs cut)."""
+    and figures about it (seconds, coarse cell size, corridor, pairs cut). ``surface``: the grid's DSM
+    (:class:`~skysieve.mosaic.surface.Surface`): photos are compared where they show each point at its
+    height (a true ortho), and a photo claims only the cells it sees."""
     t0 = time.perf_counter()
     settings.check()
     k = coarse_factor(grid.gsd_m, grid.width, grid.height, settings.cell_m)
@@ -210,7 +225,7 @@ def find_seams(placed, grid, blend: BlendSettings, settings: SeamSettings,
     stats = {"seam_cell_m": round(cm, 4), "seam_pairs_cut": 0, "seam_cells_moved": 0}
     threads = threads or min(4, os.cpu_count() or 1)
     with ThreadPoolExecutor(threads) as pool:  # decoding and warping release the GIL
-        patches = list(pool.map(lambda pp: _patch(pp, grid, k, hc, wc, blend), placed))
+        patches = list(pool.map(lambda i: _patch(placed[i], grid, k, hc, wc, blend, surface, i), range(len(placed))))
     live = [i for i, p in enumerate(patches) if p is not None]
     # Voronoi over the photos' interiors: the nearest centre (ties: the lower index) and its distance per cell
     dmin = np.full((hc, wc), np.inf, np.float32)
