@@ -112,9 +112,13 @@ class FlagFrame:
     ORDER = 10**6  # drawn after every layer (napari orders layers 0..n)
 
     def __init__(self, canvas, colour: str = "yellow", width_px: float = 3.0) -> None:
+        from vispy.color import Color
         from vispy.scene.visuals import Line
 
-        self._line = Line(pos=np.zeros((5, 2), np.float32), color=colour, width=width_px, method="agg",
+        # RGBA, not the name: vispy's agg line re-reads its colour on every draw, and a name is first looked
+        # up as a colormap (matplotlib's, whose miss builds a did-you-mean message: ~2 ms a frame)
+        self.rgba = tuple(float(v) for v in Color(colour).rgba)
+        self._line = Line(pos=np.zeros((5, 2), np.float32), color=self.rgba, width=width_px, method="agg",
                           parent=canvas.view.scene)
         self._line.order = self.ORDER
         self._line.set_gl_state("translucent", depth_test=False)

@@ -80,6 +80,8 @@ _ANY = "any"
 _FAILED = object()
 #: seconds between checks for decisions made by other analysts
 _POLL_S = 10
+#: rows of the queue table kept visible before the current one when the table has to scroll
+_TABLE_MARGIN_ROWS = 2
 
 
 def default_reviewer() -> str:
@@ -643,10 +645,10 @@ class ReviewWidget(QWidget):
                 self._flag_frame.hide()
             return
         index = self.model.index(self.queue.index, 0)
+        self._scroll_table_to(self.queue.index)
         if self.table.currentIndex().row() != self.queue.index:
             # the view repaints the two rows that changed; _on_table_row sees the queue already there
             self.table.setCurrentIndex(index)
-        self.table.scrollTo(index)
         self._frame_current(row)
         self._zoom_to(row)
         self.details.setText(self._details_html(row))
@@ -654,6 +656,26 @@ class ReviewWidget(QWidget):
         self.note_edit.setText(row.get("note") or "")
         self.category_combo.setCurrentIndex(max(self.category_combo.findData(row.get("category")), 0))
         self._prefetch_upcoming()
+
+    def _scroll_table_to(self, row: int) -> None:
+        """Keep queue row ``row`` in sight, scrolling a few rows ahead of it when it is not.
+
+        Scrolling repaints every visible row of the table; scrolling just far enough (Qt's
+        ``EnsureVisible``, also what ``setCurrentIndex`` does) did that on every step once the walk
+        reached the table's last visible row. With rows of margin the table scrolls once every
+        screenful of steps, and the next flags stay in view.
+        """
+        table, margin = self.table, _TABLE_MARGIN_ROWS
+        shown = table.viewport().rect()
+        where = table.visualRect(self.model.index(row, 0))
+        if where.top() >= shown.top() and where.bottom() <= shown.bottom():
+            return
+        if where.top() < shown.top():  # walking back: the row near the bottom
+            table.scrollTo(self.model.index(min(row + margin, len(self.queue) - 1), 0),
+                           QAbstractItemView.ScrollHint.PositionAtBottom)
+        else:
+            table.scrollTo(self.model.index(max(row - margin, 0), 0), QAbstractItemView.ScrollHint.PositionAtTop)
+        table.scrollTo(self.model.index(row, 0))  # a table only a few rows tall: at least the row itself
 
     def _prefetch_upcoming(self) -> None:
         """Read ahead, in a worker thread, the mosaic blocks and chip of the flag a decision moves to.

@@ -55,6 +55,9 @@ def test_prefetched_blocks_are_served_from_the_cache(review_ws):
     misses = full.cache.misses
     window = full[300:700, 450:620]
     assert full.cache.misses == misses and full.cache.hits >= 4  # no decode on the main thread
+    # blocks are kept pixel-interleaved: a read copies whole rows (a band-major view made it a strided copy)
+    block = full.cache.get((full.overview, 0, 1))
+    assert block.shape == (512, 1000 - 512, 3) and block.flags.c_contiguous
     with rasterio.open(mosaic.path) as ds:
         assert np.array_equal(window, np.moveaxis(ds.read(window=((300, 700), (450, 620))), 0, -1))
     small = type(full.cache)(max_bytes=1)

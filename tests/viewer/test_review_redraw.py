@@ -81,6 +81,44 @@ def test_a_step_changes_one_vertex_picks_tiles_first_and_leaves_the_layer_list_a
     assert np.allclose(_vertices(widget)["a_bg_color"][q], L.STATUS_FILL["rejected"])
 
 
+def test_walking_the_queue_scrolls_the_table_once_a_screenful_and_keeps_the_flag_in_sight(
+        make_napari_viewer, qtbot, review_ws):
+    """Each scroll repaints every visible row: stepping down must not scroll the table on every step."""
+    widget = _open(make_napari_viewer, qtbot, review_ws)
+    table = widget.table
+    table.setFixedHeight(10 * 20)  # a table a few rows tall, so 30 steps walk past its end
+    qtbot.wait(50)
+    scrolls = []
+    table.verticalScrollBar().valueChanged.connect(scrolls.append)
+
+    def in_sight(row: int) -> bool:
+        where, shown = table.visualRect(widget.model.index(row, 0)), table.viewport().rect()
+        return where.top() >= shown.top() and where.bottom() <= shown.bottom()
+
+    steps = 30
+    for _ in range(steps):
+        assert widget.confirm()
+        assert table.currentIndex().row() == widget.queue.index and in_sight(widget.queue.index)
+    assert 1 <= len(scrolls) <= steps // 4  # Qt's EnsureVisible scrolled on all but the first few steps
+    assert table.verticalScrollBar().value() > 0
+    for _ in range(12):  # walking back keeps it in sight too
+        widget.previous()
+        assert in_sight(widget.queue.index)
+    assert in_sight(widget.queue.index)
+
+
+def test_the_frame_around_the_flag_is_drawn_in_rgba_not_by_colour_name(make_napari_viewer, qtbot, review_ws):
+    """vispy's agg line re-reads its colour on every draw; a name costs a colormap lookup each time."""
+    from vispy.color import Color
+
+    widget = _open(make_napari_viewer, qtbot, review_ws)
+    frame = widget._flag_frame  # noqa: SLF001
+    assert frame.rgba == tuple(Color("yellow").rgba)
+    assert frame._line.color == frame.rgba  # noqa: SLF001 (what vispy is given)
+    assert widget.confirm()
+    assert frame.visible and frame._line.color == frame.rgba  # noqa: SLF001
+
+
 def test_without_napari_s_canvas_the_current_flag_is_framed_by_a_shapes_layer(
         make_napari_viewer, qtbot, review_ws, monkeypatch):
     """If a napari version hides its vispy canvas, reviewing still works and the flag is still framed."""
