@@ -81,9 +81,12 @@ class MosaicSettings:
     seam_cell_m: float = 0.35  # the grid seams are searched on (metres)
     seam_corridor_m: float = 0.0  # how far a seam may leave the nearest-centre line (metres); 0: automatic
     seam_object_m: float = 1.0  # seams keep this clear of where the photos differ (metres)
-    surface: str = "dsm"  # "dsm": heights from the photos' parallax, a true ortho (cells/<id>/dsm.tif); "plane"
+    # "plane": every photo projected onto the ground plane; "dsm": a surface model from the photos' parallax
+    # (cells/<id>/dsm.tif) and a true ortho rendered from it (docs/true_ortho.md: what it fixes, what it costs)
+    surface: str = "plane"
     dsm_gsd_m: float = 0.25  # DSM cell (metres)
     dsm_min_base: float = 0.05  # pairs whose baseline is under this share of the flying height give no heights
+    dsm_min_height_m: float = 0.5  # rendering takes DSM heights under this as the plane (placement noise)
     compress: str = "JPEG"
     quality: int = 90
     workers: int | None = None  # processes; None: CPU count, at most the cell count
@@ -105,7 +108,8 @@ class MosaicSettings:
                             object_m=self.seam_object_m)
 
     def dsm(self) -> SurfaceSettings:
-        return SurfaceSettings(method=self.surface, gsd_m=self.dsm_gsd_m, min_base=self.dsm_min_base)
+        return SurfaceSettings(method=self.surface, gsd_m=self.dsm_gsd_m, min_base=self.dsm_min_base,
+                               min_height_m=self.dsm_min_height_m)
 
     def cog(self) -> CogSettings:
         return CogSettings(compress=self.compress, quality=self.quality)

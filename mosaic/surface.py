@@ -66,6 +66,7 @@ class SurfaceSettings:
     max_flow_error: float = 0.75  # forward-backward and across-epipolar flow disagreement allowed (DSM cells)
     min_samples: int = 2  # heights a cell needs (from different pairs) to be measured
     fill_m: float = 2.0  # dsm.tif: holes up to this far from measured cells are filled, the rest nodata
+    min_height_m: float = 0.5  # rendering takes heights under this as the plane (ramping in up to twice it)
 
     def check(self) -> None:
         if self.method not in SURFACE_METHODS:
@@ -200,8 +201,8 @@ def _pairs(placed, warps, cameras, settings: SurfaceSettings) -> list[tuple[int,
             if r1 - r0 < 16 or c1 - c0 < 16:
                 continue
             both = int((wi.inner[wi.block(r0, r1, c0, c1)] & wj.inner[wj.block(r0, r1, c0, c1)]).sum())
-            if both >= 256:
-                cand.append((both, i, j))
+            if both >= 256:  # a height's precision goes with the baseline: prefer long baselines over big overlaps
+                cand.append((both * (base / (0.5 * (cameras[i, 2] + cameras[j, 2]))) ** 2, i, j))
     cand.sort(reverse=True)
     count = np.zeros(n, int)
     out = []
@@ -370,9 +371,12 @@ def build_surface(placed, out_grid, settings: SurfaceSettings, threads: int | No
     reach = max(1, int(round(settings.fill_m / grid.gsd_m)))
     dist = cv2.distanceTransform((~have).astype(np.uint8), cv2.DIST_L2, 3)
     written = np.where(dist <= reach, smooth, np.nan).astype(np.float32)
-    surf = Surface(grid, smooth, written, cameras, [None] * len(placed))
+    # rendering: heights within the DSM's noise of the plane are the plane (a ramp from min_height to twice it)
+    t = np.float32(settings.min_height_m)
+    render = smooth * np.clip((np.abs(smooth) - t) / max(t, np.float32(1e-6)), 0, 1) if t > 0 else smooth
+    surf = Surface(grid, render.astype(np.float32), written, cameras, [None] * len(placed))
     seen = [visible(surf, i, pp) for i, pp in enumerate(placed)]
-    surf = Surface(grid, smooth, written, cameras, seen)
+    surf = Surface(grid, surf.heights, written, cameras, seen)
     vals = written[np.isfinite(written)]
     stats = {
         "surface": "dsm",

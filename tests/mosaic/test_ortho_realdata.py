@@ -59,6 +59,32 @@ def test_brighton_mosaic_matches_the_reference_point_cloud(brighton: Path, brigh
     print("brighton vs model.laz:", misfit.as_dict())
     assert misfit.n_patches >= 20
     assert misfit.mean_offset_m < 1.0  # the issue's target: within 1 m on average
-    # local misfit: the issue asks for 0.25 m; a planar 2-D mosaic of this slope with 15 m trees reaches
-    # about 0.5-1 m (relief displacement, see the report). Assert what it reliably does.
-    assert misfit.local_p90_m < 1.2
+    # local misfit: the issue asks for 0.25 m; this mosaic reaches 0.685 m. A true ortho from a DSM does not
+    # change that (test below), nor does one rendered from the reference's own heights (docs/true_ortho.md):
+    # what is left is in the photos' placements. Assert what it reliably does.
+    assert misfit.local_p90_m < 0.8
+
+
+def test_brighton_true_ortho_from_its_dsm(brighton: Path, brighton_mosaic: dict) -> None:
+    """The same cell with ``surface = "dsm"`` (runs last: it rebuilds the module's mosaic in place)."""
+    import rasterio
+
+    from skysieve.mosaic.surface import DSM_NODATA
+
+    grid, ref, ref_valid = _reference(brighton, 0.1)
+    mosaic, valid = read_on_grid(brighton_mosaic["ortho"], grid)
+    plane = compare_rasters(mosaic, ref, valid & ref_valid, grid.gsd_m, patch_px=64, min_response=0.1)
+    root = Path(brighton_mosaic["ortho"]).parents[2]
+    report = mosaic_cell(root, CELL, MosaicSettings(gsd_m=0.05, gps_sigma_m=0.5, surface="dsm"), resolve=False)
+    assert report["surface"] == "dsm" and report["dsm_pairs_matched"] >= 30
+    mosaic, valid = read_on_grid(report["ortho"], grid)
+    dsm = compare_rasters(mosaic, ref, valid & ref_valid, grid.gsd_m, patch_px=64, min_response=0.1)
+    print("brighton vs model.laz, plane:", plane.as_dict(), "dsm:", dsm.as_dict())
+    assert dsm.n_patches >= 20 and dsm.mean_offset_m < 1.0
+    assert dsm.local_p90_m < plane.local_p90_m + 0.03  # 0.685 -> 0.680 m: no worse
+    with rasterio.open(report["dsm"]) as ds:
+        h = ds.read(1)
+        assert ds.crs == rasterio.open(report["ortho"]).crs and ds.nodata == DSM_NODATA
+    h = h[h != DSM_NODATA]
+    # the trees along the road stand 5-15 m above the park's ground
+    assert np.percentile(h, 50) == pytest.approx(0.0, abs=1.0) and report["dsm_height_max_m"] > 5

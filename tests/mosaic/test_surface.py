@@ -102,7 +102,7 @@ def _footprint_mask(shape, t) -> np.ndarray:
 def box_scene(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("box") / "ws"
     ws = _scene(root)
-    out = {"ws": ws, "dsm": mosaic_cell(ws.root, CELL, MosaicSettings(gsd_m=0.08, gps_sigma_m=0.3))}
+    out = {"ws": ws, "dsm": mosaic_cell(ws.root, CELL, MosaicSettings(gsd_m=0.08, gps_sigma_m=0.3, surface="dsm"))}
     out["roof_dsm"] = _roof_mask(Path(out["dsm"]["ortho"]))
     with rasterio.open(ws.cell_dir(CELL) / "dsm.tif") as ds:  # read before the plane build replaces it
         out["heights"], out["dsm_profile"], out["dsm_crs"] = ds.read(1), ds.profile, ds.crs
@@ -176,8 +176,12 @@ def test_dsm_tif_is_a_georeferenced_float_raster_with_nodata(box_scene: dict) ->
 def test_featureless_water_gets_no_heights(tmp_path: Path) -> None:
     water = (24.0, 18.0, 44.0, 36.0)  # 20 x 18 m of flat water where the photos overlap
     ws = _scene(tmp_path / "ws", water=water, box=False)
-    report = mosaic_cell(ws.root, CELL, MosaicSettings(gsd_m=0.1, gps_sigma_m=0.3))
+    stale = ws.cell_dir(CELL) / ".ortho.dsm.999.tif"  # a DSM a killed run was writing
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_bytes(b"half")
+    report = mosaic_cell(ws.root, CELL, MosaicSettings(gsd_m=0.1, gps_sigma_m=0.3, surface="dsm"))
     assert report["surface"] == "dsm"
+    assert sorted(p.name for p in ws.cell_dir(CELL).iterdir()) == ["dsm.tif", "ortho.json", "ortho.tif"]
     with rasterio.open(report["dsm"]) as ds:
         h, t = ds.read(1), ds.transform
     rows, cols = np.mgrid[0:h.shape[0], 0:h.shape[1]]
@@ -193,7 +197,7 @@ def test_featureless_water_gets_no_heights(tmp_path: Path) -> None:
 
 def test_single_photo_cell_falls_back_to_the_plane_and_says_so(tmp_path: Path) -> None:
     ws = _scene(tmp_path / "ws", n=(1, 1))
-    report = mosaic_cell(ws.root, CELL, MosaicSettings(gsd_m=0.1))
+    report = mosaic_cell(ws.root, CELL, MosaicSettings(gsd_m=0.1, surface="dsm"))
     assert report["status"] == "built" and report["surface"] == "plane" and report["dsm"] is None
     assert "one photo" in report["surface_note"]
     assert not (ws.cell_dir(CELL) / "dsm.tif").exists()
