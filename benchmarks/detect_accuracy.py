@@ -87,12 +87,16 @@ def world_dir(work: Path, prefix: str, seed: int, size: float, gsd: float) -> Pa
     return world
 
 
-def match_worlds(det, work: Path, prefix: str, seeds, size: float, gsd: float, conf: float) -> list:
-    """:func:`match_world` on the crops of each world (seed, size, GSD), sliced at threshold ``conf``."""
+def match_worlds(det, work: Path, prefix: str, seeds, size: float, gsd: float, conf) -> list:
+    """:func:`match_world` on the crops of each world (seed, size, GSD), sliced at threshold ``conf``, or, for
+    per-class thresholds (a sequence), at the lowest and then cut per class and piles grouped, as
+    ``skysieve detect`` does."""
     from skysieve.detect.evaluate import match_world
     from skysieve.detect.sliced import SliceSettings
 
-    return [match_world(w, det, SliceSettings(conf=conf), ortho=crop) for seed in seeds
+    settings = SliceSettings(conf=conf) if isinstance(conf, float) else \
+        SliceSettings(conf=min(conf), class_conf=tuple(conf))
+    return [match_world(w, det, settings, ortho=crop) for seed in seeds
             for w in [world_dir(work, prefix, seed, size, gsd)] for crop in crops_around_objects(w)]
 
 
@@ -160,8 +164,8 @@ def main() -> int:
         conf = [float(t) for t in class_thresholds(det.meta, args.conf)]
     table: dict[str, dict] = {}
     for gsd in args.gsds:
-        # sliced at the lowest class threshold, then cut per class: what `skysieve detect` does
-        row = pooled_row(match_worlds(det, args.work, "v", args.seeds, args.size, gsd, min(conf)), classes, conf)
+        # sliced at the lowest class threshold, then cut per class, piles grouped: what `skysieve detect` does
+        row = pooled_row(match_worlds(det, args.work, "v", args.seeds, args.size, gsd, conf), classes, conf)
         table[f"{gsd:g}"] = row
         print(f"GSD {gsd * 100:.0f} cm ({len(args.seeds)} worlds, seeds {args.seeds}):")
         for name, r in row.items():

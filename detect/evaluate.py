@@ -384,7 +384,7 @@ def evaluate_world(world: str | Path, model: str | Detector | None = None,
     classes = det.meta.classes
     conf = np.asarray(thresholds, float) if thresholds is not None else np.full(len(classes), settings.conf)
     low = match_world(world, det, replace(settings, conf=0.001), ortho)
-    w = match_world(world, det, replace(settings, conf=float(conf.min())), ortho)
+    w = match_world(world, det, replace(settings, conf=float(conf.min()), class_conf=tuple(float(c) for c in conf)), ortho)
     ap = {m.name: m for m in class_metrics(low.tp, low.score, low.cls, low.true_cls, classes, conf)}
     metrics = [replace(m, ap50=ap[m.name].ap50, ap50_95=ap[m.name].ap50_95)
                for m in class_metrics(w.tp, w.score, w.cls, w.true_cls, classes, conf)]

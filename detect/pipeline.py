@@ -23,9 +23,10 @@ import shapely
 from pyproj import CRS
 
 from skysieve.crs import reproject
+from skysieve.detect.merge import MergeSettings
 from skysieve.detect.runtime import Detector, load_detector
 from skysieve.detect.sliced import RasterDetections, SliceSettings, detect_raster
-from skysieve.detect.thresholds import class_thresholds, keep_above
+from skysieve.detect.thresholds import class_thresholds
 from skysieve.detect.triage import triage_workspace
 from skysieve.errors import DetectionError, NotFoundError
 from skysieve.schema import DETECTIONS
@@ -47,6 +48,7 @@ class DetectConfig:
     overlap: float = 0.25  # fraction of a slice shared with its neighbour
     batch: int = 8
     backend: str | None = None  # openvino | onnxruntime | torch; None = fastest available
+    pile_gap_m: float = 1.5  # drum-pile boxes this close on the ground are one stockpile; 0: keep them apart
 
 
 def ortho_path(ws: Workspace, cell_id: str):
@@ -140,12 +142,14 @@ def detect_cells(ws: Workspace, cells: list[str] | None = None, model: str | Non
                              hint="build the mosaics first with `skysieve mosaic WORKSPACE`")
     det = detector or load_detector(model or cfg.model, backend=backend or cfg.backend)
     thresholds = class_thresholds(det.meta, conf if conf is not None else cfg.conf)
-    settings = SliceSettings(conf=float(thresholds.min()), overlap=cfg.overlap, batch=cfg.batch)
+    settings = SliceSettings(conf=float(thresholds.min()), overlap=cfg.overlap, batch=cfg.batch,
+                             class_conf=tuple(float(t) for t in thresholds),
+                             merge=MergeSettings(pile_gap_m=cfg.pile_gap_m))
     by_class = dict.fromkeys(det.meta.classes, 0)
     done: list[str] = []
     for cid in run:
         try:
-            found = keep_above(detect_raster(ortho_path(ws, cid), det, settings, desc=f"detect {cid}"), thresholds)
+            found = detect_raster(ortho_path(ws, cid), det, settings, desc=f"detect {cid}")
         except DetectionError as e:
             rejected.append((cid, str(e)))
             log.warning("cell %s skipped: %s", cid, e)

@@ -28,7 +28,7 @@ import numpy as np
 import shapely
 from affine import Affine
 
-from skysieve.detect.merge import MergeSettings, merge_boxes, truncated_mask, valid_fraction
+from skysieve.detect.merge import MergeSettings, group_piles, merge_boxes, truncated_mask, valid_fraction
 from skysieve.detect.runtime import Detector
 from skysieve.detect.slicing import Slice, plan_slices
 from skysieve.errors import DetectionError
@@ -53,6 +53,11 @@ class SliceSettings:
     min_box_valid: float = 0.5  # drop a box with less than this fraction of its pixels valid (mostly no-data)
     gdal_cache_mb: int = 256  # GDAL block cache: holds a few rows of slices (GDAL's default is 5% of RAM)
     merge: MergeSettings = field(default_factory=MergeSettings)
+    # per-class operating thresholds (the model's classes in order): boxes are sliced at ``conf`` and merged,
+    # then each class is cut at its own threshold and piles are grouped (:func:`group_piles`). None: the
+    # boxes down to ``conf``, ungrouped (what AP and threshold calibration need: a rule over confident boxes
+    # has no meaning at score 0.001)
+    class_conf: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -447,6 +452,8 @@ def _detect(path, detector: Detector, settings: SliceSettings, desc: str, t0: fl
                                            np.concatenate(all_cls), np.concatenate(all_trunc), settings.merge)
         else:
             xyxy, score, cls = np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
+        if settings.class_conf is not None:
+            xyxy, score, cls = _operating_boxes(xyxy, score, cls, settings, detector)
         xyxy_src = xyxy.astype(np.float64) * k
         polygons = [_pixel_box_polygon(src.transform, b) for b in xyxy_src]
         crs = src.crs
@@ -455,6 +462,18 @@ def _detect(path, detector: Detector, settings: SliceSettings, desc: str, t0: fl
     log.info("%s: %d boxes from %d slices (%d empty skipped) in %.1f s", path, len(result), len(slices), skipped,
              result.seconds)
     return result
+
+
+def _operating_boxes(xyxy, score, cls, settings: SliceSettings, detector: Detector):
+    """Merged boxes (model-grid pixels) cut per class at ``settings.class_conf``, piles grouped."""
+    names = detector.meta.classes
+    if len(settings.class_conf) != len(names):
+        raise DetectionError(f"{len(settings.class_conf)} class thresholds for a model of {len(names)} classes "
+                             f"({', '.join(names)})")
+    keep = score >= np.asarray(settings.class_conf, np.float32)[cls]
+    piles = [names.index(c) for c in settings.merge.pile_classes if c in names]
+    return group_piles(xyxy[keep], score[keep], cls[keep], piles,
+                       settings.merge.pile_gap_m / detector.meta.gsd_m if settings.merge.pile_gap_m > 0 else -1.0)
 
 
 def _pixel_box_polygon(transform: Affine, xyxy: np.ndarray) -> shapely.Polygon:

@@ -11,16 +11,14 @@ so recall is given up only as far as precision needs. A threshold the user sets 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 
 import numpy as np
 
 from skysieve.detect.evaluate import precision_recall
-from skysieve.detect.sliced import RasterDetections
 from skysieve.errors import ModelError
 from skysieve.models import ModelMeta
 
-__all__ = ["class_thresholds", "keep_above", "calibrate", "DEFAULT_CONF", "CALIBRATION_FLOOR", "GRID"]
+__all__ = ["class_thresholds", "calibrate", "DEFAULT_CONF", "CALIBRATION_FLOOR", "GRID"]
 
 DEFAULT_CONF = 0.25  # a model whose metadata recommends nothing
 CALIBRATION_FLOOR = 0.25  # the lowest threshold calibration gives (validation boxes are sliced at it)
@@ -41,13 +39,6 @@ def class_thresholds(meta: ModelMeta, conf: float | None = None) -> np.ndarray:
         raise ModelError(f"the model's class_conf names classes it does not have: {', '.join(sorted(unknown))}",
                          hint="fix class_conf in the model's .json")
     return np.array([float(per.get(c, base)) for c in meta.classes])
-
-
-def keep_above(found: RasterDetections, thresholds: np.ndarray) -> RasterDetections:
-    """The boxes of ``found`` whose score reaches their class's threshold."""
-    keep = found.score >= np.asarray(thresholds)[found.cls] if len(found) else np.zeros(0, bool)
-    return replace(found, polygons=[p for p, k in zip(found.polygons, keep, strict=True) if k],
-                   xyxy_px=found.xyxy_px[keep], score=found.score[keep], cls=found.cls[keep])
 
 
 def calibrate(matched: np.ndarray, score: np.ndarray, pred_cls: np.ndarray, n_true: Sequence[int],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from skysieve.detect.merge import MergeSettings, merge_boxes, truncated_mask, valid_fraction
+from skysieve.detect.merge import MergeSettings, group_piles, merge_boxes, truncated_mask, valid_fraction
 from skysieve.detect.sliced import _read_slice, fill_no_data, overview_level, slice_source, slice_window
 from skysieve.detect.slicing import Slice, axis_offsets, plan_slices
 
@@ -90,6 +90,23 @@ def test_neighbouring_objects_and_other_classes_are_kept_apart():
 def test_merging_nothing():
     out, score, cls = merge_boxes(np.zeros((0, 4)), np.zeros(0), np.zeros(0, int), np.zeros(0, bool))
     assert out.shape == (0, 4) and len(score) == len(cls) == 0
+
+
+def test_drum_pile_boxes_within_the_gap_join_into_one_pile_and_other_classes_stay_apart():
+    """Three drum-pile boxes in a chain (gaps 10 and 15 px, under 20) become one box with the best score; a
+    fourth 30 px away stays a pile of its own; two tanks 5 px apart (class 0) are left alone."""
+    xyxy = np.array([[0, 0, 40, 20], [50, 0, 90, 20], [90, 35, 120, 60], [150, 0, 170, 20],
+                     [0, 100, 30, 130], [35, 100, 65, 130]], float)
+    score = np.array([0.8, 0.9, 0.75, 0.7, 0.95, 0.85])
+    cls = np.array([2, 2, 2, 2, 0, 0])
+    b, s, c = group_piles(xyxy, score, cls, [2], gap=20)
+    piles = sorted(map(tuple, b[c == 2].tolist()))
+    assert piles == [(0, 0, 120, 60), (150, 0, 170, 20)]
+    assert sorted(s[c == 2].tolist()) == pytest.approx([0.7, 0.9])
+    assert sorted(map(tuple, b[c == 0].tolist())) == [(0, 100, 30, 130), (35, 100, 65, 130)]
+    # a gap below zero turns grouping off; nothing in, nothing out
+    assert len(group_piles(xyxy, score, cls, [2], gap=-1)[0]) == 6
+    assert len(group_piles(np.zeros((0, 4)), np.zeros(0), np.zeros(0, int), [2], gap=20)[0]) == 0
 
 
 def test_valid_fraction_of_boxes():

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from skysieve.detect.pipeline import detect_cells
-from skysieve.detect.thresholds import GRID, calibrate, class_thresholds, keep_above
-from skysieve.errors import ModelError
+from skysieve.detect.thresholds import GRID, calibrate, class_thresholds
+from skysieve.errors import DetectionError, ModelError
 from skysieve.models import DEFAULT_MODEL, MODELS_DIR, resolve_model
 from skysieve.schema import DETECTIONS
 
@@ -66,14 +66,20 @@ def test_detect_applies_the_model_s_per_class_thresholds(tmp_path, workspace):
     assert workspace.gpkg.count(DETECTIONS.name, "class='chimney'") == 0
 
 
-def test_keep_above_cuts_each_class_at_its_threshold(mosaic):
+def test_class_conf_cuts_each_class_at_its_threshold(mosaic):
     from skysieve.detect.runtime import load_detector
     from skysieve.detect.sliced import SliceSettings, detect_raster
 
-    found = detect_raster(mosaic.path, load_detector(), SliceSettings(conf=0.25))
+    det = load_detector()
+    found = detect_raster(mosaic.path, det, SliceSettings(conf=0.25))
     assert len(found) > 3
-    thr = np.array([0.25, 0.999, 0.5])
-    kept = keep_above(found, thr)
+    thr = (0.25, 0.999, 0.5)
+    kept = detect_raster(mosaic.path, det, SliceSettings(conf=0.25, class_conf=thr))
     assert len(kept.polygons) == len(kept.score) == len(kept.cls) == len(kept.xyxy_px)
-    assert (kept.score >= thr[kept.cls]).all() and 1 not in kept.cls.tolist()
-    assert len(kept) == int((found.score >= thr[found.cls]).sum())
+    assert (kept.score >= np.array(thr)[kept.cls]).all() and 1 not in kept.cls.tolist()
+    # the same boxes as cutting by hand, except drum piles may be grouped (never more of them)
+    for c, t in enumerate(thr):
+        by_hand = int(((found.cls == c) & (found.score >= t)).sum())
+        assert (int((kept.cls == c).sum()) == by_hand) if c != 2 else (int((kept.cls == c).sum()) <= by_hand)
+    with pytest.raises(DetectionError, match="2 class thresholds for a model of 3"):
+        detect_raster(mosaic.path, det, SliceSettings(conf=0.25, class_conf=(0.3, 0.3)))
