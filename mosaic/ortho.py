@@ -9,10 +9,13 @@ report, so any scheduler (a process pool here; Dask or Ray later) can run it. It
    (:mod:`~skysieve.mosaic.matching`), all placements adjusted together with GPS as a prior
    (:mod:`~skysieve.mosaic.adjust`) and exposure gains; solved once per flight and kept in the flight's
    cache, so the cells of a flight agree along their borders and its cells do not match a pair again;
-3. seamlines (:mod:`~skysieve.mosaic.seamcut`): nearest-centre seams moved, within a corridor, onto
+3. with ``surface = "dsm"``, a surface model of the cell from the photos' parallax
+   (:mod:`~skysieve.mosaic.surface`, ``cells/<cell_id>/dsm.tif``), which the seams and the rendering then
+   project through (a true ortho); by default the ground plane;
+4. seamlines (:mod:`~skysieve.mosaic.seamcut`): nearest-centre seams moved, within a corridor, onto
    paths where the photos agree, so they go around tanks, chimneys and trees rather than through them;
    computed once per cell on a coarse grid;
-4. windowed rendering along those seams (:mod:`~skysieve.mosaic.render`) straight into a
+5. windowed rendering along those seams (:mod:`~skysieve.mosaic.render`) straight into a
    COG (:mod:`~skysieve.mosaic.cog`), clipped to the cell plus ``margin_m``. A photo that cannot be
    read (when solving, or now: deleted, its drive unmounted) is flagged with the reason and left out.
 

@@ -20,7 +20,9 @@ per metre of height). Per cell, once, on a coarse grid (``gsd_m``, about 0.25 m)
    height's variance); cells with fewer than ``min_samples`` heights stay empty; a 5 x 5 median removes
    speckle. What is measured, with holes filled up to ``fill_m``, is the DSM written beside the ortho
    (``dsm.tif``); for rendering every remaining hole is filled from its surroundings (featureless water, a
-   roof too uniform to match: the plane through its neighbours rather than the flat plane);
+   roof too uniform to match: the plane through its neighbours rather than the flat plane), and heights
+   under ``min_height_m`` count as the plane: the DSM's noise on flat ground (the photos' residual
+   misplacement read as parallax, smooth over metres) would otherwise move flat ground about;
 4. per photo, which cells it sees (:func:`visible`): the ray from a cell to the camera must clear the DSM;
    the seams (:mod:`~skysieve.mosaic.seamcut`) give each cell to a photo that sees it.
 
@@ -61,7 +63,7 @@ class SurfaceSettings:
     method: str = "dsm"  # "dsm": heights from the photos' parallax (a true ortho); "plane": the ground plane
     gsd_m: float = 0.25  # DSM cell (metres)
     min_base: float = 0.05  # pairs whose baseline is under this share of the flying height are not matched
-    max_pairs_per_photo: int = 8  # each photo is matched with at most this many neighbours (widest overlap)
+    max_pairs_per_photo: int = 8  # each photo is matched with at most this many neighbours (overlap x base^2)
     min_texture: float = 3.0  # grey-level gradient (per DSM cell, smoothed) below which a cell gives no height
     max_flow_error: float = 0.75  # forward-backward and across-epipolar flow disagreement allowed (DSM cells)
     min_samples: int = 2  # heights a cell needs (from different pairs) to be measured
@@ -73,8 +75,8 @@ class SurfaceSettings:
             raise MosaicError(f"unknown surface {self.method!r}",
                               hint=f"set [mosaic] surface to one of {', '.join(SURFACE_METHODS)}")
         if not (self.gsd_m > 0 and self.min_base > 0 and self.max_pairs_per_photo >= 1 and self.min_samples >= 1
-                and self.fill_m >= 0 and self.max_flow_error > 0):
-            raise MosaicError("DSM settings must be positive (dsm_gsd_m, dsm_min_base > 0)")
+                and self.fill_m >= 0 and self.max_flow_error > 0 and self.min_height_m >= 0):
+            raise MosaicError("DSM settings must be positive (dsm_gsd_m, dsm_min_base > 0; dsm_min_height_m >= 0)")
 
 
 @dataclass(frozen=True)

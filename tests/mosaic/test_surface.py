@@ -208,3 +208,13 @@ def test_single_photo_cell_falls_back_to_the_plane_and_says_so(tmp_path: Path) -
 def _centroid(mask: np.ndarray, t) -> np.ndarray:
     rows, cols = np.nonzero(mask)
     return np.array([t.c + (cols.mean() + 0.5) * t.a - ORIGIN[0], t.f + (rows.mean() + 0.5) * t.e - ORIGIN[1]])
+
+
+def test_an_unknown_surface_or_a_bad_dsm_setting_is_a_clear_error(tmp_path: Path) -> None:
+    from skysieve.errors import MosaicError
+
+    with pytest.raises(MosaicError, match="unknown surface 'lidar'") as e:
+        mosaic_cell(tmp_path, CELL, MosaicSettings(surface="lidar"))
+    assert "dsm, plane" in str(e.value.hint)
+    with pytest.raises(MosaicError, match="DSM settings"):
+        mosaic_cell(tmp_path, CELL, MosaicSettings(surface="dsm", dsm_gsd_m=0.0))
