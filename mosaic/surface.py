@@ -279,7 +279,8 @@ def _pair_heights(flow, cameras, grid, settings: SurfaceSettings):
     col = np.floor((x - grid.x_min) / grid.gsd_m).astype(np.int64)
     row = np.floor((grid.y_max - y) / grid.gsd_m).astype(np.int64)
     inside = (col >= 0) & (col < grid.width) & (row >= 0) & (row < grid.height)
-    return (row[inside] * grid.width + col[inside], h[inside].astype(np.float32),
+    cell = row[inside] * grid.width + col[inside]
+    return (cell.astype(np.int32) if grid.width * grid.height < 2 ** 31 else cell, h[inside].astype(np.float32),
             (vx * vx + vy * vy)[inside].astype(np.float32))
 
 
@@ -351,10 +352,13 @@ def build_surface(placed, out_grid, settings: SurfaceSettings, threads: int | No
         if not pairs:
             stats["surface_note"] = "no overlapping pair with a baseline: the ground plane is used"
             return None, stats
-        flows = [f for f in pool.map(lambda p: _pair_flow(*p, warps, grid, settings), pairs) if f]
+
+        def heights(pair):  # each pair's flow turned into heights at once: the flows are not all held
+            flow = _pair_flow(*pair, warps, grid, settings)
+            return None if flow is None else _pair_heights(flow, cameras, grid, settings)
+
+        results = [r for r in pool.map(heights, pairs) if r]
     warps.clear()
-    results = [r for r in (_pair_heights(f, cameras, grid, settings) for f in flows) if r]
-    del flows
     if not results:
         stats["surface_note"] = "no height could be matched (featureless): the ground plane is used"
         return None, stats
