@@ -101,6 +101,13 @@ def apply_homography(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return p[:, :2] / p[:, 2:3]
 
 
+def grid_pixels(m: np.ndarray, cols: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(u, v): a grid's ``cols``/``rows`` (arrays of one shape) through the 3 x 3 homography ``m``, element
+    by element (e.g. output-grid pixel -> photo pixel)."""
+    den = m[2, 0] * cols + m[2, 1] * rows + m[2, 2]
+    return (m[0, 0] * cols + m[0, 1] * rows + m[0, 2]) / den, (m[1, 0] * cols + m[1, 1] * rows + m[1, 2]) / den
+
+
 def jpeg_reduction(scale: float) -> int:
     """Largest power-of-two decoder reduction (1, 2, 4, 8) not coarser than ``scale`` (< 1 = shrink)."""
     for r in (8, 4, 2):

@@ -22,7 +22,7 @@ import shapely
 from affine import Affine
 from shapely.geometry import box
 
-from skysieve.mosaic.photos import Photo, apply_homography, jpeg_reduction, read_image
+from skysieve.mosaic.photos import Photo, apply_homography, grid_pixels, jpeg_reduction, read_image
 from skysieve.mosaic.seamcut import SeamMap
 from skysieve.mosaic.seams import (
     BlendSettings,
@@ -176,9 +176,7 @@ def render_window(placed: list[PlacedPhoto], images: dict[int, tuple[np.ndarray,
         cam = pp.photo.camera
         m = np.linalg.inv(pp.homography) @ a  # window pixel -> native photo pixel (camera convention)
         if surface is None:
-            den = m[2, 0] * cols + m[2, 1] * rows + m[2, 2]
-            u = (m[0, 0] * cols + m[0, 1] * rows + m[0, 2]) / den
-            v = (m[1, 0] * cols + m[1, 1] * rows + m[1, 2]) / den
+            u, v = grid_pixels(m, cols, rows)
         else:  # the photo pixel of each sample's point at its DSM height
             u, v = photo_pixels(pp, surface.cameras[i], gx, gy, h)
             m = (u, v)
@@ -331,9 +329,7 @@ def estimate_gains(placed: list[PlacedPhoto], blend: BlendSettings, coarse_px: i
         to_src = np.array([[sx, 0.0, -0.5], [0.0, sy, -0.5], [0.0, 0.0, 1.0]]) @ m
         w = cv2.warpPerspective(img, to_src, (g.width, g.height), flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP)
         cols, rows = np.meshgrid(np.arange(g.width, dtype=np.float32), np.arange(g.height, dtype=np.float32))
-        den = m[2, 0] * cols + m[2, 1] * rows + m[2, 2]
-        u = (m[0, 0] * cols + m[0, 1] * rows + m[0, 2]) / den
-        v = (m[1, 0] * cols + m[1, 1] * rows + m[1, 2]) / den
+        u, v = grid_pixels(m, cols, rows)
         mask = edge_taper(u, v, cam.width_px, cam.height_px, 0.05 * cam.width_px) > 0.99
         return round(g.x_min / gsd), round(g.y_max / gsd), w.astype(np.float32), mask
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from skysieve.errors import MosaicError
-from skysieve.mosaic.photos import read_image
+from skysieve.mosaic.photos import grid_pixels, read_image
 from skysieve.mosaic.seams import BlendSettings, apply_gain_bgr, edge_taper
 
 __all__ = ["SeamSettings", "SeamMap", "find_seams", "SEAM_METHODS"]
@@ -133,9 +133,7 @@ def _patch(pp, grid, k: int, hc: int, wc: int, blend: BlendSettings, surface=Non
     cam = pp.photo.camera
     cols, rows = np.meshgrid(np.arange(c1 - c0, dtype=np.float32), np.arange(r1 - r0, dtype=np.float32))
     if surface is None:
-        den = m[2, 0] * cols + m[2, 1] * rows + m[2, 2]
-        u = (m[0, 0] * cols + m[0, 1] * rows + m[0, 2]) / den
-        v = (m[1, 0] * cols + m[1, 1] * rows + m[1, 2]) / den
+        u, v = grid_pixels(m, cols, rows)
     else:  # where the photo shows each cell's point at its DSM height
         gx, gy = a[0, 0] * cols + a[0, 2], a[1, 1] * rows + a[1, 2]  # float64: UTM coordinates
         from skysieve.mosaic.surface import photo_pixels

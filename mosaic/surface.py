@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from skysieve.errors import MosaicError
+from skysieve.mosaic.photos import grid_pixels
 
 __all__ = ["SurfaceSettings", "Surface", "SURFACE_METHODS", "camera_centre", "build_surface", "photo_pixels",
            "visible", "write_dsm", "DSM_NODATA"]
@@ -169,9 +170,7 @@ def _warp(pp, grid):
     m = np.linalg.inv(pp.homography) @ a
     cam = pp.photo.camera
     cols, rows = np.meshgrid(np.arange(c1 - c0, dtype=np.float32), np.arange(r1 - r0, dtype=np.float32))
-    den = m[2, 0] * cols + m[2, 1] * rows + m[2, 2]
-    u = (m[0, 0] * cols + m[0, 1] * rows + m[0, 2]) / den
-    v = (m[1, 0] * cols + m[1, 1] * rows + m[1, 2]) / den
+    u, v = grid_pixels(m, cols, rows)
     inner = edge_taper(u, v, cam.width_px, cam.height_px, 0.02 * cam.width_px) > 0.999
     if inner.sum() < 64:
         return None
