@@ -23,6 +23,7 @@ import shapely
 from pyproj import CRS
 
 from skysieve.crs import reproject
+from skysieve.detect.ground import TALL_CLASSES, ViewCameras, base_point
 from skysieve.detect.merge import MergeSettings
 from skysieve.detect.runtime import Detector, load_detector
 from skysieve.detect.sliced import RasterDetections, SliceSettings, detect_raster
@@ -75,6 +76,8 @@ def store_detections(ws: Workspace, cell_id: str, found: RasterDetections, model
     cell = ws.cells("cell_id=?", (cell_id,))
     cell_geom = cell[0].geometry if cell else None
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    views = ViewCameras.open(ws.cell_dir(cell_id)) if any(found.classes[int(c)] in TALL_CLASSES
+                                                          for c in found.cls) else None
     rows: list[dict[str, Any]] = []
     with ws.gpkg.transaction():
         reviewed = ws.gpkg.select(DETECTIONS.name, "cell_id=? AND review_status<>'pending'", (cell_id,))
@@ -92,10 +95,14 @@ def store_detections(ws: Workspace, cell_id: str, found: RasterDetections, model
             while det_id in taken:
                 det_id += "x"
             taken.add(det_id)
-            lon, lat = ws.to_lonlat(centre.x, centre.y)
+            x, y = centre.x, centre.y  # the flag's point: the box centre, a tall object's base
+            nadir = views.nadir(x, y) if views is not None and cls in TALL_CLASSES else None
+            if nadir is not None:
+                x, y = base_point(poly.bounds, nadir)
+            lon, lat = ws.to_lonlat(x, y)
             (x0, y0), (x1, y1), (x2, y2) = poly.exterior.coords[:3]
             rows.append({"det_id": det_id, "cell_id": cell_id, "class": cls, "score": round(float(score), 4),
-                         "model": model, "x": centre.x, "y": centre.y, "lon": lon, "lat": lat,
+                         "model": model, "x": x, "y": y, "lon": lon, "lat": lat,
                          "width_m": float(np.hypot(x1 - x0, y1 - y0)), "height_m": float(np.hypot(x2 - x1, y2 - y1)),
                          "review_status": "pending", "created_at": now, "geometry": poly})
         ws.gpkg.insert(DETECTIONS.name, rows)

@@ -51,7 +51,7 @@ from skysieve.mosaic.render import OutputGrid, PlacedPhoto, render_windows
 from skysieve.mosaic.seamcut import SeamSettings, find_seams
 from skysieve.mosaic.seams import BlendSettings
 from skysieve.mosaic.solve import solve_flight
-from skysieve.mosaic.surface import SurfaceSettings, build_surface, write_dsm
+from skysieve.mosaic.surface import SurfaceSettings, build_surface, camera_centre, write_dsm
 
 __all__ = ["MosaicSettings", "mosaic_cell", "build_mosaics", "cells_with_photos", "ORTHO_FILE", "REPORT_FILE"]
 
@@ -60,10 +60,12 @@ log = logging.getLogger(__name__)
 ORTHO_FILE = "ortho.tif"
 REPORT_FILE = "ortho.json"
 DSM_FILE = "dsm.tif"
+VIEWS_FILE = "views.tif"  # which photo each part of the mosaic shows (the seams' label map)
 FORMAT_VERSION = 5  # bump when the output changes for the same inputs, so reruns rebuild (2: per-flight
 # placements and gains, at most 8 pairs per photo, YCbCr JPEG with a mask band instead of alpha; 3: grid
 # widened to the overview factors, JPEG overviews as exact 2 x 2 means, deterministic matching; 4: seams
-# cut along low-difference paths, blended along a label map; 5: a true ortho from a DSM of the photos' parallax)
+# cut along low-difference paths, blended along a label map; 5: a true ortho from a DSM of the photos' parallax,
+# views.tif)
 
 
 @dataclass(frozen=True)
@@ -373,6 +375,10 @@ def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | 
         write_dsm(cell_dir / DSM_FILE, surface, crs, tags={"SKYSIEVE_CELL": cell_id, "SKYSIEVE_INPUTS": digest})
     else:  # a plane mosaic: a DSM of earlier inputs would describe another mosaic
         (cell_dir / DSM_FILE).unlink(missing_ok=True)
+    if seam_map is not None:
+        seam_map.write(cell_dir / VIEWS_FILE, grid, crs, tags={"SKYSIEVE_CELL": cell_id, "SKYSIEVE_INPUTS": digest})
+    else:  # nearest-centre seams are the renderer's own: no label map
+        (cell_dir / VIEWS_FILE).unlink(missing_ok=True)
     write_cog(cell_dir / ORTHO_FILE, grid, crs, blocks, settings.cog(),
               tags={"SKYSIEVE_CELL": cell_id, "SKYSIEVE_INPUTS": digest})
 
@@ -405,6 +411,9 @@ def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | 
         **seam_stats,
         **surface_stats,
         "dsm": str(cell_dir / DSM_FILE) if surface is not None else None,
+        "views": str(cell_dir / VIEWS_FILE) if seam_map is not None else None,
+        # per photo of views.tif: its camera over the ground plane (x, y) and height above it (metres)
+        "view_cameras": [[round(float(v), 2) for v in camera_centre(pp)] for pp in placed],
         "seconds": round(time.perf_counter() - t0, 2),
         "inputs_digest": digest,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

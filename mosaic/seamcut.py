@@ -31,6 +31,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -77,6 +78,29 @@ class SeamMap:
 
     k: int
     labels: np.ndarray
+
+    def write(self, path: Path, grid, crs, tags: dict | None = None) -> None:
+        """``views.tif``: which photo each coarse cell of ``grid`` shows (uint16, the photo's index in the cell
+        report's ``view_cameras`` plus one; 0 where none), GeoTIFF in the workspace CRS. Detection reads it to
+        know from where a tall object was seen, so where its base is. Written to a temporary beside it
+        (``.ortho.views.*``, which a rerun removes) and renamed."""
+        import rasterio
+        from affine import Affine
+
+        tmp = path.parent / f".ortho.views.{os.getpid()}.tif"
+        h, w = self.labels.shape
+        profile = {"driver": "GTiff", "width": w, "height": h, "count": 1, "dtype": "uint16", "crs": crs,
+                   "transform": Affine(self.k * grid.gsd_m, 0.0, grid.x_min, 0.0, -self.k * grid.gsd_m, grid.y_max),
+                   "nodata": 0, "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate"}
+        try:
+            with rasterio.open(tmp, "w", **profile) as ds:
+                ds.write((self.labels.astype(np.int32) + 1).clip(0, 65535).astype(np.uint16), 1)
+                ds.set_band_description(1, "photo shown (index + 1 into ortho.json view_cameras; 0: none)")
+                if tags:
+                    ds.update_tags(**tags)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 @dataclass

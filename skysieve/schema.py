@@ -91,9 +91,9 @@ DETECTIONS = LayerSpec(
         Column("class", "TEXT", "NOT NULL"),  # tank | chimney | drum_stockpile
         Column("score", "REAL", "NOT NULL"),
         Column("model", "TEXT", "NOT NULL"),  # model name (file stem) that raised it
-        Column("x", "REAL"),  # box centre, workspace CRS (metres)
+        Column("x", "REAL"),  # the flag's point: box centre; a chimney's base (detect.ground); workspace CRS (metres)
         Column("y", "REAL"),
-        Column("lon", "REAL"),  # box centre, WGS 84
+        Column("lon", "REAL"),  # the same point, WGS 84
         Column("lat", "REAL"),
         Column("width_m", "REAL"),
         Column("height_m", "REAL"),

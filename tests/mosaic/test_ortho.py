@@ -75,6 +75,17 @@ def test_mosaic_sits_on_the_true_ortho_and_is_a_cog(tmp_path: Path, ground) -> N
         assert ds.transform.a == pytest.approx(0.075) and ds.transform.c / 0.075 == pytest.approx(round(ds.transform.c / 0.075))
     assert not [p for p in ws.cell_dir(CELL).iterdir() if p.name.startswith(".")]  # no temporaries left
 
+    # views.tif: which photo the mosaic shows where, for placing tall objects' flags at their base; each
+    # camera 30 m over the ground, and under each camera the mosaic shows that camera's own photo
+    cams = np.array(on_disk["view_cameras"])
+    assert cams.shape == (12, 3) and np.allclose(cams[:, 2], 30.0, atol=1.0)
+    with rasterio.open(on_disk["views"]) as vt:
+        assert vt.crs.to_epsg() == 32615 and vt.nodata == 0 and vt.dtypes[0] == "uint16"
+        labels = vt.read(1)
+        assert labels.max() <= 12 and (labels > 0).mean() > 0.5
+        own = [labels[vt.index(x, y)] == k + 1 for k, (x, y, _) in enumerate(cams)]
+    assert sum(own) >= 10, own
+
 
 def test_single_photo_cell_keeps_its_gps_placement(tmp_path: Path, ground) -> None:
     shot = Shot("f1/ONE.JPG", CAM, Pose(ORIGIN[0] + 40, ORIGIN[1] + 40, 30.0, 30.0))
