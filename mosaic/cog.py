@@ -38,7 +38,7 @@ from skysieve.atomic import atomic_path
 from skysieve.mosaic.cogjpeg import geokeys
 from skysieve.mosaic.render import OutputGrid, PixelWindow
 
-__all__ = ["CogSettings", "write_cog", "overview_factors", "overview_grid", "halve"]
+__all__ = ["CogSettings", "write_cog", "write_band", "overview_factors", "overview_grid", "halve"]
 
 log = logging.getLogger(__name__)
 
@@ -263,3 +263,25 @@ def _write_jpeg_cog(target: Path, grid: OutputGrid, keys: list[int], blocks, set
             writer.close()
     log.debug("wrote %s (%d x %d px, %d covered)", target, grid.width, grid.height, covered)
     return covered
+
+
+def write_band(path: Path, data: np.ndarray, transform, crs, nodata: float, description: str,
+               tags: dict | None = None, **creation) -> None:
+    """A cell's one-band side raster (``dsm.tif``, ``views.tif``): tiled, deflate-compressed GeoTIFF, written
+    to a temporary beside it (``.ortho.<name>.<pid>.tif``, which a rerun of the cell removes) and renamed."""
+    import rasterio
+
+    path = Path(path)
+    tmp = path.parent / f".ortho.{path.stem}.{os.getpid()}.tif"
+    profile = {"driver": "GTiff", "width": data.shape[1], "height": data.shape[0], "count": 1,
+               "dtype": data.dtype.name, "crs": crs, "transform": transform, "nodata": nodata, "tiled": True,
+               "blockxsize": 256, "blockysize": 256, "compress": "deflate", **creation}
+    try:
+        with rasterio.open(tmp, "w", **profile) as ds:
+            ds.write(data, 1)
+            ds.set_band_description(1, description)
+            if tags:
+                ds.update_tags(**tags)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -84,23 +84,13 @@ class SeamMap:
         report's ``view_cameras`` plus one; 0 where none), GeoTIFF in the workspace CRS. Detection reads it to
         know from where a tall object was seen, so where its base is. Written to a temporary beside it
         (``.ortho.views.*``, which a rerun removes) and renamed."""
-        import rasterio
         from affine import Affine
 
-        tmp = path.parent / f".ortho.views.{os.getpid()}.tif"
-        h, w = self.labels.shape
-        profile = {"driver": "GTiff", "width": w, "height": h, "count": 1, "dtype": "uint16", "crs": crs,
-                   "transform": Affine(self.k * grid.gsd_m, 0.0, grid.x_min, 0.0, -self.k * grid.gsd_m, grid.y_max),
-                   "nodata": 0, "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate"}
-        try:
-            with rasterio.open(tmp, "w", **profile) as ds:
-                ds.write((self.labels.astype(np.int32) + 1).clip(0, 65535).astype(np.uint16), 1)
-                ds.set_band_description(1, "photo shown (index + 1 into ortho.json view_cameras; 0: none)")
-                if tags:
-                    ds.update_tags(**tags)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        from skysieve.mosaic.cog import write_band
+
+        labels = (self.labels.astype(np.int32) + 1).clip(0, 65535).astype(np.uint16)
+        write_band(path, labels, Affine(self.k * grid.gsd_m, 0.0, grid.x_min, 0.0, -self.k * grid.gsd_m, grid.y_max),
+                   crs, 0, "photo shown (index + 1 into ortho.json view_cameras; 0: none)", tags)
 
 
 @dataclass

@@ -443,20 +443,8 @@ def visible(surf: Surface, i: int, pp, step_cells: float = 1.0) -> tuple[int, in
 def write_dsm(path: Path, surf: Surface, crs: str, tags: dict | None = None) -> None:
     """``dsm.tif``: float32 GeoTIFF (tiled, deflate), nodata :data:`DSM_NODATA`, workspace CRS; written to a
     temporary beside it (``.ortho.dsm.*``, which a rerun removes) and renamed."""
-    import rasterio
+    from skysieve.mosaic.cog import write_band
 
-    grid = surf.grid
     data = np.where(np.isfinite(surf.measured), surf.measured, DSM_NODATA).astype(np.float32)
-    tmp = path.parent / f".ortho.dsm.{os.getpid()}.tif"
-    profile = {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": 1, "dtype": "float32",
-               "crs": crs, "transform": grid.transform, "nodata": DSM_NODATA, "tiled": True, "blockxsize": 256,
-               "blockysize": 256, "compress": "deflate", "predictor": 3}
-    try:
-        with rasterio.open(tmp, "w", **profile) as ds:
-            ds.write(data, 1)
-            ds.set_band_description(1, "height above the cell's ground plane (m)")
-            if tags:
-                ds.update_tags(**tags)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_band(path, data, surf.grid.transform, crs, DSM_NODATA, "height above the cell's ground plane (m)", tags,
+               predictor=3)

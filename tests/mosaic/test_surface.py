@@ -181,7 +181,7 @@ def test_featureless_water_gets_no_heights(tmp_path: Path) -> None:
     stale.write_bytes(b"half")
     report = mosaic_cell(ws.root, CELL, MosaicSettings(gsd_m=0.1, gps_sigma_m=0.3, surface="dsm"))
     assert report["surface"] == "dsm"
-    assert sorted(p.name for p in ws.cell_dir(CELL).iterdir()) == ["dsm.tif", "ortho.json", "ortho.tif"]
+    assert sorted(p.name for p in ws.cell_dir(CELL).iterdir()) == ["dsm.tif", "ortho.json", "ortho.tif", "views.tif"]
     with rasterio.open(report["dsm"]) as ds:
         h, t = ds.read(1), ds.transform
     rows, cols = np.mgrid[0:h.shape[0], 0:h.shape[1]]
