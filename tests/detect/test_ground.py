@@ -71,3 +71,22 @@ def test_store_detections_puts_a_chimney_flag_at_its_base_and_leaves_a_tank_at_i
     store_detections(workspace, "c1", found, "m")
     c = next(r for r in workspace.gpkg.select(DETECTIONS.name) if r["class"] == "chimney")
     assert (c["x"], c["y"]) == pytest.approx((box_centre.x, box_centre.y))
+
+
+def test_damaged_or_missing_views_leave_the_flag_at_the_box_centre(tmp_path):
+    """views.tif unreadable, ortho.json without cameras or not JSON: no views, never an error."""
+    from skysieve.detect.ground import ViewCameras
+
+    assert ViewCameras.open(tmp_path) is None  # nothing there
+    (tmp_path / "views.tif").write_bytes(b"not a tiff")
+    (tmp_path / "ortho.json").write_text(json.dumps({"view_cameras": [[0.0, 0.0, 80.0]]}))
+    assert ViewCameras.open(tmp_path) is None
+    (tmp_path / "ortho.json").write_text("{half")
+    assert ViewCameras.open(tmp_path) is None
+    (tmp_path / "ortho.json").write_text(json.dumps({"status": "built"}))  # a mosaic from before views
+    assert ViewCameras.open(tmp_path) is None
+    # a label beyond the cameras listed (a stale views.tif beside a newer report) gives no nadir
+    views = ViewCameras(np.full((4, 4), 3, np.uint16), Affine(1.0, 0, 0, 0, -1.0, 4), np.zeros((1, 3)))
+    assert views.nadir(1.5, 1.5) is None and views.nadir(-10, 2) is None
+    views = ViewCameras(np.ones((4, 4), np.uint16), Affine(1.0, 0, 0, 0, -1.0, 4), np.array([[7.0, 8.0, 80.0]]))
+    assert views.nadir(1.5, 1.5) == (7.0, 8.0)
