@@ -52,6 +52,7 @@ from skysieve.mosaic.seamcut import SeamSettings, find_seams
 from skysieve.mosaic.seams import BlendSettings
 from skysieve.mosaic.solve import solve_flight
 from skysieve.mosaic.surface import SurfaceSettings, build_surface, camera_centre, write_dsm
+from skysieve.schema import IMAGES
 
 __all__ = ["MosaicSettings", "mosaic_cell", "build_mosaics", "cells_with_photos", "ORTHO_FILE", "REPORT_FILE"]
 
@@ -228,23 +229,26 @@ YAW_NOTE = "yaw seen in the pixels"
 
 
 def _record_yaw_fix(ws, photo: Photo, fix_deg: float) -> None:
-    """Note in the photo's ``images`` row (``reason``, the warnings of an accepted photo) the yaw its pixels
-    show, when the mosaic found the recorded one grossly off.
+    """Record in the photo's ``images`` row the yaw its pixels show (``yaw_seen_deg``, and a note in
+    ``reason``, the warnings of an accepted photo), when the mosaic found the recorded one grossly off.
 
     ``yaw_deg`` keeps what the camera recorded (ingest's reading of the XMP, and part of every cell's
     input digest); the image evidence is the flight solution's, so it is written where an analyst in
     QGIS sees it, once per photo.
     """
+    ws.layer(IMAGES)  # a workspace from before yaw_seen_deg gains the column
     rows = ws.gpkg.select("images", "image_id = ?", (photo.image_id,))
     if not rows:
         return
-    reason = rows[0].get("reason") or ""
-    if YAW_NOTE in reason:
-        return
     seen = 180.0 - (180.0 - photo.pose.yaw_deg - fix_deg) % 360.0  # in (-180, 180]
-    note = (f"{YAW_NOTE}: {seen:.0f} degrees, the recorded {photo.pose.yaw_deg:.0f} is off by {fix_deg:+.0f} "
-            "(the mosaic turns it)")
-    ws.gpkg.update("images", "image_id = ?", (photo.image_id,), {"reason": "; ".join(x for x in (reason, note) if x)})
+    change: dict[str, Any] = {"yaw_seen_deg": round(seen, 1)}
+    reason = rows[0].get("reason") or ""
+    if YAW_NOTE not in reason:
+        note = (f"{YAW_NOTE}: {seen:.0f} degrees, the recorded {photo.pose.yaw_deg:.0f} is off by {fix_deg:+.0f} "
+                "(the mosaic turns it)")
+        change["reason"] = "; ".join(x for x in (reason, note) if x)
+    if rows[0].get("yaw_seen_deg") != change["yaw_seen_deg"] or "reason" in change:
+        ws.gpkg.update("images", "image_id = ?", (photo.image_id,), change)
 
 
 def _clip_blocks(blocks, grid: OutputGrid, keep: shapely.Geometry, cell: shapely.Geometry, counts: dict[str, int]):

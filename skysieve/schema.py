@@ -63,6 +63,9 @@ IMAGES = LayerSpec(
         Column("altitude_m", "REAL"),  # height above ground used (metres)
         Column("altitude_source", "TEXT"),  # xmp_relative | gps_relative | image_estimate | user
         Column("yaw_deg", "REAL"),  # heading of the image's top edge, degrees clockwise from GRID north of the workspace CRS
+        # the heading the photo's pixels show where the mosaic found yaw_deg grossly off (a line's XMP yaw 180
+        # degrees out); NULL: the recorded one holds. yaw_deg stays what the camera recorded
+        Column("yaw_seen_deg", "REAL"),
         Column("pitch_deg", "REAL"),  # gimbal pitch (-90 = nadir)
         Column("roll_deg", "REAL"),
         Column("camera_model", "TEXT"),

@@ -273,7 +273,9 @@ def test_a_line_with_its_recorded_yaw_turned_around_is_turned_back_and_noted(tmp
     for image_id in wrong:  # the recorded yaw stays; the yaw the pixels show is noted where QGIS shows it
         assert rows[image_id]["yaw_deg"] == 0.0
         assert re.search(r"yaw seen in the pixels: -?180 degrees", rows[image_id]["reason"]), rows[image_id]["reason"]
+        assert abs(rows[image_id]["yaw_seen_deg"]) == pytest.approx(180.0, abs=0.5)  # and as a column
     assert not any("yaw seen" in (r["reason"] or "") for k, r in rows.items() if k not in wrong)
+    assert all(r["yaw_seen_deg"] is None for k, r in rows.items() if k not in wrong)
     assert mosaic_cell(ws.root, CELL)["status"] == "skipped"  # the note is not an input: no rebuild
 
 

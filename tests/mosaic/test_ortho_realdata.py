@@ -51,6 +51,11 @@ def test_brighton_mosaic_matches_the_reference_point_cloud(brighton: Path, brigh
     images = Workspace.open(Path(report["ortho"]).parents[2]).gpkg.select("images")
     noted = sorted(r["image_id"] for r in images if "yaw seen in the pixels" in (r["reason"] or ""))
     assert noted == sorted(f["image_id"] for f in turned)
+    for r in images:  # and as a column: the recorded yaw turned about (within the 20 degrees tolerated)
+        if r["image_id"] in noted:
+            assert abs((r["yaw_seen_deg"] - r["yaw_deg"]) % 360 - 180) < 20, (r["yaw_deg"], r["yaw_seen_deg"])
+        else:
+            assert r["yaw_seen_deg"] is None
     assert report["tie_rms_after_px"] < report["tie_rms_before_px"] / 5
 
     grid, ref, ref_valid = _reference(brighton, 0.1)
