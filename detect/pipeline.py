@@ -76,8 +76,7 @@ def store_detections(ws: Workspace, cell_id: str, found: RasterDetections, model
     cell = ws.cells("cell_id=?", (cell_id,))
     cell_geom = cell[0].geometry if cell else None
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    views = ViewCameras.open(ws.cell_dir(cell_id)) if any(found.classes[int(c)] in TALL_CLASSES
-                                                          for c in found.cls) else None
+    views = ViewCameras.open(ws.cell_dir(cell_id))  # None for an imported ortho or one without views
     rows: list[dict[str, Any]] = []
     with ws.gpkg.transaction():
         reviewed = ws.gpkg.select(DETECTIONS.name, "cell_id=? AND review_status<>'pending'", (cell_id,))

@@ -375,16 +375,16 @@ def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | 
             shutil.rmtree(stale, ignore_errors=True)
         else:
             stale.unlink(missing_ok=True)
+    tags = {"SKYSIEVE_CELL": cell_id, "SKYSIEVE_INPUTS": digest}  # on every raster of the cell
     if surface is not None:
-        write_dsm(cell_dir / DSM_FILE, surface, crs, tags={"SKYSIEVE_CELL": cell_id, "SKYSIEVE_INPUTS": digest})
+        write_dsm(cell_dir / DSM_FILE, surface, crs, tags=tags)
     else:  # a plane mosaic: a DSM of earlier inputs would describe another mosaic
         (cell_dir / DSM_FILE).unlink(missing_ok=True)
     if seam_map is not None:
-        seam_map.write(cell_dir / VIEWS_FILE, grid, crs, tags={"SKYSIEVE_CELL": cell_id, "SKYSIEVE_INPUTS": digest})
+        seam_map.write(cell_dir / VIEWS_FILE, grid, crs, tags=tags)
     else:  # nearest-centre seams are the renderer's own: no label map
         (cell_dir / VIEWS_FILE).unlink(missing_ok=True)
-    write_cog(cell_dir / ORTHO_FILE, grid, crs, blocks, settings.cog(),
-              tags={"SKYSIEVE_CELL": cell_id, "SKYSIEVE_INPUTS": digest})
+    write_cog(cell_dir / ORTHO_FILE, grid, crs, blocks, settings.cog(), tags=tags)
 
     to_px = 1.0 / gsd
     report = {
