@@ -65,7 +65,7 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     path = build_dataset(args.out, args.n, imgsz=args.imgsz, gsd_range=args.gsd_range, seed=args.seed,
                          backgrounds=args.backgrounds, real=args.real, workers=args.workers,
                          farm_fraction=args.farm_fraction, backgrounds_gsd_m=args.backgrounds_gsd,
-                         clutter=args.clutter)
+                         clutter=args.clutter, model_gsd_m=args.model_gsd)
     sheet = None
     if args.sheet is not None:
         from skysieve.datasets.sheet import contact_sheet
@@ -118,6 +118,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="share of tiles showing tank farms at 0.3-1 m/px, for transfer to satellite imagery (0)")
     d.add_argument("--clutter", type=int, default=7, metavar="N",
                    help="at most N hard negatives (planters, cars, silos, trees...) per tile (7)")
+    d.add_argument("--model-gsd", type=float, metavar="M",
+                   help="resample each tile to M m/px after rendering it at its own GSD, as `skysieve detect` "
+                        "resamples a mosaic to the model's GSD (e.g. 0.04); default: tiles stay at their own GSD")
     d.add_argument("--workers", type=int, default=None, help="processes (default: up to 2)")
     d.add_argument("--sheet", type=Path, help="also write a contact sheet PNG of 16 tiles with their boxes")
     add_json_flag(d)

@@ -49,6 +49,7 @@ class TileSpec:
     negative_only: bool = False
     tank_farm: bool = False
     clutter: int = 7  # at most this many hard negatives (planters, cars, silos...) and clutter items
+    model_gsd_m: float | None = None  # resample the rendered tile to this GSD, as `skysieve detect` does a mosaic
 
 
 @dataclass(frozen=True)
@@ -300,7 +301,7 @@ def render_tile(spec: TileSpec, backgrounds: Sequence[Path] = (), backgrounds_gs
     rng = np.random.default_rng([spec.seed, 91])
     climate = climate_for(rng)
     toward = climate.sun.toward()
-    n = spec.imgsz
+    n = native_size(spec)
     extent = n * spec.gsd_m
     half = 0.65 * extent
     real_ground = bool(backgrounds) and rng.random() < 0.5
@@ -331,4 +332,29 @@ def render_tile(spec: TileSpec, backgrounds: Sequence[Path] = (), backgrounds_gs
     pixels = camera_faults(img, faults, rng)
     ok, buf = cv2.imencode(".jpg", pixels[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, spec.jpeg_quality])
     pixels = cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1]
-    return Tile(np.ascontiguousarray(pixels), boxes_for(scene, camera, pose, (0.0, 0.0), (n, n)))
+    tile = Tile(np.ascontiguousarray(pixels), boxes_for(scene, camera, pose, (0.0, 0.0), (n, n)))
+    return to_model_grid(tile, spec.imgsz)
+
+
+def native_size(spec: TileSpec) -> int:
+    """Pixels across the tile as the camera saw it: ``imgsz``, or, with ``model_gsd_m`` set, the size that
+    covers the same ground (``imgsz * model_gsd_m``) at the tile's own GSD."""
+    if spec.model_gsd_m is None or spec.tank_farm:
+        return spec.imgsz
+    return max(32, int(round(spec.imgsz * spec.model_gsd_m / spec.gsd_m)))
+
+
+def to_model_grid(tile: Tile, imgsz: int) -> Tile:
+    """A tile rendered at its own GSD resampled to ``imgsz`` px, as :mod:`skysieve.detect.sliced` resamples a
+    mosaic to the model's GSD: averaged down (a 2 cm mosaic at 4 cm is sharp), bilinear up (an 8 cm mosaic
+    at 4 cm is soft, with JPEG blocks and edges twice as wide), so that training sees what detection sees.
+    OpenCV's area and bilinear kernels here agree with :func:`skysieve.detect.sliced.resample_window` to a
+    grey level on average (tests/datasets/test_dataset.py)."""
+    n = tile.pixels.shape[0]
+    if n == imgsz:
+        return tile
+    interp = cv2.INTER_AREA if n > imgsz else cv2.INTER_LINEAR
+    pixels = cv2.resize(tile.pixels, (imgsz, imgsz), interpolation=interp)
+    boxes = tile.boxes.astype(np.float64, copy=True)
+    boxes[:, 1:] *= imgsz / n
+    return Tile(np.ascontiguousarray(pixels), boxes)

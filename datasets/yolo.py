@@ -48,14 +48,14 @@ def write_data_yaml(root: Path, names: tuple[str, ...] = CLASSES) -> Path:
     return write_text(root / "data.yaml", "\n".join(text) + "\n")
 
 
-def _tile_job(args: tuple[int, int, int, tuple[float, float], tuple[str, ...], float | None, float, int]
+def _tile_job(args: tuple[int, int, int, tuple[float, float], tuple[str, ...], float | None, float, int, float | None]
               ) -> tuple[int, bytes, str]:
-    seed, i, imgsz, gsd_range, backgrounds, backgrounds_gsd_m, farm_fraction, clutter = args
+    seed, i, imgsz, gsd_range, backgrounds, backgrounds_gsd_m, farm_fraction, clutter, model_gsd_m = args
     rng = np.random.default_rng([seed, i, 17])
     tile_seed = seed * 1_000_003 + i
     farm = farm_fraction > 0 and np.random.default_rng([seed, i, 23]).random() < farm_fraction
     spec = random_farm_spec(rng, tile_seed, imgsz) if farm else random_tile_spec(rng, tile_seed, imgsz, gsd_range)
-    spec = replace(spec, clutter=clutter)
+    spec = replace(spec, clutter=clutter, model_gsd_m=model_gsd_m)
     with cv2_threads(1):
         tile: Tile = render_tile(spec, [Path(b) for b in backgrounds], backgrounds_gsd_m)
     ok, buf = cv2.imencode(".jpg", tile.pixels[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
@@ -65,7 +65,7 @@ def _tile_job(args: tuple[int, int, int, tuple[float, float], tuple[str, ...], f
 def build_dataset(out_dir: str | Path, n: int, imgsz: int = 640, gsd_range: tuple[float, float] = (0.02, 0.10),
                   seed: int = 0, backgrounds: str | Path | None = None, real: str | Path | None = None,
                   val_fraction: float = 0.15, workers: int | None = None, farm_fraction: float = 0.0,
-                  backgrounds_gsd_m: float | None = None, clutter: int = 7) -> Path:
+                  backgrounds_gsd_m: float | None = None, clutter: int = 7, model_gsd_m: float | None = None) -> Path:
     """Render ``n`` tiles of ``imgsz`` px at GSDs drawn log-uniformly from ``gsd_range`` (m/px) into a
     YOLO dataset at ``out_dir``; returns the path of its ``data.yaml``.
 
@@ -79,6 +79,10 @@ def build_dataset(out_dir: str | Path, n: int, imgsz: int = 640, gsd_range: tupl
     ``gsd_range`` says) instead, for transfer to satellite and high-altitude imagery of tank farms.
     ``clutter``: at most this many hard negatives (planters, cars, silos, haystacks, cisterns, tyre piles,
     trees, scrap) per tile; more of them teaches the model what is *not* a tank, chimney or drum pile.
+    ``model_gsd_m``: the GSD the model will run at (``skysieve detect`` resamples every mosaic to it). Each
+    tile is then rendered at its own GSD over ``imgsz * model_gsd_m`` metres of ground and resampled to
+    ``imgsz`` px, as detection resamples a mosaic: objects keep one size in pixels, and a coarse survey
+    looks as soft as it will at detection. Without it (the default) a tile stays at its own GSD.
     Tiles already written are kept (a rerun resumes); ``workers`` processes render (default: 2).
     """
     if n < 1:
@@ -91,6 +95,8 @@ def build_dataset(out_dir: str | Path, n: int, imgsz: int = 640, gsd_range: tupl
         raise DatasetError(f"farm fraction {farm_fraction} is not a share between 0 and 1")
     if backgrounds_gsd_m is not None and not 0.001 <= backgrounds_gsd_m <= 10.0:
         raise DatasetError(f"background GSD {backgrounds_gsd_m} is not metres per pixel", hint="e.g. 0.017")
+    if model_gsd_m is not None and not 0.005 <= model_gsd_m <= 1.0:
+        raise DatasetError(f"model GSD {model_gsd_m} is not metres per pixel", hint="e.g. 0.04")
     if not 0 <= clutter <= 100:
         raise DatasetError(f"clutter {clutter} is not a count of objects per tile", hint="e.g. 7 (default) or 14")
     root = Path(out_dir)
@@ -105,7 +111,8 @@ def build_dataset(out_dir: str | Path, n: int, imgsz: int = 640, gsd_range: tupl
 
     todo = [i for i in range(n) if not (where(i)[0].exists() and where(i)[1].exists())]
     bgs = tuple(str(p) for p in list_images(backgrounds)) if backgrounds is not None else ()
-    jobs = [(seed, i, imgsz, tuple(gsd_range), bgs, backgrounds_gsd_m, farm_fraction, clutter) for i in todo]
+    jobs = [(seed, i, imgsz, tuple(gsd_range), bgs, backgrounds_gsd_m, farm_fraction, clutter, model_gsd_m)
+            for i in todo]
     workers = default_workers(len(jobs)) if workers is None else workers
     for i, jpg, label in progress(ordered_map(_tile_job, jobs, workers), "rendering tiles", total=len(jobs),
                                   unit="tile"):

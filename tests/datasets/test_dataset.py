@@ -144,6 +144,8 @@ def test_bad_dataset_arguments(tmp_path):
         build_dataset(tmp_path / "x", 2, gsd_range=(0.1, 0.02))
     with pytest.raises(DatasetError, match="metres per pixel"):
         build_dataset(tmp_path / "x", 2, backgrounds_gsd_m=17.0)
+    with pytest.raises(DatasetError, match="model GSD"):
+        build_dataset(tmp_path / "x", 2, model_gsd_m=4.0)
     with pytest.raises(DatasetError, match="multiple of 32"):
         build_dataset(tmp_path / "x", 2, imgsz=100)
     with pytest.raises(DatasetError, match="no images"):
@@ -175,3 +177,33 @@ def test_clutter_sets_how_many_hard_negatives_a_tile_holds(tmp_path):
     assert default > 0.5 and dense > 1.5 * default
     with pytest.raises(DatasetError, match="clutter"):
         build_dataset(tmp_path / "bad", 2, clutter=-1)
+
+
+@pytest.mark.parametrize("gsd", [0.02, 0.08])
+def test_a_tile_at_its_own_gsd_is_resampled_to_the_model_s_as_detect_resamples_a_mosaic(gsd):
+    """With ``model_gsd_m`` a tile is rendered at its own GSD over ``imgsz * model_gsd_m`` of ground, then
+    resampled to ``imgsz`` px: its pixels are what detect's resampler makes of the native tile (area average
+    down from 2 cm, bilinear up from 8 cm), and its boxes are the native boxes scaled to the model grid."""
+    from dataclasses import replace
+
+    from skysieve.datasets.tiles import native_size
+    from skysieve.detect.sliced import SliceWindow, resample_window
+
+    spec = TileSpec(seed=31, imgsz=256, gsd_m=gsd, height_m=70, tan_xy=(0.1, 0.0), jpeg_quality=90,
+                    model_gsd_m=0.04)
+    n = native_size(spec)
+    assert n == round(256 * 0.04 / gsd)
+    native = render_tile(replace(spec, imgsz=n, model_gsd_m=None))
+    tile = render_tile(spec)
+    assert tile.pixels.shape == (256, 256, 3) and native.pixels.shape == (n, n, 3)
+    assert len(native.boxes) > 0 and np.allclose(tile.boxes[:, 1:], native.boxes[:, 1:] * 256 / n)
+    assert (tile.boxes[:, 0] == native.boxes[:, 0]).all()
+    k = n / 256
+    w = SliceWindow(0.0, 0.0, k, k, 256, 256, 0, 0, n, n)
+    detect_view, _ = resample_window(native.pixels, None, w)
+    diff = np.abs(detect_view.astype(float) - tile.pixels.astype(float))
+    assert diff.mean() < 1.5 and np.percentile(diff, 99) < 12
+    if gsd > 0.04:  # an 8 cm tile at 4 cm is soft: half the gradient energy of a tile rendered at 4 cm
+        sharp = render_tile(replace(spec, gsd_m=0.04))
+        energy = [np.abs(np.diff(t.pixels.astype(float), axis=1)).mean() for t in (tile, sharp)]
+        assert energy[0] < 0.75 * energy[1]
