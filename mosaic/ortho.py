@@ -9,6 +9,8 @@ report, so any scheduler (a process pool here; Dask or Ray later) can run it. It
    (:mod:`~skysieve.mosaic.matching`), all placements adjusted together with GPS as a prior
    (:mod:`~skysieve.mosaic.adjust`) and exposure gains; solved once per flight and kept in the flight's
    cache, so the cells of a flight agree along their borders and its cells do not match a pair again;
+   with ``adjust = "terrain"`` the ground's heights on a coarse grid are solved with the placements and
+   the mosaic is rendered through them (:mod:`~skysieve.mosaic.terrain`; ``dsm.tif`` holds them);
 3. with ``surface = "dsm"``, a surface model of the cell from the photos' parallax
    (:mod:`~skysieve.mosaic.surface`, ``cells/<cell_id>/dsm.tif``), which the seams and the rendering then
    project through (a true ortho); by default the ground plane;
@@ -52,6 +54,7 @@ from skysieve.mosaic.seamcut import SeamSettings, find_seams
 from skysieve.mosaic.seams import BlendSettings
 from skysieve.mosaic.solve import solve_flight
 from skysieve.mosaic.surface import SurfaceSettings, build_surface, camera_centre, write_dsm
+from skysieve.mosaic.terrain import Terrain, terrain_stats, terrain_surface
 from skysieve.schema import IMAGES
 
 __all__ = ["MosaicSettings", "mosaic_cell", "build_mosaics", "cells_with_photos", "ORTHO_FILE", "REPORT_FILE"]
@@ -62,6 +65,7 @@ ORTHO_FILE = "ortho.tif"
 REPORT_FILE = "ortho.json"
 DSM_FILE = "dsm.tif"
 VIEWS_FILE = "views.tif"  # which photo each part of the mosaic shows (the seams' label map)
+ADJUST_METHODS = ("plane", "terrain")
 FORMAT_VERSION = 5  # bump when the output changes for the same inputs, so reruns rebuild (2: per-flight
 # placements and gains, at most 8 pairs per photo, YCbCr JPEG with a mask band instead of alpha; 3: grid
 # widened to the overview factors, JPEG overviews as exact 2 x 2 means, deterministic matching; 4: seams
@@ -90,6 +94,10 @@ class MosaicSettings:
     # "plane": every photo projected onto the ground plane; "dsm": a surface model from the photos' parallax
     # (cells/<id>/dsm.tif) and a true ortho rendered from it (docs/true_ortho.md: what it fixes, what it costs)
     surface: str = "plane"
+    # "plane": the photos placed on one flat ground plane; "terrain": the ground's heights on a grid of nodes
+    # terrain_cell_m apart solved with the placements, and the mosaic rendered through them (docs/bundle.md)
+    adjust: str = "plane"
+    terrain_cell_m: float = 5.0
     dsm_gsd_m: float = 0.25  # DSM cell (metres)
     dsm_min_base: float = 0.05  # pairs whose baseline is under this share of the flying height give no heights
     dsm_min_height_m: float = 0.5  # rendering takes DSM heights under this as the plane (placement noise)
@@ -103,8 +111,14 @@ class MosaicSettings:
         return MatchSettings(match_size_px=self.match_size_px, max_features=self.max_features, search_radius_m=radius)
 
     def adjustment(self) -> AdjustSettings:
+        if self.adjust not in ADJUST_METHODS:
+            raise MosaicError(f"unknown adjust {self.adjust!r}", hint=f"set [mosaic] adjust to one of "
+                                                                      f"{', '.join(ADJUST_METHODS)}")
+        if self.adjust == "terrain" and not self.terrain_cell_m > 0:
+            raise MosaicError("terrain_cell_m must be positive metres", hint="e.g. 5.0")
         return AdjustSettings(gps_sigma_m=self.gps_sigma_m, yaw_sigma_deg=self.yaw_sigma_deg,
-                              scale_bias_sigma=self.scale_bias_sigma, yaw_bias_sigma_deg=self.yaw_bias_sigma_deg)
+                              scale_bias_sigma=self.scale_bias_sigma, yaw_bias_sigma_deg=self.yaw_bias_sigma_deg,
+                              terrain_cell_m=self.terrain_cell_m if self.adjust == "terrain" else 0.0)
 
     def blend(self) -> BlendSettings:
         return BlendSettings(band_px=self.band_px)
@@ -145,8 +159,10 @@ def _digest(cell_geom: shapely.Geometry, rows: list[dict[str, Any]], settings: M
             with_stat = Path(r["path"])
             st = with_stat.stat() if with_stat.exists() else None
             item.append([st.st_size, st.st_mtime_ns] if st else None)
-    blob = json.dumps({"v": FORMAT_VERSION, "cell": cell_geom.wkt, "images": items,
-                       "settings": {k: v for k, v in asdict(settings).items() if k != "workers"}},
+    keys = {k: v for k, v in asdict(settings).items() if k != "workers"}
+    if settings.adjust == "plane":  # the digest a plane mosaic had before adjust existed: no needless rebuild
+        keys = {k: v for k, v in keys.items() if k not in ("adjust", "terrain_cell_m")}
+    blob = json.dumps({"v": FORMAT_VERSION, "cell": cell_geom.wkt, "images": items, "settings": keys},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -362,7 +378,14 @@ def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | 
     if cover.is_empty:
         raise MosaicError("after adjustment no photo reaches the cell", ref=cell_id)
     grid = overview_grid(OutputGrid.covering(cover.bounds, gsd), settings.cog().blocksize)
-    surface, surface_stats = build_surface(placed, grid, settings.dsm())
+    terrain = Terrain.from_json(sol.terrain) if sol.terrain is not None else None
+    base = terrain_surface(terrain, placed, grid) if terrain is not None else None
+    surface, surface_stats = build_surface(placed, grid, settings.dsm(), base=base)
+    if surface is None and base is not None:  # the plane's photos rendered through the solved terrain
+        surface = base
+        surface_stats = {**surface_stats, "surface": "terrain"}
+    if terrain is not None:
+        surface_stats = {**surface_stats, **terrain_stats(terrain, base)}
     seam_map, seam_stats = None, {}  # "voronoi": the renderer's own nearest-centre seams
     if settings.seams == "graphcut":
         seam_map, seam_stats = find_seams(placed, grid, settings.blend(), settings.seam(), surface=surface)

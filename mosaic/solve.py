@@ -67,6 +67,8 @@ class FlightSolution:
     rms_before_m: float
     rms_after_m: float
     mean_abs_yaw_change_deg: float
+    # the ground's heights solved with the placements (adjust = "terrain"; :meth:`Terrain.to_json`), else None
+    terrain: dict | None = None
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -84,7 +86,10 @@ def _key(photos: list[Photo], gsd_m: float, match: MatchSettings, adjustment: Ad
          blend: BlendSettings) -> str:
     items = [(p.image_id, content_key(p), repr(p.pose), repr(p.camera)) for p in photos]
     pair = {k: v for k, v in asdict(match).items() if k != "threads"}
-    return stable_hash([VERSION, items, round(gsd_m, 7), pair, asdict(adjustment), asdict(blend)])
+    adj = asdict(adjustment)
+    if not adjustment.terrain_cell_m:  # a plane adjustment: keep the keys it had before heights existed
+        adj = {k: v for k, v in adj.items() if not k.startswith("terrain_")}
+    return stable_hash([VERSION, items, round(gsd_m, 7), pair, adj, asdict(blend)])
 
 
 def _path(root: Path, photos: list[Photo], key: str) -> Path:
@@ -180,6 +185,11 @@ def _solve(root: Path, photos: list[Photo], gsd_m: float, match: MatchSettings,
     for flight, scale in adj.flight_scale_change.items():  # what its altitudes and compass share, as placed
         log.info("flight %s: photos scaled %+.2f %% and turned %+.2f degrees on average from their metadata",
                  flight or "-", 100 * scale, adj.flight_yaw_change_deg[flight])
+    if adj.terrain is not None:
+        hts = adj.terrain.heights
+        log.info("terrain: %d x %d nodes every %.1f m, heights %.2f to %.2f m about the plane", *hts.shape,
+                 adj.terrain.cell_m, hts.min(), hts.max())
     return FlightSolution(places, unreadable, len(photos), matched.pairs_tried, len(ties), adj.n_ties,
                           adj.n_outliers, adj.rms_before_m, adj.rms_after_m,
-                          float(np.mean(np.abs(adj.yaw_change_deg))))
+                          float(np.mean(np.abs(adj.yaw_change_deg))),
+                          adj.terrain.to_json() if adj.terrain is not None else None)

@@ -323,11 +323,14 @@ def _fill(heights: np.ndarray, holes: np.ndarray) -> np.ndarray:
     return np.where(holes, big, heights).astype(np.float32)
 
 
-def build_surface(placed, out_grid, settings: SurfaceSettings, threads: int | None = None) -> tuple[Surface | None, dict]:
+def build_surface(placed, out_grid, settings: SurfaceSettings, threads: int | None = None,
+                  base: Surface | None = None) -> tuple[Surface | None, dict]:
     """The DSM of a cell's ``placed`` photos over ``out_grid`` (the mosaic's grid), and figures about it.
 
     Returns (None, figures with ``surface_note``) where no height can be measured (one photo, no pair with a
-    baseline, nothing textured): the mosaic then uses the ground plane.
+    baseline, nothing textured): the mosaic then uses the ground plane (or ``base``). ``base``: the terrain
+    the placements were solved on (:func:`skysieve.mosaic.terrain.terrain_surface`); rendering then takes
+    heights within ``min_height_m`` of it as the terrain rather than the plane.
     """
     import cv2
 
@@ -378,7 +381,12 @@ def build_surface(placed, out_grid, settings: SurfaceSettings, threads: int | No
     written = np.where(dist <= reach, smooth, np.nan).astype(np.float32)
     # rendering: heights within the DSM's noise of the plane are the plane (a ramp from min_height to twice it)
     t = np.float32(settings.min_height_m)
-    render = smooth * np.clip((np.abs(smooth) - t) / max(t, np.float32(1e-6)), 0, 1) if t > 0 else smooth
+    ground = np.zeros_like(smooth)
+    if base is not None:
+        cols, rows = np.meshgrid(np.arange(grid.width) + 0.5, np.arange(grid.height) + 0.5)
+        ground = base.sample(grid.x_min + cols * grid.gsd_m, grid.y_max - rows * grid.gsd_m).astype(np.float32)
+    above = smooth - ground
+    render = ground + (above * np.clip((np.abs(above) - t) / max(t, np.float32(1e-6)), 0, 1) if t > 0 else above)
     surf = Surface(grid, render.astype(np.float32), written, cameras, [None] * len(placed))
     seen = [visible(surf, i, pp) for i, pp in enumerate(placed)]
     surf = Surface(grid, surf.heights, written, cameras, seen)

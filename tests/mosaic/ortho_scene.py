@@ -99,8 +99,10 @@ def grid_shots(camera: Camera, height_m: float, x0: float, y0: float, nx: int, n
     return shots
 
 
-def make_workspace(root: Path, ground: Ground, shots: list[Shot], cell_size_m: float = 100.0) -> Workspace:
-    """A workspace whose images layer holds the shots (rendered to JPEGs) with their GPS poses."""
+def make_workspace(root: Path, ground: Ground, shots: list[Shot], cell_size_m: float = 100.0,
+                   height=None) -> Workspace:
+    """A workspace whose images layer holds the shots (rendered to JPEGs) with their GPS poses; ``height``:
+    the ground's relief (:func:`render_photo_on_relief`), None: flat."""
     ws = Workspace.create(root, crs=CRS, cell_size_m=cell_size_m)
     ws.layer(IMAGES)
     rows = []
@@ -108,7 +110,9 @@ def make_workspace(root: Path, ground: Ground, shots: list[Shot], cell_size_m: f
     for s in shots:
         path = photo_dir / s.image_id
         path.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(path), cv2.cvtColor(render_photo(ground, s.camera, s.pose), cv2.COLOR_RGB2BGR),
+        rgb = render_photo(ground, s.camera, s.pose) if height is None else render_photo_on_relief(
+            ground, s.camera, s.pose, height)
+        cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
                     [cv2.IMWRITE_JPEG_QUALITY, 92])
         gps = replace(s.pose, x=s.pose.x + s.gps_error[0], y=s.pose.y + s.gps_error[1])
         fp = footprint(s.camera, gps)
@@ -136,3 +140,23 @@ def truth_window(ground: Ground, bounds: tuple[float, float, float, float], gsd_
     out2g = np.array([[gsd_m, 0, x0 + 0.5 * gsd_m], [0, -gsd_m, y1 - 0.5 * gsd_m], [0, 0, 1]])
     g2p = np.array([[inv.a, inv.b, inv.c - 0.5], [inv.d, inv.e, inv.f - 0.5], [0, 0, 1]])
     return cv2.warpPerspective(ground.rgb, g2p @ out2g, (w, h), flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP)
+
+
+def render_photo_on_relief(ground: Ground, camera: Camera, pose: Pose, height) -> np.ndarray:
+    """What the camera at ``pose`` sees of the ground raised by ``height(x, y)`` (metres above the plane z = 0,
+    a smooth function of N-arrays): each pixel's ray meets the relief (fixed-point iteration, fine for slopes
+    well under the ray's), and takes the true ortho's colour there (RGB uint8)."""
+    from skysieve.camera import rotation_cam_to_world
+
+    cols, rows = np.meshgrid(np.arange(camera.width_px) + 0.5, np.arange(camera.height_px) + 0.5)
+    rays = np.stack([(cols - camera.cx) / camera.focal_px, (rows - camera.cy) / camera.focal_px,
+                     np.ones_like(cols)], -1) @ rotation_cam_to_world(pose).T
+    z = np.zeros(cols.shape)
+    for _ in range(30):
+        t = (z - pose.z) / rays[..., 2]
+        x, y = pose.x + t * rays[..., 0], pose.y + t * rays[..., 1]
+        z = height(x, y)
+    inv = ~ground.transform
+    mx = (inv.a * x + inv.b * y + inv.c - 0.5).astype(np.float32)
+    my = (inv.d * x + inv.e * y + inv.f - 0.5).astype(np.float32)
+    return cv2.remap(ground.rgb, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
