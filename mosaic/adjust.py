@@ -83,11 +83,14 @@ class AdjustSettings:
     # > 0: heights on a grid of nodes this far apart (metres) solved with the placements, each tie lifted to
     # the ground under it (its parallax between the two photos); the mosaic renders through them
     terrain_cell_m: float = 0.0
-    terrain_sigma_m: float = 5.0  # a node's height about the plane, where no tie says otherwise (one sigma)
+    terrain_sigma_m: float = 2.0  # the ground's level about the plane (the take-off point's), one sigma
     terrain_slope_sigma: float = 0.2  # height difference between neighbouring nodes, per metre (one sigma)
     # with heights, a photo's scale is its camera's height above the plane (the recorded altitude's error, about
     # the flight's shared one) rather than also the ground's relief under it: scale_sigma is replaced by this
     terrain_scale_sigma: float = 0.01
+    # at most this many nodes (a survey too large for them at terrain_cell_m gets coarser ones): the solve's
+    # cost grows faster than the nodes (200 photos, 3500 nodes: 5 s; 1600 photos, 20000 nodes: 33 s, 1.7 GiB)
+    terrain_max_nodes: int = 20000
 
 
 @dataclass(frozen=True)
@@ -121,57 +124,53 @@ def _tie_rows(ties: list[TiePair], h0: list[np.ndarray], centres: np.ndarray, n:
     and the residuals get columns for the terrain's nodes after the photos' (their parallax ``-(g - c) / H``).
     """
     n_nodes = lift[1].heights.size if lift is not None else 0
-    rows, cols, vals, r0 = [], [], [], []
-    k = 0
-    for tp in ties:
-        gi, gj = apply_homography(h0[tp.i], tp.uv_i), apply_homography(h0[tp.j], tp.uv_j)
-        if lift is not None:
-            cams, terrain = lift
-            ci, cj = cams[tp.i], cams[tp.j]
-            h = terrain.sample(0.5 * (gi + gj))
-            for _ in range(2):  # where the two rays meet the ground (heights are smooth: two passes suffice)
-                fi, fj = 1 - h / ci[2], 1 - h / cj[2]
-                xi, xj = ci[:2] + (gi - ci[:2]) * fi[:, None], cj[:2] + (gj - cj[:2]) * fj[:, None]
-                h = terrain.sample(0.5 * (xi + xj))
-            fi, fj = (1 - h / ci[2])[:, None], (1 - h / cj[2])[:, None]
-            gi, gj = ci[:2] + (gi - ci[:2]) * fi, cj[:2] + (gj - cj[:2]) * fj
-            # d X / d h of each end, -(X - c) / (H - h), about the common point as the lever arms are: the
-            # tie's parallax. (About each end's own X it would hold a part proportional to the residual
-            # itself, and raising the whole ground towards the cameras, with the photos scaled up to match,
-            # would shrink every residual: rewarded without bound.)
-            mid = 0.5 * (gi + gj)
-            vi, vj = -(mid - ci[:2]) / (ci[2] - h)[:, None], -(mid - cj[:2]) / (cj[2] - h)[:, None]
-        # lever arms from a common point: scaling must not shrink the residuals themselves (which would
-        # reward shrinking the whole block); exact at convergence, re-linearised by the outer loop
-        # (lifted: a correction A (g - c) + t moves the plane point and t the camera, so the lifted point moves
-        # by A (g - c)(1 - h / H) + t = A (X - c) + t to first order: the same rows about the lifted point)
-        mid = 0.5 * (gi + gj)
-        di, dj = mid - centres[tp.i], mid - centres[tp.j]
-        m = len(gi)
-        rx = k + 2 * np.arange(m)
-        ry = rx + 1
-        ones = np.ones(m)
-        for photo, d, sign in ((tp.i, di, 1.0), (tp.j, dj, -1.0)):
-            base = NP * photo
-            # x row: a11 dx + a12 dy + tx ; y row: a21 dx + a22 dy + ty
-            rows += [rx, rx, rx, ry, ry, ry]
-            cols += [np.full(m, base), np.full(m, base + 1), np.full(m, base + 4), np.full(m, base + 2),
-                     np.full(m, base + 3), np.full(m, base + 5)]
-            vals += [sign * d[:, 0], sign * d[:, 1], sign * ones, sign * d[:, 0], sign * d[:, 1], sign * ones]
-        if lift is not None:
-            idx, w = lift[1].weights(mid)
-            v = vi - vj
-            for a in range(4):
-                rows += [rx, ry]
-                cols += [NP * n + idx[:, a], NP * n + idx[:, a]]
-                vals += [v[:, 0] * w[:, a], v[:, 1] * w[:, a]]
-        r0.append((gi - gj).ravel())
-        k += 2 * m
-    if not k:
+    if not ties or not sum(len(t.uv_i) for t in ties):
         return sp.csr_matrix((0, NP * n + n_nodes)), np.zeros(0)
+    pi = np.concatenate([np.full(len(t.uv_i), t.i) for t in ties])
+    pj = np.concatenate([np.full(len(t.uv_j), t.j) for t in ties])
+    gi = np.concatenate([apply_homography(h0[t.i], t.uv_i) for t in ties])
+    gj = np.concatenate([apply_homography(h0[t.j], t.uv_j) for t in ties])
+    if lift is not None:
+        cams, terrain = lift
+        ci, cj = cams[pi], cams[pj]
+        h = terrain.sample(0.5 * (gi + gj))
+        for _ in range(2):  # where the two rays meet the ground (heights are smooth: two passes suffice)
+            xi = ci[:, :2] + (gi - ci[:, :2]) * (1 - h / ci[:, 2])[:, None]
+            xj = cj[:, :2] + (gj - cj[:, :2]) * (1 - h / cj[:, 2])[:, None]
+            h = terrain.sample(0.5 * (xi + xj))
+        gi = ci[:, :2] + (gi - ci[:, :2]) * (1 - h / ci[:, 2])[:, None]
+        gj = cj[:, :2] + (gj - cj[:, :2]) * (1 - h / cj[:, 2])[:, None]
+    # lever arms from a common point: scaling must not shrink the residuals themselves (which would
+    # reward shrinking the whole block); exact at convergence, re-linearised by the outer loop
+    # (lifted: a correction A (g - c) + t moves the plane point and t the camera, so the lifted point moves
+    # by A (g - c)(1 - h / H) + t = A (X - c) + t to first order: the same rows about the lifted point)
+    mid = 0.5 * (gi + gj)
+    m = len(mid)
+    rx = 2 * np.arange(m)
+    ry = rx + 1
+    ones = np.ones(m)
+    rows, cols, vals = [], [], []
+    for photo, sign in ((pi, 1.0), (pj, -1.0)):
+        d = mid - centres[photo]
+        base = NP * photo
+        # x row: a11 dx + a12 dy + tx ; y row: a21 dx + a22 dy + ty
+        rows += [rx, rx, rx, ry, ry, ry]
+        cols += [base, base + 1, base + 4, base + 2, base + 3, base + 5]
+        vals += [sign * d[:, 0], sign * d[:, 1], sign * ones, sign * d[:, 0], sign * d[:, 1], sign * ones]
+    if lift is not None:
+        # d X / d h of each end, -(X - c) / (H - h), about the common point as the lever arms are: the tie's
+        # parallax. (About each end's own X it would hold a part proportional to the residual itself, and
+        # raising the whole ground towards the cameras, with the photos scaled up to match, would shrink
+        # every residual: rewarded without bound.)
+        v = (mid - cj[:, :2]) / (cj[:, 2] - h)[:, None] - (mid - ci[:, :2]) / (ci[:, 2] - h)[:, None]
+        idx, w = terrain.weights(mid)
+        for k in range(4):
+            rows += [rx, ry]
+            cols += [NP * n + idx[:, k], NP * n + idx[:, k]]
+            vals += [v[:, 0] * w[:, k], v[:, 1] * w[:, k]]
     j = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                      shape=(k, NP * n + n_nodes))
-    return j, np.concatenate(r0)
+                      shape=(2 * m, NP * n + n_nodes))
+    return j, (gi - gj).ravel()
 
 
 def _terrain_prior(terrain: Terrain, settings: AdjustSettings) -> sp.csr_matrix:
@@ -242,7 +241,7 @@ def _irls(jac: sp.csr_matrix, r0: np.ndarray, n_tie_rows: int, huber: float, ite
     x = np.zeros(jac.shape[1])
     for _ in range(iterations):
         jw = sp.diags(w) @ jac
-        x_new = spla.spsolve((jac.T @ jw).tocsc(), -(jw.T @ r0))
+        x_new = _solve_spd((jac.T @ jw).tocsc(), -(jw.T @ r0))
         r = jac @ x_new + r0
         e = np.repeat(np.hypot(r[:n_tie_rows:2], r[1:n_tie_rows:2]), 2)
         w[:n_tie_rows] = np.where(e <= huber, 1.0, huber / np.maximum(e, 1e-12))
@@ -251,6 +250,16 @@ def _irls(jac: sp.csr_matrix, r0: np.ndarray, n_tie_rows: int, huber: float, ite
         if done:
             break
     return x
+
+
+def _solve_spd(a: sp.csc_matrix, b: np.ndarray) -> np.ndarray:
+    """``a x = b`` for symmetric positive definite ``a`` (normal equations): SuperLU with a symmetric
+    ordering and diagonal pivots, 5 times faster than its general default on the terrain's grid (0.09 against
+    0.44 s for 200 photos and 3500 nodes)."""
+    if a.shape[0] == 0:
+        return np.zeros(0)
+    lu = spla.splu(a, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+    return lu.solve(b)
 
 
 def gross_yaw_errors(photos: list[Photo], ties: list[TiePair], min_deg: float = 20.0) -> dict[int, float]:
@@ -340,7 +349,9 @@ def adjust(photos: list[Photo], ties: list[TiePair], tie_sigma_m: float,
     bring the ties together (render through the same heights)."""
     settings = settings or AdjustSettings()
     if settings.terrain_cell_m > 0:
-        settings = replace(settings, scale_sigma=settings.terrain_scale_sigma)
+        # the flight's shared scale (a take-off point above the ground, a focal length off) is the ground's
+        # level now: one freedom, held by the level's prior (terrain_sigma_m), not two
+        settings = replace(settings, scale_sigma=settings.terrain_scale_sigma, scale_bias_sigma=0.0)
     n = len(photos)
     h0 = [ground_homography(p) for p in photos]
     centres = np.array([p.centre_xy for p in photos], dtype=float)
@@ -355,7 +366,11 @@ def adjust(photos: list[Photo], ties: list[TiePair], tie_sigma_m: float,
     if settings.terrain_cell_m > 0 and ties:
         mids = np.concatenate([0.5 * (apply_homography(h0[t.i], t.uv_i) + apply_homography(h0[t.j], t.uv_j))
                                for t in ties])
-        terrain = Terrain.covering(mids, settings.terrain_cell_m, margin_m=settings.terrain_cell_m)
+        cell = settings.terrain_cell_m
+        terrain = Terrain.covering(mids, cell, margin_m=cell)
+        while terrain.heights.size > settings.terrain_max_nodes:  # a large survey: coarser nodes, bounded cost
+            cell *= max(1.05, math.sqrt(terrain.heights.size / settings.terrain_max_nodes))
+            terrain = Terrain.covering(mids, cell, margin_m=cell)
     n_nodes = terrain.heights.size if terrain is not None else 0
     jh = _terrain_prior(terrain, settings) if terrain is not None else sp.csr_matrix((0, 0))
     # all prior rows: the photos' and flights' (columns: photos, flights), then the nodes' (columns: nodes)
