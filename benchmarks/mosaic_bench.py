@@ -1,7 +1,7 @@
 """Orthomosaic benchmark: skysieve against OpenCV's stitcher, and memory as the survey grows.
 
     python benchmarks/mosaic_bench.py [--data ../shared/data] [--photos 200] [--skip-stitcher] [--repeat 2]
-                                      [--surface dsm|plane]
+                                      [--surface dsm|plane] [--adjust terrain|plane]
 
 1. Brighton (18 real 4000 x 2250 photos) at native GSD with ``skysieve mosaic`` against
    ``cv2.Stitcher`` in SCANS mode on the same photos at full resolution. Each runs in its own subprocess
@@ -70,7 +70,8 @@ t0, c0 = time.perf_counter(), time.process_time()
 reports = build_mosaics(ws, workers=1, force=True, settings=settings)
 RESULT = {{"seconds": round(time.perf_counter() - t0, 1), "cpu_s": round(time.process_time() - c0, 1),
           "cells": [{{k: r.get(k) for k in ("cell_id", "status", "gsd_m", "width_px", "height_px",
-                     "tie_rms_before_px", "tie_rms_after_px", "mean_shift_from_gps_m", "surface", "dsm_seconds",
+                     "tie_rms_before_px", "tie_rms_after_px", "mean_shift_from_gps_m", "surface", "terrain_nodes",
+                     "dsm_seconds",
                      "dsm_share_measured", "seam_seconds", "seconds")}} for r in reports]}}
 """
 
@@ -195,8 +196,10 @@ def main() -> int:
         ap.add_argument(f"--{name}-{unit}", type=float, default=0.0, help=f"simulated flight: {what}; default 0")
     ap.add_argument("--surface", choices=("dsm", "plane"), default=None,
                     help="[mosaic] surface for both runs (default: MosaicSettings' default)")
+    ap.add_argument("--adjust", choices=("terrain", "plane"), default=None,
+                    help="[mosaic] adjust for both runs (default: MosaicSettings' default, terrain)")
     args = ap.parse_args()
-    settings = {"surface": args.surface} if args.surface else {}
+    settings = {k: v for k, v in (("surface", args.surface), ("adjust", args.adjust)) if v}
     flight = args.data / "flights" / "brighton-beach" / "images"
     with tempfile.TemporaryDirectory(prefix="mosaic_bench_") as tmp:
         tmp = Path(tmp)

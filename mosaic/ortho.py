@@ -94,9 +94,11 @@ class MosaicSettings:
     # "plane": every photo projected onto the ground plane; "dsm": a surface model from the photos' parallax
     # (cells/<id>/dsm.tif) and a true ortho rendered from it (docs/true_ortho.md: what it fixes, what it costs)
     surface: str = "plane"
-    # "plane": the photos placed on one flat ground plane; "terrain": the ground's heights on a grid of nodes
-    # terrain_cell_m apart solved with the placements, and the mosaic rendered through them (docs/bundle.md)
-    adjust: str = "plane"
+    # "terrain": the ground's heights on a grid of nodes terrain_cell_m apart solved with the placements, and the
+    # mosaic rendered through them (dsm.tif holds them); "plane": the photos placed on one flat ground plane, the
+    # relief's parallax absorbed by bending them (Brighton: 0.58 m after the block's similarity against 0.18 m;
+    # docs/bundle.md)
+    adjust: str = "terrain"
     terrain_cell_m: float = 5.0
     dsm_gsd_m: float = 0.25  # DSM cell (metres)
     dsm_min_base: float = 0.05  # pairs whose baseline is under this share of the flying height give no heights
@@ -160,7 +162,7 @@ def _digest(cell_geom: shapely.Geometry, rows: list[dict[str, Any]], settings: M
             st = with_stat.stat() if with_stat.exists() else None
             item.append([st.st_size, st.st_mtime_ns] if st else None)
     keys = {k: v for k, v in asdict(settings).items() if k != "workers"}
-    if settings.adjust == "plane":  # the digest a plane mosaic had before adjust existed: no needless rebuild
+    if settings.adjust == "plane":  # the digest a plane mosaic had before adjust existed
         keys = {k: v for k, v in keys.items() if k not in ("adjust", "terrain_cell_m")}
     blob = json.dumps({"v": FORMAT_VERSION, "cell": cell_geom.wkt, "images": items, "settings": keys},
                       sort_keys=True, default=str)

@@ -218,7 +218,8 @@ def test_a_killed_run_leaves_no_half_written_ortho_and_the_rerun_builds_it(tmp_p
     assert report["status"] == "built"
     with rasterio.open(cell_dir / "ortho.tif") as ds:
         assert ds.read_masks(1).any()
-    assert sorted(p.name for p in cell_dir.iterdir()) == ["ortho.json", "ortho.tif", "views.tif"]  # stale temporaries gone
+    # stale temporaries gone; dsm.tif: the terrain it was rendered through
+    assert sorted(p.name for p in cell_dir.iterdir()) == ["dsm.tif", "ortho.json", "ortho.tif", "views.tif"]
 
 
 @pytest.mark.slow

@@ -62,25 +62,47 @@ def test_brighton_mosaic_matches_the_reference_point_cloud(brighton: Path, brigh
     mosaic, valid = read_on_grid(report["ortho"], grid)
     misfit = compare_rasters(mosaic, ref, valid & ref_valid, grid.gsd_m, patch_px=64, min_response=0.1)
     print("brighton vs model.laz:", misfit.as_dict())
-    assert misfit.n_patches >= 20
+    assert report["surface"] == "terrain" and misfit.n_patches >= 20
     assert misfit.mean_offset_m < 1.0  # the issue's target: within 1 m on average
-    # local misfit: the issue asks for 0.25 m; this mosaic reaches 0.685 m. A true ortho from a DSM does not
-    # change that (test below), nor does one rendered from the reference's own heights (docs/true_ortho.md):
-    # what is left is in the photos' placements. Assert what it reliably does.
-    assert misfit.local_p90_m < 0.8
+    # local misfit: the issue asks for 0.25 m. With the ground's heights solved (adjust = "terrain", the default)
+    # it is 0.45 m about the mean (the plane adjustment's 0.685 m, test below) and 0.18 m once the block's
+    # similarity is removed: what is left is the block's scale, 1 % larger than model.laz's (docs/bundle.md)
+    assert misfit.local_p90_m < 0.55
+    assert misfit.local_p90_px_after_similarity * grid.gsd_m < 0.25
+
+
+def test_brighton_plane_adjustment_is_bent_by_the_relief(brighton: Path, brighton_mosaic: dict) -> None:
+    """The same cell placed on one ground plane (adjust = "plane"): the park's ~2.5 m of relief bends the
+    photos (runs after the default's test: it rebuilds the module's mosaic in place)."""
+    grid, ref, ref_valid = _reference(brighton, 0.1)
+    mosaic, valid = read_on_grid(brighton_mosaic["ortho"], grid)
+    terrain = compare_rasters(mosaic, ref, valid & ref_valid, grid.gsd_m, patch_px=64, min_response=0.1)
+    root = Path(brighton_mosaic["ortho"]).parents[2]
+    report = mosaic_cell(root, CELL, MosaicSettings(gsd_m=0.05, gps_sigma_m=0.5, adjust="plane"), resolve=False)
+    assert report["surface"] == "plane" and report["dsm"] is None
+    mosaic, valid = read_on_grid(report["ortho"], grid)
+    plane = compare_rasters(mosaic, ref, valid & ref_valid, grid.gsd_m, patch_px=64, min_response=0.1)
+    print("brighton vs model.laz, plane:", plane.as_dict(), "terrain:", terrain.as_dict())
+    assert plane.n_patches >= 20 and plane.mean_offset_m < 1.0
+    # 0.685 m about the mean, 0.58 m after the block's similarity (terrain: 0.45 and 0.18)
+    assert plane.local_p90_m > terrain.local_p90_m + 0.1
+    assert plane.local_p90_px_after_similarity > 2 * terrain.local_p90_px_after_similarity
 
 
 def test_brighton_true_ortho_from_its_dsm(brighton: Path, brighton_mosaic: dict) -> None:
-    """The same cell with ``surface = "dsm"`` (runs last: it rebuilds the module's mosaic in place)."""
+    """The plane adjustment's cell with ``surface = "dsm"`` (runs last: it rebuilds the module's mosaic in
+    place): a DSM measured against the plane the photos were bent onto does not straighten them."""
     import rasterio
 
     from skysieve.mosaic.surface import DSM_NODATA
 
     grid, ref, ref_valid = _reference(brighton, 0.1)
-    mosaic, valid = read_on_grid(brighton_mosaic["ortho"], grid)
-    plane = compare_rasters(mosaic, ref, valid & ref_valid, grid.gsd_m, patch_px=64, min_response=0.1)
     root = Path(brighton_mosaic["ortho"]).parents[2]
-    report = mosaic_cell(root, CELL, MosaicSettings(gsd_m=0.05, gps_sigma_m=0.5, surface="dsm"), resolve=False)
+    flat = mosaic_cell(root, CELL, MosaicSettings(gsd_m=0.05, gps_sigma_m=0.5, adjust="plane"), resolve=False)
+    mosaic, valid = read_on_grid(flat["ortho"], grid)
+    plane = compare_rasters(mosaic, ref, valid & ref_valid, grid.gsd_m, patch_px=64, min_response=0.1)
+    report = mosaic_cell(root, CELL, MosaicSettings(gsd_m=0.05, gps_sigma_m=0.5, surface="dsm", adjust="plane"),
+                         resolve=False)
     assert report["surface"] == "dsm" and report["dsm_pairs_matched"] >= 30
     mosaic, valid = read_on_grid(report["ortho"], grid)
     dsm = compare_rasters(mosaic, ref, valid & ref_valid, grid.gsd_m, patch_px=64, min_response=0.1)

@@ -100,14 +100,16 @@ def _footprint_mask(shape, t) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def box_scene(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    # the DSM over the plane adjustment's placements: heights above the take-off plane, the ground at 0 (with
+    # adjust = "terrain" the ground's level carries the small block's scale uncertainty: tests/mosaic/test_terrain.py)
     root = tmp_path_factory.mktemp("box") / "ws"
     ws = _scene(root)
-    out = {"ws": ws, "dsm": mosaic_cell(ws.root, CELL, MosaicSettings(gsd_m=0.08, gps_sigma_m=0.3, surface="dsm"))}
+    out = {"ws": ws, "dsm": mosaic_cell(ws.root, CELL, MosaicSettings(gsd_m=0.08, gps_sigma_m=0.3, surface="dsm", adjust="plane"))}
     out["roof_dsm"] = _roof_mask(Path(out["dsm"]["ortho"]))
     with rasterio.open(ws.cell_dir(CELL) / "dsm.tif") as ds:  # read before the plane build replaces it
         out["heights"], out["dsm_profile"], out["dsm_crs"] = ds.read(1), ds.profile, ds.crs
         out["dsm_tags"], out["dsm_mask"] = ds.tags(), ds.read_masks(1)
-    out["plane"] = mosaic_cell(ws.root, CELL, MosaicSettings(gsd_m=0.08, gps_sigma_m=0.3, surface="plane"), resolve=False)
+    out["plane"] = mosaic_cell(ws.root, CELL, MosaicSettings(gsd_m=0.08, gps_sigma_m=0.3, surface="plane", adjust="plane"), resolve=False)
     out["roof_plane"] = _roof_mask(Path(out["plane"]["ortho"]))
     return out
 
@@ -179,7 +181,7 @@ def test_featureless_water_gets_no_heights(tmp_path: Path) -> None:
     stale = ws.cell_dir(CELL) / ".ortho.dsm.999.tif"  # a DSM a killed run was writing
     stale.parent.mkdir(parents=True, exist_ok=True)
     stale.write_bytes(b"half")
-    report = mosaic_cell(ws.root, CELL, MosaicSettings(gsd_m=0.1, gps_sigma_m=0.3, surface="dsm"))
+    report = mosaic_cell(ws.root, CELL, MosaicSettings(gsd_m=0.1, gps_sigma_m=0.3, surface="dsm", adjust="plane"))
     assert report["surface"] == "dsm"
     assert sorted(p.name for p in ws.cell_dir(CELL).iterdir()) == ["dsm.tif", "ortho.json", "ortho.tif", "views.tif"]
     with rasterio.open(report["dsm"]) as ds:
