@@ -174,9 +174,9 @@ def _tie_rows(ties: list[TiePair], h0: list[np.ndarray], centres: np.ndarray, n:
 
 
 def _terrain_prior(terrain: Terrain, settings: AdjustSettings) -> sp.csr_matrix:
-    """Prior rows on the terrain's nodes: each node's height about the plane (``terrain_sigma_m``) and the
-    difference between neighbouring nodes (``terrain_slope_sigma`` per metre): where no tie says otherwise
-    the ground is the plane, and it is smooth between ties."""
+    """Prior rows on the terrain's nodes: the ground's level about the take-off plane (``terrain_sigma_m``)
+    and the difference between neighbouring nodes (``terrain_slope_sigma`` per metre): the ground is smooth
+    between ties, and a node far from every tie follows its neighbours."""
     rows, cols = terrain.shape
     idx = np.arange(rows * cols).reshape(rows, cols)
     pairs = np.concatenate([np.column_stack([idx[:, :-1].ravel(), idx[:, 1:].ravel()]),
