@@ -2,12 +2,12 @@
 
 A model is a set of files sharing one stem, in this folder (shipped) or anywhere else (a path)::
 
-    skysieve-det-v5.pt     Ultralytics checkpoint (the source of truth; what training resumes from)
-    skysieve-det-v5.onnx   CPU export of the same weights (run with OpenVINO or ONNX Runtime)
-    skysieve-det-v5.json   metadata: classes, image size, ground sample distance, metrics
-    skysieve-det-v5.md     model card for people
+    skysieve-det-v6.pt     Ultralytics checkpoint (the source of truth; what training resumes from)
+    skysieve-det-v6.onnx   CPU export of the same weights (run with OpenVINO or ONNX Runtime)
+    skysieve-det-v6.json   metadata: classes, image size, ground sample distance, metrics
+    skysieve-det-v6.md     model card for people
 
-:func:`resolve_model` turns ``None`` (the default model), a name (``"skysieve-det-v5"``) or a path
+:func:`resolve_model` turns ``None`` (the default model), a name (``"skysieve-det-v6"``) or a path
 (``runs/x/weights/best.pt``, ``my.onnx``) into a :class:`ModelRef`. It checks that the files exist and
 that the metadata parse; loading the weights (and checking the classes they carry) is
 :mod:`skysieve.detect.runtime`'s job.
@@ -30,7 +30,7 @@ __all__ = ["DEFAULT_MODEL", "CLASSES", "MODELS_DIR", "ModelMeta", "ModelRef", "r
 log = logging.getLogger(__name__)
 
 #: the default detector (trained by the project on its own synthetic data only)
-DEFAULT_MODEL = "skysieve-det-v5"
+DEFAULT_MODEL = "skysieve-det-v6"
 #: the classes every skysieve detector must predict, in this order (YOLO class ids 0, 1, 2)
 CLASSES: tuple[str, ...] = ("tank", "chimney", "drum_stockpile")
 #: folder of the shipped models (package data)
