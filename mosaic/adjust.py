@@ -35,6 +35,12 @@ ties (raising the ground and the cameras together changes nothing they see): the
 (``terrain_scale_sigma``) and a weak prior on the level (``terrain_sigma_m``) hold it, and each step's
 corrections are about the cameras' current positions, so scaling a photo never moves its camera towards its
 fix for free. docs/bundle.md has the figures.
+
+Safeguards (the demo flight, whose three false pairs pulled the terrain adjustment 61 m from GPS): pairs the
+recorded placements contradict grossly are dropped first (:func:`false_pairs`); the terrain's Gauss-Newton
+steps are kept only where they lower its objective (residuals in the images' pixels); and the plane is solved
+too and kept where the terrain's solution is implausible beside it (:func:`_terrain_verdict`,
+``Adjustment.method``).
 """
 
 from __future__ import annotations
@@ -51,7 +57,7 @@ from skysieve.mosaic.matching import TiePair
 from skysieve.mosaic.photos import Photo, apply_homography, ground_homography
 from skysieve.mosaic.terrain import Terrain
 
-__all__ = ["AdjustSettings", "Adjustment", "adjust", "gross_yaw_errors"]
+__all__ = ["AdjustSettings", "Adjustment", "adjust", "false_pairs", "gross_yaw_errors"]
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +97,18 @@ class AdjustSettings:
     # at most this many nodes (a survey too large for them at terrain_cell_m gets coarser ones): the solve's
     # cost grows faster than the nodes (200 photos, 3500 nodes: 5 s; 1600 photos, 20000 nodes: 33 s, 1.7 GiB)
     terrain_max_nodes: int = 20000
+    # A pair of photos whose ties, at the recorded placements, disagree by more than the priors allow is a false
+    # match (repeated structures, MAGSAC's consensus on a wrong homography), dropped before adjusting: its median
+    # tie residual beyond both pair_gate_sigmas times what GPS, yaw and scale errors give it and
+    # pair_gate_factor times the median pair's. The demo flight (GPS 1.5 m) has three such pairs with 182 ties
+    # 140 m off; Huber alone let them pull the plane adjustment 8.5 m from GPS on average (81 m at most) and the
+    # terrain adjustment into -50..+14 m heights and 61 m (1210 m at most)
+    pair_gate_sigmas: float = 4.0
+    pair_gate_factor: float = 5.0
+    # With heights, the plane adjustment is solved too and kept instead when the terrain's solution is
+    # implausible (:func:`_terrain_verdict`): heights beyond this share of the flying height, or photos moved
+    # from GPS, or ties left as outliers, well beyond the plane's
+    terrain_max_height_share: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -111,17 +129,22 @@ class Adjustment:
     flight_scale_change: dict[str, float] = field(default_factory=dict)
     flight_yaw_change_deg: dict[str, float] = field(default_factory=dict)
     terrain: Terrain | None = None  # the ground's heights solved with the placements (terrain_cell_m > 0)
+    # what placed the photos: "plane", "terrain", or "plane (terrain rejected: why)"
+    method: str = "plane"
+    pairs_rejected: int = 0  # photo pairs dropped as false matches (:attr:`AdjustSettings.pair_gate_sigmas`)
 
 
 NP = 6  # parameters per photo: a11, a12, a21, a22, tx, ty
 
 
-def _tie_rows(ties: list[TiePair], h0: list[np.ndarray], centres: np.ndarray, n: int, lift=None):
+def _tie_rows(ties: list[TiePair], h0: list[np.ndarray], centres: np.ndarray, n: int, lift=None, magnify=None):
     """Sparse Jacobian rows and constant part of the tie residuals (metres).
 
     ``lift``: (cameras: n x 3 plane position and height of every photo's camera, the :class:`Terrain` now):
     each end of a tie is lifted from the plane to the ground's height there first (``X = c + (g - c)(1 - h / H)``)
     and the residuals get columns for the terrain's nodes after the photos' (their parallax ``-(g - c) / H``).
+    ``magnify``: a list that gets, lifted, every tie's ``H / (H - h)`` (mean of its two cameras): metres at
+    the ground's height to metres on the plane, which are the images' pixels.
     """
     n_nodes = lift[1].heights.size if lift is not None else 0
     if not ties or not sum(len(t.uv_i) for t in ties):
@@ -140,6 +163,9 @@ def _tie_rows(ties: list[TiePair], h0: list[np.ndarray], centres: np.ndarray, n:
             h = terrain.sample(0.5 * (xi + xj))
         gi = ci[:, :2] + (gi - ci[:, :2]) * (1 - h / ci[:, 2])[:, None]
         gj = cj[:, :2] + (gj - cj[:, :2]) * (1 - h / cj[:, 2])[:, None]
+        if magnify is not None:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                magnify.append(0.5 * (ci[:, 2] / (ci[:, 2] - h) + cj[:, 2] / (cj[:, 2] - h)))
     # lever arms from a common point: scaling must not shrink the residuals themselves (which would
     # reward shrinking the whole block); exact at convergence, re-linearised by the outer loop
     # (lifted: a correction A (g - c) + t moves the plane point and t the camera, so the lifted point moves
@@ -340,14 +366,80 @@ def _tie_errors(ties: list[TiePair], homs, lift=None) -> np.ndarray:
                                           axis=1) for t in ties])
 
 
+def false_pairs(photos: list[Photo], ties: list[TiePair], settings: AdjustSettings) -> np.ndarray:
+    """Per tie pair, True where it is a false match: its median ground residual at the recorded placements
+    beyond both ``pair_gate_sigmas`` times what the priors allow the pair (two GPS errors, and the yaw and scale
+    errors over its ties' lever arms) and ``pair_gate_factor`` times the median pair's. The median over a
+    pair's ties is the ground's: ties on roofs and chimney tops (their parallax) are a minority of a true pair."""
+    if not ties:
+        return np.zeros(0, bool)
+    h0 = [ground_homography(p) for p in photos]
+    centres = np.array([p.centre_xy for p in photos], dtype=float)
+    ang2 = math.radians(settings.yaw_sigma_deg) ** 2 + settings.scale_sigma ** 2
+    med, allowed = np.zeros(len(ties)), np.zeros(len(ties))
+    for k, t in enumerate(ties):
+        gi, gj = apply_homography(h0[t.i], t.uv_i), apply_homography(h0[t.j], t.uv_j)
+        med[k] = np.median(np.linalg.norm(gi - gj, axis=1)) if len(gi) else 0.0
+        li = np.median(np.linalg.norm(gi - centres[t.i], axis=1)) if len(gi) else 0.0
+        lj = np.median(np.linalg.norm(gj - centres[t.j], axis=1)) if len(gj) else 0.0
+        allowed[k] = math.sqrt(2 * settings.gps_sigma_m ** 2 + ang2 * (li ** 2 + lj ** 2))
+    return (med > settings.pair_gate_sigmas * allowed) & (med > settings.pair_gate_factor * np.median(med))
+
+
+def _terrain_verdict(plane: Adjustment, terrain: Adjustment, flying_m: float, settings: AdjustSettings) -> str | None:
+    """Why the terrain's solution is implausible beside the plane's (None: it is not). A height-aware
+    adjustment has more freedom than the plane's; when it uses it to move photos far from GPS, to leave
+    ties unexplained, or to raise the ground towards the cameras, it has fitted something other than relief."""
+    h = np.abs(terrain.terrain.heights) if terrain.terrain is not None else np.zeros(1)
+    top = float(np.percentile(h, 99))
+    if top > settings.terrain_max_height_share * flying_m:
+        return f"heights to {top:.1f} m, beyond {settings.terrain_max_height_share:.0%} of the {flying_m:.0f} m flight"
+    g = settings.gps_sigma_m
+    pm, tm = float(np.mean(plane.shift_m)), float(np.mean(terrain.shift_m))
+    if tm > pm + 2 * g and tm > 1.5 * pm:
+        return f"mean shift from GPS {tm:.1f} m against the plane's {pm:.1f} m"
+    px, tx = float(np.max(plane.shift_m)), float(np.max(terrain.shift_m))
+    if tx > px + 5 * g and tx > 2 * px:
+        return f"max shift from GPS {tx:.1f} m against the plane's {px:.1f} m"
+    po, to = plane.n_outliers / max(plane.n_ties, 1), terrain.n_outliers / max(terrain.n_ties, 1)
+    if to > po + 0.05 and to > 2 * po:
+        return f"{to:.0%} of the ties outliers against the plane's {po:.0%}"
+    if terrain.rms_after_m > 1.5 * plane.rms_after_m:
+        return f"tie rms {terrain.rms_after_m:.3f} m against the plane's {plane.rms_after_m:.3f} m"
+    return None
+
+
 def adjust(photos: list[Photo], ties: list[TiePair], tie_sigma_m: float,
            settings: AdjustSettings | None = None) -> Adjustment:
     """Solve all photos' placements together. ``tie_sigma_m``: tie precision on the ground (metres).
 
+    Pairs the recorded placements contradict grossly (:func:`false_pairs`) are dropped first.
     With ``settings.terrain_cell_m > 0`` the ground's heights are solved too (:class:`Adjustment.terrain`):
     the placements are then the photos' projections onto the plane z = 0 that, lifted through those heights,
-    bring the ties together (render through the same heights)."""
+    bring the ties together (render through the same heights). The plane adjustment is solved as well, and
+    returned instead where the terrain's solution is implausible beside it (:func:`_terrain_verdict`;
+    ``Adjustment.method`` says which and why)."""
     settings = settings or AdjustSettings()
+    bad = false_pairs(photos, ties, settings)
+    if bad.any():
+        log.info("%d of %d photo pairs dropped as false matches (%d ties)", int(bad.sum()), len(ties),
+                 sum(len(t.uv_i) for t, b in zip(ties, bad, strict=True) if b))
+        ties = [t for t, b in zip(ties, bad, strict=True) if not b]
+    plane = _adjust(photos, ties, tie_sigma_m, replace(settings, terrain_cell_m=0.0))
+    plane = replace(plane, pairs_rejected=int(bad.sum()))
+    if not settings.terrain_cell_m > 0 or not ties:
+        return plane
+    terrain = replace(_adjust(photos, ties, tie_sigma_m, settings), method="terrain", pairs_rejected=int(bad.sum()))
+    flying = float(np.median([p.pose.z for p in photos]))
+    why = _terrain_verdict(plane, terrain, flying, settings)
+    if why is None:
+        return terrain
+    log.warning("terrain adjustment rejected (%s): the photos placed on the plane", why)
+    return replace(plane, method=f"plane (terrain rejected: {why})")
+
+
+def _adjust(photos: list[Photo], ties: list[TiePair], tie_sigma_m: float, settings: AdjustSettings) -> Adjustment:
+    """:func:`adjust` without the checks: the plane or (``terrain_cell_m > 0``) the terrain adjustment."""
     if settings.terrain_cell_m > 0:
         # the flight's shared scale (a take-off point above the ground, a focal length off) is the ground's
         # level now: one freedom, held by the level's prior (terrain_sigma_m), not two
@@ -380,6 +472,24 @@ def adjust(photos: list[Photo], ties: list[TiePair], tie_sigma_m: float,
     p = np.zeros((n, NP))
     _, rt0 = _tie_rows(ties, h0, centres, n)
     outer = settings.outer_iterations * (2 if terrain is not None else 1)
+
+    def cost(corr_k, p_k, shared_k, terrain_k) -> float:
+        """The terrain adjustment's objective: Huber's on the lifted tie residuals, in sigmas of the images'
+        pixels (metres at the ground's height magnified to the plane's: raising the ground towards the
+        cameras shrinks every residual in metres, not in pixels), squares on the priors (about GPS, the
+        level, the slopes)."""
+        homs_k = [corr_k[i] @ h0[i] for i in range(n)]
+        mag: list[np.ndarray] = []
+        _, r = _tie_rows(ties, homs_k, np.zeros((n, 2)), n, (_cameras(photos, homs_k), terrain_k), magnify=mag)
+        e = np.hypot(r[0::2], r[1::2]) * mag[0] / tie_sigma_m
+        if not np.all(np.isfinite(e)) or np.any(mag[0] <= 0):  # the ground at or above a camera
+            return math.inf
+        k = settings.huber_sigmas
+        tie = np.where(e <= k, e ** 2, 2 * k * e - k * k).sum()
+        r = prior @ np.concatenate([p_k.ravel(), shared_k, terrain_k.heights.ravel()])
+        return float(tie + r @ r)
+
+    now = cost(corr, p, shared, terrain) if terrain is not None and len(rt0) else math.inf
     for _ in range(outer if len(rt0) else 0):
         homs = [corr[i] @ h0[i] for i in range(n)]
         lift = (_cameras(photos, homs), terrain) if terrain is not None else None
@@ -395,12 +505,28 @@ def adjust(photos: list[Photo], ties: list[TiePair], tie_sigma_m: float,
         state = np.concatenate([p.ravel(), shared] + ([terrain.heights.ravel()] if n_nodes else []))
         r_const = np.concatenate([rt / tie_sigma_m, prior @ state])
         step = _irls(jac, r_const, n_tie_rows=len(rt), huber=settings.huber_sigmas)
-        dx, shared = step[:NP * n].reshape(n, NP), shared + step[NP * n:NP * n + n_shared]
-        if n_nodes:
-            dh = step[NP * n + n_shared:]
-            terrain = terrain.with_heights(terrain.heights.ravel() + dh)
-        corr = np.array([_correction(dx[i], about[i]) @ corr[i] for i in range(n)])
-        p = np.array([_params(corr[i], centres[i]) for i in range(n)])
+        dx, ds = step[:NP * n].reshape(n, NP), step[NP * n:NP * n + n_shared]
+        dh = step[NP * n + n_shared:]
+        if not n_nodes:
+            shared = shared + ds
+            corr = np.array([_correction(dx[i], about[i]) @ corr[i] for i in range(n)])
+            p = np.array([_params(corr[i], centres[i]) for i in range(n)])
+        else:
+            # heights make the problem non-linear (a tie's lift divides by the camera's height above the
+            # ground): a full Gauss-Newton step can raise the ground towards the cameras and diverge (a
+            # built-up block whose roofs and chimneys give ties far above the ground). A step is taken only
+            # where it lowers the objective, halved until it does; none does: converged
+            for alpha in (1.0, 0.5, 0.25, 0.125, 0.0625, 0.03125):
+                corr_k = np.array([_correction(alpha * dx[i], about[i]) @ corr[i] for i in range(n)])
+                p_k = np.array([_params(corr_k[i], centres[i]) for i in range(n)])
+                terrain_k = terrain.with_heights(terrain.heights.ravel() + alpha * dh)
+                c = cost(corr_k, p_k, shared + alpha * ds, terrain_k)
+                if c <= now:
+                    break
+            else:
+                break
+            now, corr, p, shared, terrain = c, corr_k, p_k, shared + alpha * ds, terrain_k
+            dx, dh = alpha * dx, alpha * dh
         if (np.abs(dx[:, 4:]).max() < 1e-4 and np.abs(dx[:, :4]).max() < 1e-7
                 and (not n_nodes or np.abs(dh).max() < 1e-3)):
             break

@@ -38,8 +38,9 @@ __all__ = ["Placement", "FlightSolution", "solve_flight"]
 
 log = logging.getLogger(__name__)
 
-VERSION = 3  # bump when matching or the adjustment change for the same inputs (2: FLANN seeded, 16 checks;
-# 3: a flight-shared scale term in the adjustment)
+VERSION = 4  # bump when matching or the adjustment change for the same inputs (2: FLANN seeded, 16 checks;
+# 3: a flight-shared scale term in the adjustment; 4: false pairs dropped, a terrain solution checked against the
+# plane's)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,10 @@ class FlightSolution:
     mean_abs_yaw_change_deg: float
     # the ground's heights solved with the placements (adjust = "terrain"; :meth:`Terrain.to_json`), else None
     terrain: dict | None = None
+    # what placed the photos (:attr:`~skysieve.mosaic.adjust.Adjustment.method`): "plane", "terrain", or
+    # "plane (terrain rejected: why)"; and the photo pairs dropped as false matches
+    adjust: str = "plane"
+    pairs_rejected: int = 0
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -192,4 +197,5 @@ def _solve(root: Path, photos: list[Photo], gsd_m: float, match: MatchSettings,
     return FlightSolution(places, unreadable, len(photos), matched.pairs_tried, len(ties), adj.n_ties,
                           adj.n_outliers, adj.rms_before_m, adj.rms_after_m,
                           float(np.mean(np.abs(adj.yaw_change_deg))),
-                          adj.terrain.to_json() if adj.terrain is not None else None)
+                          adj.terrain.to_json() if adj.terrain is not None else None, adj.method,
+                          adj.pairs_rejected)

@@ -34,6 +34,16 @@ def test_demo_runs_every_stage(demo: tuple[Path, dict]) -> None:
     assert counts.get("accepted", 0) >= 20
     orthos = sorted(root.glob("cells/*/ortho.tif"))
     assert orthos, "no cell mosaic was built"
+    # every cell's photos placed near their GPS fixes (1.5 m of noise): three pairs matched on repeated
+    # structures once pulled the terrain adjustment 61 m from GPS on average (1210 m at most) and the plane's
+    # 8.5 m (81 m), and the detections 10-20 m from the truth
+    for path in orthos:
+        report = json.loads(path.with_name("ortho.json").read_text())
+        assert report["mean_shift_from_gps_m"] < 3.0 and report["max_shift_from_gps_m"] < 8.0, report
+        assert report["tie_outliers"] < 0.05 * report["tie_points"], report
+        assert report["adjust"] == "terrain" or report["adjust"].startswith("plane"), report["adjust"]
+        if report["adjust"] == "terrain":
+            assert -20 < report["terrain_height_min_m"] <= report["terrain_height_max_m"] < 20, report
     with rasterio.open(orthos[0]) as src:
         assert src.crs == ws.crs and src.overviews(1)
     assert ws.gpkg.count("sites") >= 1
@@ -47,6 +57,7 @@ def test_demo_runs_every_stage(demo: tuple[Path, dict]) -> None:
         assert (exports / name).is_file(), name
     # the JSON summary says what the workspace holds
     assert summary["counts"]["flags"] == ws.gpkg.count("detections")
+    assert summary["counts"]["flags_confirmed"] >= 1  # the mosaic puts the flags on the truth's objects
     assert summary["counts"]["suspects"] == ws.gpkg.count("suspects")
     assert summary["counts"]["cells_mosaicked"] == len(orthos)
     assert {n for n, _ in pyogrio.list_layers(root / "survey.gpkg")} >= {"cells", "sites", "images", "detections",

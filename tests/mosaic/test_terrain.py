@@ -16,7 +16,7 @@ from ortho_scene import ORIGIN, grid_shots, make_ground, make_workspace, truth_w
 from skysieve.camera import Camera, Pose, project
 from skysieve.errors import MosaicError
 from skysieve.mosaic.accuracy import compare_rasters
-from skysieve.mosaic.adjust import AdjustSettings, _cameras, adjust
+from skysieve.mosaic.adjust import Adjustment, AdjustSettings, _adjust, _cameras, _terrain_verdict, adjust
 from skysieve.mosaic.matching import TiePair
 from skysieve.mosaic.ortho import MosaicSettings, mosaic_cell
 from skysieve.mosaic.photos import Photo, apply_homography, ground_homography
@@ -135,6 +135,96 @@ def test_flat_ground_stays_flat_and_a_photo_without_ties_keeps_its_gps_placement
     assert np.abs(adj.terrain.sample(xy)).max() < 0.3
 
 
+def _built_up(roof_m: float, chimney_m: float):
+    """Flat ground with flat-roofed buildings ``roof_m`` tall (5 x 4 m, 9 % of the ground) and a chimney
+    ``chimney_m`` tall on a corner of each: ties far above the ground, as over the demo's county (chimneys up
+    to 35 m under an 80 m flight)."""
+    def relief(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        roof = (np.mod(x, 17.0) < 5.0) & (np.mod(y, 13.0) < 4.0)
+        chimney = (np.mod(x, 17.0) < 0.8) & (np.mod(y, 13.0) < 0.8)
+        return np.where(chimney, chimney_m, np.where(roof, roof_m, 0.0))
+    return relief
+
+
+def _false_pair(true_poses: list[Pose], a: int, b: int, rng: np.random.Generator, n: int = 60) -> TiePair:
+    """Photos ``a`` and ``b`` (apart, no overlap) matched on a repeated structure: ground under ``a`` tied to
+    the ground the same way under ``b``, one consistent (wrong) homography, tens of metres off at GPS."""
+    pa, pb = true_poses[a], true_poses[b]
+    g = np.array([pa.x, pa.y]) + rng.uniform(-12, 12, (n, 2))
+    off = np.array([pb.x - pa.x, pb.y - pa.y])
+    return TiePair(a, b, project(CAM, pa, np.column_stack([g, np.zeros(n)])),
+                   project(CAM, pb, np.column_stack([g + off, np.zeros(n)])))
+
+
+def _true_poses(rec: list[Photo]) -> list[Pose]:
+    return [replace(p.pose, x=(k % 8) * 8.0, y=(k // 8) * 18.0, z=HEIGHT, yaw_deg=0.0 if (k // 8) % 2 == 0 else 180.0)
+            for k, p in enumerate(rec)]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_built_up_block_with_false_matches_stays_on_gps(seed: int) -> None:
+    """The demo flight's failure (adjust = "terrain": heights -50..+14 m, photos 61 m from GPS on average,
+    1210 m at most, 84 % of the ties outliers): roofs and chimneys up to 44 % of the flying height, GPS 1.5 m
+    off, and three pairs of photos matched on a repeated structure. The false pairs are dropped before
+    adjusting, and the terrain's solution is the plane's or as close to GPS and the truth as it."""
+    rec, ties, _ = _block(seed, gps=1.5, relief=_built_up(6.0, 17.0))
+    true = _true_poses(rec)
+    rng = np.random.default_rng(100 + seed)
+    bad = [_false_pair(true, 3, 27, rng), _false_pair(true, 4, 30, rng), _false_pair(true, 10, 17, rng)]
+    gsd = HEIGHT / CAM.focal_px
+    truth = np.array([[p.x, p.y] for p in true])
+    plane = adjust(rec, ties + bad, gsd, AdjustSettings(gps_sigma_m=1.5))
+    terrain = adjust(rec, ties + bad, gsd, AdjustSettings(gps_sigma_m=1.5, terrain_cell_m=5.0))
+    for adj in (plane, terrain):
+        assert adj.pairs_rejected == 3 and adj.n_ties == sum(len(t.uv_i) for t in ties)
+        err = np.hypot(*(_cameras(rec, adj.homographies)[:, :2] - truth).T)
+        assert err.mean() < 0.6 and err.max() < 1.2, (adj.method, err.mean(), err.max())  # GPS: 1.5 m
+    assert plane.method == "plane"
+    assert terrain.method == "terrain" or terrain.method.startswith("plane (terrain rejected: "), terrain.method
+    assert abs(terrain.shift_m.mean() - plane.shift_m.mean()) < 0.3
+    assert terrain.shift_m.max() < plane.shift_m.max() + 1.0
+    if terrain.terrain is not None:
+        assert np.percentile(np.abs(terrain.terrain.heights), 99) < 0.3 * HEIGHT
+
+
+def test_terrain_steps_never_raise_the_ground_onto_the_cameras() -> None:
+    """Taller buildings (30 % of the flight) and chimneys (75 %), more iterations than the default: full
+    Gauss-Newton steps used to run away (heights 1e5 m and more after 10 re-linearisations); steps are kept
+    only where they lower the objective, measured in the images' pixels (in metres, raising the ground
+    towards the cameras shrinks every residual)."""
+    rec, ties, _ = _block(0, gps=1.5, relief=_built_up(12.0, 30.0))
+    truth = np.array([[p.x, p.y] for p in _true_poses(rec)])
+    adj = _adjust(rec, ties, HEIGHT / CAM.focal_px, AdjustSettings(gps_sigma_m=1.5, terrain_cell_m=5.0,
+                                                                 outer_iterations=10, scale_sigma=0.01,
+                                                                 scale_bias_sigma=0.0))
+    err = np.hypot(*(_cameras(rec, adj.homographies)[:, :2] - truth).T)
+    assert np.isfinite(adj.terrain.heights).all() and np.abs(adj.terrain.heights).max() < 0.75 * HEIGHT
+    assert err.mean() < 1.5 and adj.shift_m.max() < 6.0, (err.mean(), adj.shift_m.max())
+    # ... and adjust() would not keep heights this far from a flat ground: the plane's placements instead
+    plane = _adjust(rec, ties, HEIGHT / CAM.focal_px, AdjustSettings(gps_sigma_m=1.5))
+    assert _terrain_verdict(plane, adj, HEIGHT, AdjustSettings(gps_sigma_m=1.5)) is not None
+
+
+def _fake(shift_m: float, outliers: int, rms: float, height_m: float | None = None) -> Adjustment:
+    n = 10
+    terrain = None
+    if height_m is not None:
+        terrain = Terrain(0.0, 0.0, 5.0, np.full((4, 4), height_m))
+    return Adjustment(np.tile(np.eye(3), (n, 1, 1)), np.full(n, shift_m), np.zeros(n), np.zeros(n), np.ones(n, bool),
+                      1.0, rms, 1000, outliers, terrain=terrain)
+
+
+def test_an_implausible_terrain_solution_is_named_and_the_plane_kept() -> None:
+    s = AdjustSettings(gps_sigma_m=1.5)
+    plane = _fake(1.6, 10, 0.05)
+    assert _terrain_verdict(plane, _fake(1.6, 10, 0.045, 0.5), 80.0, s) is None
+    # the demo flight's terrain before the fix: heights to -52 m, shifts 61 m, 84 % of the ties outliers
+    assert "heights to 52.0 m" in _terrain_verdict(plane, _fake(61.0, 840, 0.1, -52.0), 80.0, s)
+    assert "mean shift from GPS 8.0 m" in _terrain_verdict(plane, _fake(8.0, 10, 0.05, 1.0), 80.0, s)
+    assert "outliers" in _terrain_verdict(plane, _fake(1.6, 200, 0.05, 1.0), 80.0, s)
+    assert "tie rms" in _terrain_verdict(plane, _fake(1.6, 10, 0.1, 1.0), 80.0, s)
+
+
 def test_terrain_grid_is_bilinear_and_round_trips_through_json() -> None:
     t = Terrain.covering(np.array([[0.0, 0.0], [20.0, 12.0]]), 4.0)
     xs, ys = np.meshgrid(t.x_min + 4.0 * np.arange(t.shape[1]), t.y_max - 4.0 * np.arange(t.shape[0]))
@@ -152,7 +242,8 @@ def test_terrain_grid_is_bilinear_and_round_trips_through_json() -> None:
 def test_a_cached_solution_from_before_terrain_reads_as_a_plane_one() -> None:
     d = {"placements": {}, "unreadable": {}, "photos": 0, "pairs_tried": 0, "pairs_matched": 0, "tie_points": 0,
          "tie_outliers": 0, "rms_before_m": 0.0, "rms_after_m": 0.0, "mean_abs_yaw_change_deg": 0.0}
-    assert FlightSolution.from_json(d).terrain is None
+    old = FlightSolution.from_json(d)
+    assert old.terrain is None and old.adjust == "plane" and old.pairs_rejected == 0
 
 
 def test_unknown_adjust_is_an_error_with_a_hint() -> None:
