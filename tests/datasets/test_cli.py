@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import pytest
 
 from skysieve.cli import main
@@ -22,6 +23,13 @@ def test_synth_world_flight_dataset(tmp_path, capsys):
     assert main(["synth", "dataset", str(tmp_path / "d"), "--n", "2", "--imgsz", "96", "--workers", "1",
                  "--sheet", str(tmp_path / "sheet.png")]) == 0
     assert (tmp_path / "d" / "data.yaml").is_file() and (tmp_path / "sheet.png").stat().st_size > 1000
+    # --model-gsd: tiles rendered at 8-10 cm/px come out at the requested size, resampled to 4 cm/px
+    assert main(["synth", "dataset", str(tmp_path / "m"), "--n", "2", "--imgsz", "96", "--workers", "1",
+                 "--gsd-range", "0.08,0.10", "--model-gsd", "0.04"]) == 0
+    tiles = sorted((tmp_path / "m" / "images").rglob("*.jpg"))
+    assert len(tiles) == 2 and all(cv2.imread(str(t)).shape == (96, 96, 3) for t in tiles)
+    assert main(["synth", "dataset", str(tmp_path / "m2"), "--n", "2", "--model-gsd", "9"]) == 1
+    assert "model GSD" in capsys.readouterr().err
 
 
 def test_synth_errors_are_messages(tmp_path, capsys):
