@@ -447,7 +447,8 @@ def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | 
         "dsm": str(cell_dir / DSM_FILE) if surface is not None else None,
         "views": str(cell_dir / VIEWS_FILE) if seam_map is not None else None,
         # per photo of views.tif: its camera over the ground plane (x, y) and height above it (metres)
-        "view_cameras": [[round(float(v), 2) for v in camera_centre(pp)] for pp in placed],
+        "view_cameras": [[round(float(v), 2) for v in c] for c in
+                         (surface.cameras if surface is not None else map(camera_centre, placed))],
         "seconds": round(time.perf_counter() - t0, 2),
         "inputs_digest": digest,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
