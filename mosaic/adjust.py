@@ -555,10 +555,7 @@ def _adjust(photos: list[Photo], ties: list[TiePair], tie_sigma_m: float, settin
 
 def _cameras(photos: list[Photo], homs) -> np.ndarray:
     """n x 3: every photo's camera position over the plane and height above it under placements ``homs`` (as
-    rendering reads them: :func:`skysieve.mosaic.surface.camera_centre`)."""
-    from types import SimpleNamespace
+    rendering reads them: :func:`skysieve.mosaic.surface.camera_position`)."""
+    from skysieve.mosaic.surface import camera_position
 
-    from skysieve.mosaic.surface import camera_centre
-
-    return np.array([camera_centre(SimpleNamespace(photo=p, homography=h, centre_xy=p.centre_xy))
-                     for p, h in zip(photos, homs, strict=True)])
+    return np.array([camera_position(p.camera, h, p.centre_xy) for p, h in zip(photos, homs, strict=True)])

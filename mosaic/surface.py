@@ -48,8 +48,8 @@ import numpy as np
 from skysieve.errors import MosaicError
 from skysieve.mosaic.photos import grid_pixels
 
-__all__ = ["SurfaceSettings", "Surface", "SURFACE_METHODS", "camera_centre", "build_surface", "photo_pixels",
-           "visible", "write_dsm", "DSM_NODATA"]
+__all__ = ["SurfaceSettings", "Surface", "SURFACE_METHODS", "camera_centre", "camera_position", "build_surface",
+           "photo_pixels", "visible", "write_dsm", "DSM_NODATA"]
 
 log = logging.getLogger(__name__)
 
@@ -118,15 +118,20 @@ class Surface:
 
 
 def camera_centre(pp) -> np.ndarray:
-    """(x, y, height) of a placed photo's camera: its position over the ground plane and its height above
-    it (metres), read off its pixel -> ground homography and its focal length and principal point.
+    """(x, y, height) of a placed photo's camera (:func:`camera_position` of its camera and placement)."""
+    return camera_position(pp.photo.camera, pp.homography, pp.centre_xy)
+
+
+def camera_position(cam, homography: np.ndarray, centre_xy) -> np.ndarray:
+    """(x, y, height) of the camera ``cam`` (focal length, principal point) whose pixel -> ground homography
+    is ``homography``: its position over the ground plane and its height above it (metres). ``centre_xy``:
+    a ground point near the photo (its centre), about which the algebra runs.
 
     The ground -> pixel homography of a pinhole camera is ``K [r1 r2 t]`` up to scale; the camera centre is
     ``-R^T t``. The adjustment's small affine corrections keep ``[r1 r2]`` nearly orthonormal.
     """
-    cam = pp.photo.camera
-    o = np.asarray(pp.centre_xy, float)  # about the photo's centre: UTM coordinates lose digits otherwise
-    g = np.linalg.inv(pp.homography) @ np.array([[1.0, 0.0, o[0]], [0.0, 1.0, o[1]], [0.0, 0.0, 1.0]])
+    o = np.asarray(centre_xy, float)  # about the photo's centre: UTM coordinates lose digits otherwise
+    g = np.linalg.inv(homography) @ np.array([[1.0, 0.0, o[0]], [0.0, 1.0, o[1]], [0.0, 0.0, 1.0]])
     k = np.array([[cam.focal_px, 0.0, cam.cx], [0.0, cam.focal_px, cam.cy], [0.0, 0.0, 1.0]])
     m = np.linalg.inv(k) @ g
     lam = 0.5 * (np.linalg.norm(m[:, 0]) + np.linalg.norm(m[:, 1]))
