@@ -22,6 +22,10 @@ there) drum-pile precision at 3/6/8 cm/px went 0.91/0.89/0.82 -> 0.97/0.94/0.89,
 1.00/1.00/0.97; on the 17 test worlds see the model card. Drums closer than 1.5 m are one storage area on
 the ground too.
 
+A pile box under its class threshold but at or above ``pile_join_score`` (0: off) is *weak*: it joins a pile
+it lies within the gap of, never makes one alone (hysteresis, as in edge linking). A loose heap's stray drums
+are often boxed apart at a low score; the pile's label, and the ground the field team must search, take them in.
+
 Boxes are ``(x0, y0, x1, y1)`` in model-grid pixels.
 """
 
@@ -45,6 +49,7 @@ class MergeSettings:
     parts_score_ratio: float = 0.5  # a truncated part joins a kept one if it scores at least this share of it
     pile_classes: tuple[str, ...] = ("drum_stockpile",)  # classes whose nearby boxes are one pile
     pile_gap_m: float = 1.5  # boxes of a pile class this close (gap on the ground, metres) become one; 0: off
+    pile_join_score: float = 0.0  # a pile box under its class threshold scoring this joins a pile nearby; 0: off
 
 
 def truncated_mask(xyxy_local: np.ndarray, sl: Slice, edge_px: float = 3.0) -> np.ndarray:
@@ -115,15 +120,19 @@ def merge_boxes(xyxy: np.ndarray, score: np.ndarray, cls: np.ndarray, truncated:
     return (np.array(kept_box, np.float32), np.array(kept_score, np.float32), np.array(kept_cls, np.int64))
 
 
-def group_piles(xyxy: np.ndarray, score: np.ndarray, cls: np.ndarray, pile_ids, gap: float
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def group_piles(xyxy: np.ndarray, score: np.ndarray, cls: np.ndarray, pile_ids, gap: float,
+                weak: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Join the boxes of each class in ``pile_ids`` whose gap (the larger of the x and y gaps, in the
     boxes' units; overlapping boxes have a negative gap) is at most ``gap``, transitively, into their
-    union box with the highest score. Other classes pass unchanged. Returns ``xyxy, score, cls``."""
+    union box with the highest score. ``weak`` (bool per box, pile classes only) marks boxes that may only
+    join: a group of weak boxes alone is dropped, and a group's score is its best strong box's. Other
+    classes pass unchanged. Returns ``xyxy, score, cls``."""
     xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
     score, cls = np.asarray(score, np.float32), np.asarray(cls, np.int64)
+    weak = np.zeros(len(xyxy), bool) if weak is None else np.asarray(weak, bool)
     if gap < 0 or not len(xyxy):
-        return xyxy, score, cls
+        keep = ~weak
+        return xyxy[keep], score[keep], cls[keep]
     other = ~np.isin(cls, list(pile_ids))
     out_box, out_score, out_cls = [xyxy[other]], [score[other]], [cls[other]]
     for c in pile_ids:
@@ -140,9 +149,12 @@ def group_piles(xyxy: np.ndarray, score: np.ndarray, cls: np.ndarray, pile_ids, 
             if (new == group).all():
                 break
             group = new
+        strong = ~weak[idx]
         for g in np.unique(group):
             m = group == g
+            if not strong[m].any():
+                continue
             out_box.append(np.array([[b[m, 0].min(), b[m, 1].min(), b[m, 2].max(), b[m, 3].max()]], np.float32))
-            out_score.append(np.array([score[idx][m].max()], np.float32))
+            out_score.append(np.array([score[idx][m & strong].max()], np.float32))
             out_cls.append(np.array([c], np.int64))
     return np.concatenate(out_box), np.concatenate(out_score), np.concatenate(out_cls)

@@ -59,6 +59,12 @@ class SliceSettings:
     # has no meaning at score 0.001)
     class_conf: tuple[float, ...] | None = None
 
+    @property
+    def predict_conf(self) -> float:
+        """The score boxes are kept from: ``conf``, or lower where weak pile boxes may join piles."""
+        join = self.merge.pile_join_score
+        return min(self.conf, join) if self.class_conf is not None and join > 0 else self.conf
+
 
 @dataclass(frozen=True)
 class RasterDetections:
@@ -435,7 +441,7 @@ def _detect(path, detector: Detector, settings: SliceSettings, desc: str, t0: fl
                 if len(batch) < settings.batch:  # pad: one input shape, one compiled model (OpenVINO compiles per shape)
                     pad = np.zeros((settings.batch - len(batch), *pixels.shape[1:]), np.uint8)
                     pixels = np.concatenate([pixels, pad])
-                found = detector.predict(pixels, conf=settings.conf, iou=settings.iou)[:len(batch)]
+                found = detector.predict(pixels, conf=settings.predict_conf, iou=settings.iou)[:len(batch)]
                 for sl, boxes, mask in zip(batch, found, masks, strict=True):
                     if not len(boxes):
                         continue
@@ -470,10 +476,14 @@ def _operating_boxes(xyxy, score, cls, settings: SliceSettings, detector: Detect
     if len(settings.class_conf) != len(names):
         raise DetectionError(f"{len(settings.class_conf)} class thresholds for a model of {len(names)} classes "
                              f"({', '.join(names)})")
-    keep = score >= np.asarray(settings.class_conf, np.float32)[cls]
     piles = [names.index(c) for c in settings.merge.pile_classes if c in names]
+    strong = score >= np.asarray(settings.class_conf, np.float32)[cls]
+    weak = ~strong & np.isin(cls, piles) & (score >= settings.merge.pile_join_score) \
+        if settings.merge.pile_join_score > 0 else np.zeros(len(score), bool)
+    keep = strong | weak
     return group_piles(xyxy[keep], score[keep], cls[keep], piles,
-                       settings.merge.pile_gap_m / detector.meta.gsd_m if settings.merge.pile_gap_m > 0 else -1.0)
+                       settings.merge.pile_gap_m / detector.meta.gsd_m if settings.merge.pile_gap_m > 0 else -1.0,
+                       weak=weak[keep])
 
 
 def _pixel_box_polygon(transform: Affine, xyxy: np.ndarray) -> shapely.Polygon:

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from skysieve.detect.merge import MergeSettings, group_piles, merge_boxes, truncated_mask, valid_fraction
-from skysieve.detect.sliced import _read_slice, fill_no_data, overview_level, slice_source, slice_window
+from skysieve.detect.sliced import (
+    SliceSettings,
+    _read_slice,
+    fill_no_data,
+    overview_level,
+    slice_source,
+    slice_window,
+)
 from skysieve.detect.slicing import Slice, axis_offsets, plan_slices
 
 
@@ -108,6 +115,33 @@ def test_drum_pile_boxes_within_the_gap_join_into_one_pile_and_other_classes_sta
     assert len(group_piles(xyxy, score, cls, [2], gap=-1)[0]) == 6
     assert len(group_piles(np.zeros((0, 4)), np.zeros(0), np.zeros(0, int), [2], gap=20)[0]) == 0
 
+
+
+def test_weak_pile_boxes_only_join_a_pile_and_never_flag_alone():
+    """Hysteresis: a weak drum-pile box (a stray drum boxed at a low score) beside a strong pile widens it,
+    and the pile keeps the strong box's score; a weak box with no strong one in reach is dropped, as is a
+    group of weak boxes only; a weak mark on a tank changes nothing."""
+    xyxy = np.array([[100, 100, 200, 200], [205, 150, 220, 165],  # strong pile + a stray drum 5 px beside it
+                     [400, 400, 415, 415], [420, 400, 435, 415],  # two weak strays together, no strong box
+                     [0, 300, 50, 350]], float)  # a tank
+    score = np.array([0.8, 0.35, 0.4, 0.38, 0.9])
+    cls = np.array([2, 2, 2, 2, 0])
+    weak = np.array([False, True, True, True, False])
+    b, s, c = group_piles(xyxy, score, cls, [2], gap=20, weak=weak)
+    assert b[c == 2].tolist() == [[100, 100, 220, 200]]
+    assert s[c == 2].tolist() == pytest.approx([0.8])
+    assert b[c == 0].tolist() == [[0, 300, 50, 350]]
+    # grouping off: weak boxes are dropped, strong ones pass as they are
+    b, s, c = group_piles(xyxy, score, cls, [2], gap=-1, weak=weak)
+    assert sorted(map(tuple, b.tolist())) == [(0, 300, 50, 350), (100, 100, 200, 200)]
+
+
+def test_slicing_goes_down_to_the_join_score_only_when_weak_piles_are_on():
+    on = SliceSettings(conf=0.5, class_conf=(0.7, 0.5, 0.6), merge=MergeSettings(pile_join_score=0.3))
+    assert on.predict_conf == 0.3
+    assert SliceSettings(conf=0.5, class_conf=(0.7, 0.5, 0.6)).predict_conf == 0.5
+    # without operating thresholds (AP, calibration) every box down to conf is kept anyway
+    assert SliceSettings(conf=0.001, merge=MergeSettings(pile_join_score=0.3)).predict_conf == 0.001
 
 def test_valid_fraction_of_boxes():
     mask = np.zeros((100, 100), bool)
