@@ -22,7 +22,7 @@ there) drum-pile precision at 3/6/8 cm/px went 0.91/0.89/0.82 -> 0.97/0.94/0.89,
 1.00/1.00/0.97; on the 17 test worlds see the model card. Drums closer than 1.5 m are one storage area on
 the ground too.
 
-A pile box under its class threshold but at or above ``pile_join_score`` (0: off) is *weak*: it joins a pile
+A pile box under its class threshold but at or above ``pile_join_share`` of it (0: off) is *weak*: it joins a pile
 it lies within the gap of, never makes one alone (hysteresis, as in edge linking). A loose heap's stray drums
 are often boxed apart at a low score; the pile's label, and the ground the field team must search, take them in.
 
@@ -49,7 +49,7 @@ class MergeSettings:
     parts_score_ratio: float = 0.5  # a truncated part joins a kept one if it scores at least this share of it
     pile_classes: tuple[str, ...] = ("drum_stockpile",)  # classes whose nearby boxes are one pile
     pile_gap_m: float = 1.5  # boxes of a pile class this close (gap on the ground, metres) become one; 0: off
-    pile_join_score: float = 0.0  # a pile box under its class threshold scoring this joins a pile nearby; 0: off
+    pile_join_share: float = 0.0  # a pile box scoring this share of its class threshold joins a pile nearby; 0: off
 
 
 def truncated_mask(xyxy_local: np.ndarray, sl: Slice, edge_px: float = 3.0) -> np.ndarray:

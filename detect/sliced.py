@@ -19,7 +19,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,11 +59,11 @@ class SliceSettings:
     # has no meaning at score 0.001)
     class_conf: tuple[float, ...] | None = None
 
-    @property
-    def predict_conf(self) -> float:
+    def predict_conf(self, classes: Sequence[str]) -> float:
         """The score boxes are kept from: ``conf``, or lower where weak pile boxes may join piles."""
-        join = self.merge.pile_join_score
-        return min(self.conf, join) if self.class_conf is not None and join > 0 else self.conf
+        share = self.merge.pile_join_share
+        piles = [t for c, t in zip(classes, self.class_conf or (), strict=False) if c in self.merge.pile_classes]
+        return min([self.conf] + [share * t for t in piles]) if share > 0 else self.conf
 
 
 @dataclass(frozen=True)
@@ -441,7 +441,7 @@ def _detect(path, detector: Detector, settings: SliceSettings, desc: str, t0: fl
                 if len(batch) < settings.batch:  # pad: one input shape, one compiled model (OpenVINO compiles per shape)
                     pad = np.zeros((settings.batch - len(batch), *pixels.shape[1:]), np.uint8)
                     pixels = np.concatenate([pixels, pad])
-                found = detector.predict(pixels, conf=settings.predict_conf, iou=settings.iou)[:len(batch)]
+                found = detector.predict(pixels, conf=settings.predict_conf(detector.meta.classes), iou=settings.iou)[:len(batch)]
                 for sl, boxes, mask in zip(batch, found, masks, strict=True):
                     if not len(boxes):
                         continue
@@ -477,9 +477,9 @@ def _operating_boxes(xyxy, score, cls, settings: SliceSettings, detector: Detect
         raise DetectionError(f"{len(settings.class_conf)} class thresholds for a model of {len(names)} classes "
                              f"({', '.join(names)})")
     piles = [names.index(c) for c in settings.merge.pile_classes if c in names]
-    strong = score >= np.asarray(settings.class_conf, np.float32)[cls]
-    weak = ~strong & np.isin(cls, piles) & (score >= settings.merge.pile_join_score) \
-        if settings.merge.pile_join_score > 0 else np.zeros(len(score), bool)
+    thr = np.asarray(settings.class_conf, np.float32)[cls]
+    strong = score >= thr
+    weak = ~strong & np.isin(cls, piles) & (score >= settings.merge.pile_join_share * thr)
     keep = strong | weak
     return group_piles(xyxy[keep], score[keep], cls[keep], piles,
                        settings.merge.pile_gap_m / detector.meta.gsd_m if settings.merge.pile_gap_m > 0 else -1.0,

@@ -136,12 +136,14 @@ def test_weak_pile_boxes_only_join_a_pile_and_never_flag_alone():
     assert sorted(map(tuple, b.tolist())) == [(0, 300, 50, 350), (100, 100, 200, 200)]
 
 
-def test_slicing_goes_down_to_the_join_score_only_when_weak_piles_are_on():
-    on = SliceSettings(conf=0.5, class_conf=(0.7, 0.5, 0.6), merge=MergeSettings(pile_join_score=0.3))
-    assert on.predict_conf == 0.3
-    assert SliceSettings(conf=0.5, class_conf=(0.7, 0.5, 0.6)).predict_conf == 0.5
+def test_slicing_goes_down_to_the_join_share_only_when_weak_piles_are_on():
+    names = ("tank", "chimney", "drum_stockpile")
+    on = SliceSettings(conf=0.5, class_conf=(0.7, 0.5, 0.6), merge=MergeSettings(pile_join_share=0.5))
+    assert on.predict_conf(names) == pytest.approx(0.3)
+    assert SliceSettings(conf=0.5, class_conf=(0.7, 0.5, 0.6)).predict_conf(names) == 0.5
     # without operating thresholds (AP, calibration) every box down to conf is kept anyway
-    assert SliceSettings(conf=0.001, merge=MergeSettings(pile_join_score=0.3)).predict_conf == 0.001
+    assert SliceSettings(conf=0.001, merge=MergeSettings(pile_join_share=0.5)).predict_conf(names) == 0.001
+
 
 def test_valid_fraction_of_boxes():
     mask = np.zeros((100, 100), bool)
