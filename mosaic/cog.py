@@ -86,28 +86,36 @@ def halve(rgb: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Rounded to nearest (halves up); pixels outside ``cov`` do not count. (GDAL's ``average`` overviews
     weigh by the raster / overview size ratio, not exactly 2 unless the size is a multiple of the factors.)
+    OpenCV's 2 x 2 area mean, ``(a + b + c + d + 2) >> 2``, is that mean wherever the 2 x 2 is wholly
+    covered; only the few along the coverage's edge are summed apart.
     """
     import cv2
 
     h, w = cov.shape
     h2, w2 = -(-h // 2), -(-w // 2)
-    if not (h % 2 or w % 2) and cov.all():
-        return cv2.resize(rgb, (w2, h2), interpolation=cv2.INTER_AREA), np.ones((h2, w2), bool)
-    # 4 x the values, padded to even with uncovered pixels: INTER_AREA's 2 x 2 mean is then their exact sum
-    mask = cov.view(np.uint8)
-    x = np.zeros((2 * h2, 2 * w2, 3), np.uint16)
-    x[:h, :w] = cv2.bitwise_and(rgb, rgb, mask=mask)  # what is not covered does not count
-    x <<= 2
-    m = np.zeros((2 * h2, 2 * w2), np.uint16)
-    m[:h, :w] = mask
-    m <<= 2
-    s = cv2.resize(x, (w2, h2), interpolation=cv2.INTER_AREA)
-    n = cv2.resize(m, (w2, h2), interpolation=cv2.INTER_AREA)
-    covered = n > 0
-    # rounded to nearest, halves up: floor((sum + count / 2) / count), exact in float32
-    s += (n >> 1)[..., None]
-    out = (s.astype(np.float32) / np.maximum(n, 1).astype(np.float32)[..., None]).astype(np.uint8)
-    return out, covered
+    if h % 2 or w % 2:  # padded to even with uncovered pixels
+        rgb_even = np.zeros((2 * h2, 2 * w2, 3), np.uint8)
+        rgb_even[:h, :w] = rgb
+        cov_even = np.zeros((2 * h2, 2 * w2), bool)
+        cov_even[:h, :w] = cov
+        rgb, cov = rgb_even, cov_even
+    mean = cv2.resize(rgb, (w2, h2), interpolation=cv2.INTER_AREA)
+    # covered pixels per 2 x 2: (4 n + 2) >> 2 = n
+    n = cv2.resize(np.ascontiguousarray(cov).view(np.uint8) * np.uint8(4), (w2, h2), interpolation=cv2.INTER_AREA)
+    if n.min() == 4:
+        return mean, np.ones((h2, w2), bool)
+    mean = cv2.bitwise_and(mean, mean, mask=n)  # nothing covered: 0
+    edge = cv2.findNonZero(cv2.inRange(n, 1, 3))  # partly covered: (col, row) each, or None
+    if edge is not None:
+        cc, rr = edge.reshape(-1, 2).T
+        s = np.zeros((len(rr), 3), np.uint16)
+        for dr in (0, 1):
+            for dc in (0, 1):
+                r, c = 2 * rr + dr, 2 * cc + dc
+                s += rgb[r, c] * cov[r, c][:, None].astype(np.uint16)
+        k = n[rr, cc].astype(np.uint16)[:, None]
+        mean[rr, cc] = ((s + (k >> 1)) // k).astype(np.uint8)  # rounded to nearest, halves up
+    return mean, n > 0
 
 
 class _Level:

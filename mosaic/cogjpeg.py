@@ -125,16 +125,18 @@ class JpegCogWriter:
         lv = self.levels[level]
         rgb, cov = lv.bands.pop(b)
         lv.tiles += [None] * (b * lv.across - len(lv.tiles))  # bands nothing reached
+        cols = cov.any(axis=0)  # one pass over the band (a tile's columns are a strided view of it)
+        reached = [bool(cols[c * self.tile:(c + 1) * self.tile].any()) for c in range(lv.across)]
         for c in range(lv.across):
             sl = slice(c * self.tile, (c + 1) * self.tile)
-            lv.tiles.append(self.pool.submit(self._encode, rgb[:, sl], cov[:, sl]) if cov[:, sl].any() else None)
+            lv.tiles.append(self.pool.submit(self._encode, rgb[:, sl], cov[:, sl]) if reached[c] else None)
         if level == 0:
             self._drain()
         if level + 1 < len(self.levels):  # halved a tile at a time: whole tiles take halve's fast path
             half = self.tile // 2
             for c in range(lv.across):
                 sl = slice(c * self.tile, (c + 1) * self.tile)
-                if cov[:, sl].any():
+                if reached[c]:
                     h_rgb, h_cov = halve(rgb[:, sl], cov[:, sl])
                     self.put(b * half, c * half, h_rgb, h_cov, level + 1)
 

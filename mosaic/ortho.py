@@ -49,7 +49,7 @@ from skysieve.mosaic.adjust import AdjustSettings
 from skysieve.mosaic.cog import CogSettings, overview_grid, write_cog
 from skysieve.mosaic.matching import MatchSettings, match_gsd
 from skysieve.mosaic.photos import Photo, ground_homography, photo_from_row
-from skysieve.mosaic.render import OutputGrid, PlacedPhoto, render_windows
+from skysieve.mosaic.render import DecodedPhotos, OutputGrid, PlacedPhoto, render_windows
 from skysieve.mosaic.seamcut import SeamSettings, find_seams
 from skysieve.mosaic.seams import BlendSettings
 from skysieve.mosaic.solve import solve_flight
@@ -312,11 +312,14 @@ def _opencv_own_threads_off(fn):
 
 @_opencv_own_threads_off
 def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | None = None,
-                force: bool = False, resolve: bool | None = None) -> dict[str, Any]:
+                force: bool = False, resolve: bool | None = None,
+                decoded: DecodedPhotos | None = None) -> dict[str, Any]:
     """Build ``cells/<cell_id>/ortho.tif`` and ``ortho.json``; returns the report (also for a skip).
 
     ``force``: rebuild even when the inputs did not change; ``resolve``: solve the flight again rather
     than read its cached solution (default: ``force``; :func:`build_mosaics` solves each flight once).
+    ``decoded``: photos kept decoded from the previous cells of a run in this process, for the next ones
+    (:class:`~skysieve.mosaic.render.DecodedPhotos`).
     ``report["status"]`` is ``built``, ``skipped`` (inputs unchanged) or ``empty`` (no accepted photo).
     A cell built without some photo that could not be read (``report["images_unreadable"]``) is never
     skipped, so the photo is tried again.
@@ -396,7 +399,7 @@ def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | 
         seam_map, seam_stats = find_seams(placed, grid, settings.blend(), settings.seam(), surface=surface)
     counts = {"cell": 0}
     blocks = _clip_blocks(render_windows(placed, grid, settings.window_px, settings.blend(), seams=seam_map,
-                                         surface=surface), grid, keep, cell, counts)
+                                         surface=surface, decoded=decoded), grid, keep, cell, counts)
     cell_dir.mkdir(parents=True, exist_ok=True)
     for stale in cell_dir.glob(".ortho.*"):  # temporaries of a killed run (files, and the COG's scratch folders)
         if stale.is_dir() and not stale.is_symlink():
@@ -465,10 +468,11 @@ def _num(v: float) -> float | None:
     return None if v is None or not math.isfinite(v) else round(float(v), 4)
 
 
-def _job(args: tuple[str, str, MosaicSettings, bool]) -> dict[str, Any]:
+def _job(args: tuple[str, str, MosaicSettings, bool], decoded: DecodedPhotos | None = None) -> dict[str, Any]:
     root, cell_id, settings, force = args
     try:
-        return mosaic_cell(root, cell_id, settings, force, resolve=False)  # force: solved in build_mosaics
+        return mosaic_cell(root, cell_id, settings, force, resolve=False,  # force: solved in build_mosaics
+                           decoded=decoded)
     except SkysieveError as e:
         log.error("cell %s: %s", cell_id, e)
         return {"cell_id": cell_id, "status": "failed", "error": str(e)}
@@ -502,23 +506,34 @@ def build_mosaics(ws, cells: list[str] | None = None, gsd_m: float | None = None
     n = workers or settings.workers or os.cpu_count() or 1
     n = max(1, min(n, len(ids)))
     jobs = [(str(ws.root), c, settings, force) for c in ids]
+    shows: dict[str, set[str]] = {}  # per cell to build: the photos that touch it
+    index = _RowIndex(_accepted_rows(ws))
+    groups = {}
+    wanted = set(ids)
+    for c in ws.cells():
+        if c.cell_id not in wanted or (inputs := _cell_inputs(index, c.geometry, settings)) is None:
+            continue
+        _, cell_rows, flight_rows, digest = inputs
+        if force or not _is_current(ws.cell_dir(c.cell_id), digest):  # a cell to build needs its flights
+            groups.setdefault(frozenset(str(r["image_id"]) for r in flight_rows), flight_rows)
+            shows[c.cell_id] = {str(r["image_id"]) for r in cell_rows}
     if n > 1 or force:  # solve each flight once here, so that the cell processes read it rather than race to solve it
-        index = _RowIndex(_accepted_rows(ws))
-        groups = {}
-        wanted = set(ids)
-        for c in ws.cells():
-            if c.cell_id not in wanted or (inputs := _cell_inputs(index, c.geometry, settings)) is None:
-                continue
-            _, _, flight_rows, digest = inputs
-            if force or not _is_current(ws.cell_dir(c.cell_id), digest):  # a cell to build needs its flights
-                groups.setdefault(frozenset(str(r["image_id"]) for r in flight_rows), flight_rows)
         for flight_rows in groups.values():
             try:
                 _solve_rows(ws.root, flight_rows, settings, force)
             except SkysieveError as e:  # the cell that needs it reports it
                 log.warning("solving a flight failed: %s", e)
     if n == 1:
-        reports += [_job(j) for j in progress(jobs, "cells", len(jobs), unit="cell")]
+        # one cell after another in this process: photos on a border between cells are decoded once, not per cell
+        order: dict[str, list[int]] = {}  # per photo: the positions of the cells to build that it touches
+        for k, j in enumerate(jobs):
+            for image_id in shows.get(j[1], ()):
+                order.setdefault(image_id, []).append(k)
+        decoded = DecodedPhotos(order)
+        for k, j in enumerate(progress(jobs, "cells", len(jobs), unit="cell")):
+            decoded.start(k)
+            reports.append(_job(j, decoded))
+        log.debug("%d decoded photos shared between cells", decoded.reused)
     else:
         with ProcessPoolExecutor(n, mp_context=mp.get_context("spawn")) as pool:
             reports += list(progress(pool.map(_job, jobs), "cells", len(jobs), unit="cell"))
