@@ -109,6 +109,10 @@ class JpegCogWriter:
         for b in sorted(b for b in lv.bands if b < row // t):  # no later block reaches these
             self._close(level, b)
         h = cov.shape[0]
+        if (level == 0 and not lv.bands and row % t == 0 and col % t == 0 and h == min(t, lv.height - row)
+                and cov.shape[1] == min(t, lv.width - col)):
+            self._tile(row // t, col // t, rgb, cov)  # a whole tile (the renderer's windows are): no band
+            return
         for b in range(row // t, (row + h - 1) // t + 1):
             if b not in lv.bands:
                 rows = min(t, lv.height - b * t)
@@ -117,6 +121,21 @@ class JpegCogWriter:
             r0, r1 = max(row, b * t), min(row + h, (b + 1) * t)
             band_rgb[r0 - b * t:r1 - b * t, col:col + cov.shape[1]] = rgb[r0 - row:r1 - row]
             band_cov[r0 - b * t:r1 - b * t, col:col + cov.shape[1]] = cov[r0 - row:r1 - row]
+
+    def _tile(self, b: int, c: int, rgb: np.ndarray, cov: np.ndarray) -> None:
+        """Level 0's tile (b, c), whole: encoded and halved as :meth:`_close` does a band's, without
+        copying it into a band first (a band of level 0 is 512 rows by the raster's width, in fresh memory)."""
+        from skysieve.mosaic.cog import halve
+
+        lv = self.levels[0]
+        lv.tiles += [None] * (b * lv.across + c - len(lv.tiles))  # tiles nothing reached
+        reached = bool(cov.any())
+        lv.tiles.append(self.pool.submit(self._encode, rgb, cov) if reached else None)
+        self._drain()
+        if reached and len(self.levels) > 1:
+            h_rgb, h_cov = halve(rgb, cov)
+            half = self.tile // 2
+            self.put(b * half, c * half, h_rgb, h_cov, 1)
 
     def _close(self, level: int, b: int) -> None:
         """Encode band ``b`` of ``level`` and hand it, halved, to the next level."""
@@ -127,7 +146,7 @@ class JpegCogWriter:
         lv.tiles += [None] * (b * lv.across - len(lv.tiles))  # bands nothing reached
         cols = cov.any(axis=0)  # one pass over the band (a tile's columns are a strided view of it)
         reached = [bool(cols[c * self.tile:(c + 1) * self.tile].any()) for c in range(lv.across)]
-        for c in range(lv.across):
+        for c in range(len(lv.tiles) - b * lv.across, lv.across):  # (level 0: after the tiles put whole)
             sl = slice(c * self.tile, (c + 1) * self.tile)
             lv.tiles.append(self.pool.submit(self._encode, rgb[:, sl], cov[:, sl]) if reached[c] else None)
         if level == 0:

@@ -96,3 +96,41 @@ def test_rendering_decodes_less_and_draws_the_same_pixels(tmp_path: Path, monkey
     assert max(decodes_before.values()) >= 3
     assert sum(decodes_after.values()) < sum(decodes_before.values())
     assert max(decodes_roomy.values()) == 1 and sum(decodes_roomy.values()) <= sum(decodes_after.values())
+
+
+def test_jpeg_cog_of_whole_tiles_is_the_file_blocks_of_any_shape_make(tmp_path: Path) -> None:
+    """Whole tiles (the renderer's windows) skip the band a level-0 tile row is otherwise copied into; the
+    file is the same byte for byte as from blocks that straddle tiles, or from a row mixing both."""
+    from pyproj import CRS
+
+    from skysieve.mosaic.cog import overview_factors
+    from skysieve.mosaic.cogjpeg import JpegCogWriter, geokeys
+    from skysieve.mosaic.render import OutputGrid, windows
+
+    grid = OutputGrid(576000.0, 5188000.0, 0.05, 88, 64)  # 6 x 4 tiles of 16, the last column 8 wide
+    yy, xx = np.mgrid[0:grid.height, 0:grid.width]
+    full = np.stack([xx * 2, yy * 3, (xx + yy) % 256], -1).astype(np.uint8)
+    cov = ((xx - 40) ** 2 + (yy - 30) ** 2 < 26 ** 2) | ((yy > 50) & (xx > 70))
+    full[~cov] = 0
+
+    def write(name: str, pieces) -> bytes:
+        writer = JpegCogWriter(grid.width, grid.height, overview_factors(grid.width, grid.height, 16), 16, 90,
+                               tmp_path)
+        for row, col, h, w in pieces:
+            sl = (slice(row, row + h), slice(col, col + w))
+            if cov[sl].any():
+                writer.put(row, col, full[sl].copy(), cov[sl].copy())
+        writer.finish(tmp_path / name, grid.transform, geokeys(CRS.from_epsg(32615)), {"K": "v"})
+        return (tmp_path / name).read_bytes()
+
+    def blocks(size: int):
+        return [(w.row_off, w.col_off, w.height, w.width) for w in windows(grid, size)]
+
+    tiles = write("tiles.tif", blocks(16))
+    assert tiles == write("straddling.tif", blocks(24))
+    # tile row 1: two whole tiles, then 8-pixel pieces (a band opened after tiles put whole)
+    mixed = [b for b in blocks(16) if b[0] != 16]
+    mixed += [(16, 0, 16, 16), (16, 16, 16, 16)] + [(16, c, 16, 8) for c in range(32, 88, 8)]
+    assert tiles == write("mixed.tif", sorted(mixed))
+    with rasterio.open(tmp_path / "tiles.tif") as ds:
+        assert ds.overviews(1) == [2, 4, 8] and np.array_equal(ds.read_masks(1) > 0, cov)
