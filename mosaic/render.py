@@ -2,7 +2,9 @@
 
 The output is produced window by window (``window_px`` square), in strips; each photo is decoded once,
 when the first window needs it, and dropped after the last window that needs it, so memory holds the
-photos of about one strip, never the survey. Each window's pixels come from the photos that cover it,
+photos of about one strip, never the survey. A window "needs" a photo only where the seams let it show
+there (:func:`_decode_plan`), not wherever its footprint reaches; and the cells of one run hand the photos
+on their borders on to each other decoded (:class:`DecodedPhotos`). Each window's pixels come from the photos that cover it,
 resampled by one perspective warp each (output pixel -> ground -> photo pixel; with a DSM, through the
 point at its height: :mod:`~skysieve.mosaic.surface`) and blended along the
 seams of a label map (:func:`skysieve.mosaic.seamcut.find_seams`, :func:`skysieve.mosaic.seams.label_weights`)
