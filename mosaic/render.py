@@ -387,9 +387,13 @@ class DecodedPhotos:
                 return
             size = decoded[0].nbytes
             used = sum(v[0].nbytes for v in self.held.values())
+            def after(k: tuple) -> int:  # a photo held for the cell rendering now, and no later one: now
+                n = self._next(k[0], self.at)
+                return self.at if n is None else n
+
             while used + size > self.budget and self.held:
-                last = max(self.held, key=lambda k: self._next(k[0], self.at) or -1)
-                if (self._next(last[0], self.at) or -1) <= nxt:
+                last = max(self.held, key=after)
+                if after(last) <= nxt:
                     return
                 used -= self.held.pop(last)[0].nbytes
             if used + size <= self.budget:
