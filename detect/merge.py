@@ -25,6 +25,9 @@ the ground too.
 A pile box under its class threshold but at or above ``pile_join_share`` of it (0: off) is *weak*: it joins a pile
 it lies within the gap of, never makes one alone (hysteresis, as in edge linking). A loose heap's stray drums
 are often boxed apart at a low score; the pile's label, and the ground the field team must search, take them in.
+0.5 was chosen on the calibration worlds with skysieve-det-v6: drum-pile centre p90 at 6 cm 0.41 -> 0.24 m,
+precision and recall unchanged (0.4 lost recall at 8 cm); on the test worlds the worst centre at 3 cm went
+0.74 -> 0.27 m, nothing else changed.
 
 Boxes are ``(x0, y0, x1, y1)`` in model-grid pixels.
 """
@@ -49,7 +52,7 @@ class MergeSettings:
     parts_score_ratio: float = 0.5  # a truncated part joins a kept one if it scores at least this share of it
     pile_classes: tuple[str, ...] = ("drum_stockpile",)  # classes whose nearby boxes are one pile
     pile_gap_m: float = 1.5  # boxes of a pile class this close (gap on the ground, metres) become one; 0: off
-    pile_join_share: float = 0.0  # a pile box scoring this share of its class threshold joins a pile nearby; 0: off
+    pile_join_share: float = 0.5  # a pile box scoring this share of its class threshold joins a pile nearby; 0: off
 
 
 def truncated_mask(xyxy_local: np.ndarray, sl: Slice, edge_px: float = 3.0) -> np.ndarray:

@@ -140,7 +140,8 @@ def test_slicing_goes_down_to_the_join_share_only_when_weak_piles_are_on():
     names = ("tank", "chimney", "drum_stockpile")
     on = SliceSettings(conf=0.5, class_conf=(0.7, 0.5, 0.6), merge=MergeSettings(pile_join_share=0.5))
     assert on.predict_conf(names) == pytest.approx(0.3)
-    assert SliceSettings(conf=0.5, class_conf=(0.7, 0.5, 0.6)).predict_conf(names) == 0.5
+    off = SliceSettings(conf=0.5, class_conf=(0.7, 0.5, 0.6), merge=MergeSettings(pile_join_share=0.0))
+    assert off.predict_conf(names) == 0.5
     # without operating thresholds (AP, calibration) every box down to conf is kept anyway
     assert SliceSettings(conf=0.001, merge=MergeSettings(pile_join_share=0.5)).predict_conf(names) == 0.001
 
