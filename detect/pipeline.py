@@ -50,6 +50,7 @@ class DetectConfig:
     batch: int = 8
     backend: str | None = None  # openvino | onnxruntime | torch; None = fastest available
     pile_gap_m: float = 1.5  # drum-pile boxes this close on the ground are one stockpile; 0: keep them apart
+    pile_join_share: float = 0.5  # a drum-pile box under its threshold but over this share of it may only widen a pile
 
 
 def ortho_path(ws: Workspace, cell_id: str):
@@ -150,7 +151,7 @@ def detect_cells(ws: Workspace, cells: list[str] | None = None, model: str | Non
     thresholds = class_thresholds(det.meta, conf if conf is not None else cfg.conf)
     settings = SliceSettings(conf=float(thresholds.min()), overlap=cfg.overlap, batch=cfg.batch,
                              class_conf=tuple(float(t) for t in thresholds),
-                             merge=MergeSettings(pile_gap_m=cfg.pile_gap_m))
+                             merge=MergeSettings(pile_gap_m=cfg.pile_gap_m, pile_join_share=cfg.pile_join_share))
     by_class = dict.fromkeys(det.meta.classes, 0)
     done: list[str] = []
     for cid in run:
