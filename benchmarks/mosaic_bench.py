@@ -14,7 +14,10 @@
    local misfit at the 90th percentile). Its recorded yaw and altitude are exact unless the ``--yaw-*`` and
    ``--alt-*`` options add noise, per photo (independent) or shared by the flight (a compass bias, a
    take-off point above the surveyed ground); the output labels such a run. Printed beside it: how well GPS
-   alone fixes the block's rotation and scale, and the local misfit that leaves at a cell's edge.
+   alone fixes the block's rotation and scale, and the local misfit that leaves at a cell's edge; and per
+   cell, ``gps_draw_local_p90_px``: what this draw's GPS errors alone put there (the similarity that best
+   maps the true camera positions onto their fixes), to set the measured figure against. ``--gps-seed``
+   draws other GPS errors.
 """
 
 from __future__ import annotations
@@ -110,7 +113,8 @@ def _ingest(ws_root: Path, flight: Path) -> None:
     ingest_flight(ws, flight)
 
 
-def _simulated(ws_root: Path, n_photos: int, metadata_noise: dict[str, float] | None = None) -> dict:
+def _simulated(ws_root: Path, n_photos: int, metadata_noise: dict[str, float] | None = None,
+               gps_seed: int = 12) -> dict:
     """A seeded flight of about ``n_photos`` 1000 x 750 px photos over a generated ground (see
     tests/mosaic/ortho_scene.py) in a workspace; returns the ground truth handle. ``metadata_noise``
     (:func:`_noisy_metadata`) puts errors into the recorded yaws and altitudes."""
@@ -127,7 +131,7 @@ def _simulated(ws_root: Path, n_photos: int, metadata_noise: dict[str, float] | 
     step_x, step_y = 12.0, 22.0  # 80 % forward, ~50 % side overlap
     size = max(nx * step_x, ny * step_y) + 80
     ground = make_ground(size, 0.06, seed=11)
-    shots = grid_shots(cam, 60.0, 40, 40, nx, ny, step_x, step_y, gps_sigma_m=SIM_GPS_SIGMA_M, seed=12)[:n_photos]
+    shots = grid_shots(cam, 60.0, 40, 40, nx, ny, step_x, step_y, gps_sigma_m=SIM_GPS_SIGMA_M, seed=gps_seed)[:n_photos]
     ws = make_workspace(ws_root, ground, shots, cell_size_m=SIM_CELL_M)
     if metadata_noise and any(metadata_noise.values()):
         _noisy_metadata(ws, seed=13, **metadata_noise)
@@ -165,7 +169,33 @@ def _gps_limit(shots, gps_sigma_m: float, gsd_m: float, cell_m: float) -> str:
             "px at the 90th percentile")
 
 
-def _accuracy(ws_root: Path, ground) -> dict:
+def _gps_draw_misfit(shots, valid, transform, patch_px: int = 96) -> float:
+    """The local p90 (pixels) that this draw's GPS errors alone put into a cell: the similarity that best maps
+    the shots' true positions onto their GPS fixes (least squares, as an adjustment pinned by GPS alone
+    would place the block), evaluated at the centres of the comparison's patches inside ``valid``, with its
+    mean over them removed (as the measured figure is)."""
+    import numpy as np
+
+    true = np.array([[s.pose.x, s.pose.y] for s in shots])
+    gps = true + np.array([s.gps_error for s in shots])
+    mt, mg = true.mean(0), gps.mean(0)
+    a, b = true - mt, gps - mg
+    # complex least squares: b = z a (z: rotation and scale as one complex number)
+    za, zb = a[:, 0] + 1j * a[:, 1], b[:, 0] + 1j * b[:, 1]
+    z = (np.conj(za) @ zb) / (np.conj(za) @ za)
+    h, w = valid.shape
+    pts = [(r + patch_px / 2, c + patch_px / 2) for r in range(0, h - patch_px + 1, patch_px)
+           for c in range(0, w - patch_px + 1, patch_px) if valid[r:r + patch_px, c:c + patch_px].all()]
+    if not pts:
+        return float("nan")
+    xy = np.array([transform * (c, r) for r, c in pts])
+    p = (xy[:, 0] - mt[0]) + 1j * (xy[:, 1] - mt[1])
+    d = p * (z - 1)  # where the block's similarity moves each point, less the translation
+    d -= d.mean()
+    return float(np.percentile(np.abs(d), 90) / abs(transform.a))
+
+
+def _accuracy(ws_root: Path, ground, shots=None) -> dict:
     import numpy as np
     import rasterio
     from ortho_scene import truth_window
@@ -177,9 +207,12 @@ def _accuracy(ws_root: Path, ground) -> dict:
         with rasterio.open(tif) as ds:
             rgb = np.moveaxis(ds.read([1, 2, 3]), 0, -1)
             valid = ds.read_masks(1) > 0
-            b, gsd = ds.bounds, ds.res[0]
+            b, gsd, transform = ds.bounds, ds.res[0], ds.transform
         truth = truth_window(ground, (b.left, b.bottom, b.right, b.top), gsd)
-        out.append({"cell": tif.parent.name, **compare_rasters(rgb, truth, valid, gsd, patch_px=96).as_dict()})
+        row = {"cell": tif.parent.name, **compare_rasters(rgb, truth, valid, gsd, patch_px=96).as_dict()}
+        if shots is not None:
+            row["gps_draw_local_p90_px"] = round(_gps_draw_misfit(shots, valid, transform), 3)
+        out.append(row)
     return out
 
 
@@ -187,6 +220,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("SKYSIEVE_DATA", ROOT.parent / "shared" / "data")))
     ap.add_argument("--photos", type=int, default=200, help="photos of the simulated flight (0: skip it)")
+    ap.add_argument("--gps-seed", type=int, default=12, help="seed of the simulated flight's GPS errors (12)")
     ap.add_argument("--skip-stitcher", action="store_true")
     ap.add_argument("--repeat", type=int, default=2, help="Brighton runs of each side (the fastest counts)")
     for name, unit, what in (("yaw-noise", "deg", "recorded yaw error per photo (one sigma)"),
@@ -233,7 +267,7 @@ def main() -> int:
             return 0
         noise = {"yaw_noise_deg": args.yaw_noise_deg, "yaw_bias_deg": args.yaw_bias_deg,
                  "alt_noise_m": args.alt_noise_m, "alt_bias_m": args.alt_bias_m}
-        sim = _simulated(tmp / "sim", args.photos, noise)
+        sim = _simulated(tmp / "sim", args.photos, noise, args.gps_seed)
         label = (", recorded metadata with " + ", ".join(f"{k} {v:g}" for k, v in noise.items() if v)
                  if any(noise.values()) else f" (GPS {SIM_GPS_SIGMA_M} m per photo; recorded yaw and altitude exact)")
         results["simulated"] = _child(SKYSIEVE.format(ws=str(tmp / "sim"), settings=settings))
@@ -243,7 +277,7 @@ def main() -> int:
         if "brighton_skysieve" in results:
             ratio = results["simulated"]["peak_rss_mib"] / results["brighton_skysieve"]["peak_rss_mib"]
             print(f"peak memory {args.photos} simulated photos / 18 Brighton photos: {ratio:.2f} (target <= 1.5)")
-        for row in _accuracy(tmp / "sim", sim["ground"]):
+        for row in _accuracy(tmp / "sim", sim["ground"], sim["shots"]):
             print("simulated flight vs true ortho:", json.dumps(row))
     return 0
 
