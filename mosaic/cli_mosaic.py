@@ -65,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("workspace", type=Path)
     p.add_argument("--cell", action="append", metavar="ID", help="only this cell (repeatable); default: every cell with photos")
     p.add_argument("--gsd", type=float, metavar="M", help="output pixel size in metres (default: the photos' native GSD)")
-    p.add_argument("--workers", type=int, help="parallel processes (default: CPU count)")
+    p.add_argument("--workers", type=int, help="parallel processes (default: one per 4 CPUs, each rendering with 4 threads)")
     p.add_argument("--force", action="store_true", help="rebuild cells whose inputs did not change")
     p.add_argument("--cache-days", type=float, default=MAX_AGE_DAYS, metavar="N",
                    help=f"prune feature and tie cache entries unused for N days ({MAX_AGE_DAYS:g})")

@@ -49,7 +49,7 @@ from skysieve.mosaic.adjust import AdjustSettings
 from skysieve.mosaic.cog import CogSettings, overview_grid, write_cog
 from skysieve.mosaic.matching import MatchSettings, match_gsd
 from skysieve.mosaic.photos import Photo, ground_homography, photo_from_row
-from skysieve.mosaic.render import DecodedPhotos, OutputGrid, PlacedPhoto, render_windows
+from skysieve.mosaic.render import RENDER_THREADS, DecodedPhotos, OutputGrid, PlacedPhoto, render_windows
 from skysieve.mosaic.seamcut import SeamSettings, find_seams
 from skysieve.mosaic.seams import BlendSettings
 from skysieve.mosaic.solve import solve_flight
@@ -108,7 +108,10 @@ class MosaicSettings:
     dsm_min_height_m: float = 0.5  # rendering takes DSM heights under this as the plane (placement noise)
     compress: str = "JPEG"
     quality: int = 90
-    workers: int | None = None  # processes; None: CPU count, at most the cell count
+    # processes; None: one per RENDER_THREADS CPUs (each renders with that many threads), at most the cell count.
+    # On 2 CPUs one process is faster: Brighton 6.0 against 7.0 s with two (a second process imports everything
+    # and decodes the border photos again), the 200-photo simulated flight 38.4 against 39.4 s
+    workers: int | None = None
 
     def match(self) -> MatchSettings:
         # two fixes each off by up to 3 sigma, plus yaw and height errors at the photo's edge
@@ -503,7 +506,7 @@ def build_mosaics(ws, cells: list[str] | None = None, gsd_m: float | None = None
     known = {c.cell_id for c in ws.cells()}
     reports = [{"cell_id": c, "status": "failed", "error": "no such cell"} for c in ids if c not in known]
     ids = [c for c in ids if c in known]
-    n = workers or settings.workers or os.cpu_count() or 1
+    n = workers or settings.workers or (os.cpu_count() or 1) // RENDER_THREADS
     n = max(1, min(n, len(ids)))
     jobs = [(str(ws.root), c, settings, force) for c in ids]
     shows: dict[str, set[str]] = {}  # per cell to build: the photos that touch it

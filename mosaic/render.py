@@ -36,10 +36,13 @@ from skysieve.mosaic.seams import (
 )
 from skysieve.mosaic.surface import Surface, photo_pixels
 
-__all__ = ["OutputGrid", "PixelWindow", "PlacedPhoto", "windows", "render_windows", "estimate_gains",
+__all__ = ["RENDER_THREADS", "OutputGrid", "PixelWindow", "PlacedPhoto", "windows", "render_windows", "estimate_gains",
            "decode_for_render", "DecodedPhotos"]
 
 log = logging.getLogger(__name__)
+
+#: windows rendered at a time (threads: cv2 and numpy release the GIL), at most; fewer on fewer CPUs
+RENDER_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -405,14 +408,14 @@ def render_windows(placed: list[PlacedPhoto], grid: OutputGrid, window_px: int, 
                    surface: Surface | None = None,
                    decoded: DecodedPhotos | None = None) -> Iterator[tuple[PixelWindow, np.ndarray, np.ndarray]]:
     """Yield (window, RGB, coverage) for every window that some photo covers, in order, decoding each photo
-    once. ``threads`` windows render at a time (default: CPU count, at most 4). ``seams``: the grid's
+    once. ``threads`` windows render at a time (default: CPU count, at most :data:`RENDER_THREADS`). ``seams``: the grid's
     label map (:func:`skysieve.mosaic.seamcut.find_seams`); None: nearest-centre seams. ``surface``: the
     grid's DSM (:func:`skysieve.mosaic.surface.build_surface`): a true ortho; None: the ground plane.
     ``decoded``: photos kept decoded between the cells of a run (taken from it, offered back when done)."""
     import os
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    threads = threads or min(4, os.cpu_count() or 1)
+    threads = threads or min(RENDER_THREADS, os.cpu_count() or 1)
     from skysieve.progress import progress
 
     wins = windows(grid, window_px)
@@ -509,7 +512,7 @@ def estimate_gains(placed: list[PlacedPhoto], blend: BlendSettings, coarse_px: i
         mask = edge_taper(u, v, cam.width_px, cam.height_px, 0.05 * cam.width_px) > 0.99
         return round(g.x_min / gsd), round(g.y_max / gsd), w.astype(np.float32), mask
 
-    with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:  # decoding releases the GIL
+    with ThreadPoolExecutor(min(RENDER_THREADS, os.cpu_count() or 1)) as pool:  # decoding releases the GIL
         patches = list(pool.map(patch, range(len(placed))))
     fps = [pp.footprint() for pp in placed]
     tree = shapely.STRtree(fps)
