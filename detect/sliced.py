@@ -479,7 +479,8 @@ def _operating_boxes(xyxy, score, cls, settings: SliceSettings, detector: Detect
     piles = [names.index(c) for c in settings.merge.pile_classes if c in names]
     thr = np.asarray(settings.class_conf, np.float32)[cls]
     strong = score >= thr
-    weak = ~strong & np.isin(cls, piles) & (score >= settings.merge.pile_join_share * thr)
+    share = settings.merge.pile_join_share
+    weak = ~strong & np.isin(cls, piles) & (score >= share * thr) if share > 0 else np.zeros(len(score), bool)
     keep = strong | weak
     return group_piles(xyxy[keep], score[keep], cls[keep], piles,
                        settings.merge.pile_gap_m / detector.meta.gsd_m if settings.merge.pile_gap_m > 0 else -1.0,
