@@ -7,7 +7,7 @@ part of an object that slice saw. The merge therefore
 1. visits boxes complete-first, then by falling score;
 2. drops a box whose class matches a kept box that it overlaps enough (IoU >= ``iou``, or
    intersection over the smaller box >= ``ios``): a duplicate from the neighbouring slice, or a
-   fragment of an object seen whole elsewhere;
+   fragment of an object seen whole elsewhere; the kept box takes the higher of the two scores;
 3. joins two *truncated* boxes into their union (an object larger than the overlap, seen in parts),
    keeping the higher score, when they overlap by ``ios_parts`` of the smaller (the shared strip) and
    the part scores at least ``parts_score_ratio`` of the kept box. Two views of one object score
@@ -114,7 +114,9 @@ def merge_boxes(xyxy: np.ndarray, score: np.ndarray, cls: np.ndarray, truncated:
                     b = kept_box[j]
                     kept_box[j] = np.array([min(b[0], xyxy[i, 0]), min(b[1], xyxy[i, 1]),
                                             max(b[2], xyxy[i, 2]), max(b[3], xyxy[i, 3])])
-                    kept_score[j] = max(kept_score[j], float(score[i]))
+                # one object: its best view's score, whichever box is kept (a complete view scored under its
+                # class threshold must not take a confident fragment of the same object down with it)
+                kept_score[j] = max(kept_score[j], float(score[i]))
                 continue
         kept_box.append(xyxy[i].copy())
         kept_score.append(float(score[i]))
@@ -128,7 +130,8 @@ def group_piles(xyxy: np.ndarray, score: np.ndarray, cls: np.ndarray, pile_ids, 
     """Join the boxes of each class in ``pile_ids`` whose gap (the larger of the x and y gaps, in the
     boxes' units; overlapping boxes have a negative gap) is at most ``gap``, transitively, into their
     union box with the highest score. ``weak`` (bool per box, pile classes only) marks boxes that may only
-    join: a group of weak boxes alone is dropped, and a group's score is its best strong box's. Other
+    join, and only a strong box within the gap (one hop: a string of strays does not bridge two piles): a
+    weak box with no strong one in reach is dropped, and a group's score is its best strong box's. Other
     classes pass unchanged. Returns ``xyxy, score, cls``."""
     xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
     score, cls = np.asarray(score, np.float32), np.asarray(cls, np.int64)
@@ -146,6 +149,8 @@ def group_piles(xyxy: np.ndarray, score: np.ndarray, cls: np.ndarray, pile_ids, 
         gx = np.maximum(b[:, None, 0], b[None, :, 0]) - np.minimum(b[:, None, 2], b[None, :, 2])
         gy = np.maximum(b[:, None, 1], b[None, :, 1]) - np.minimum(b[:, None, 3], b[None, :, 3])
         near = np.maximum(gx, gy) <= gap
+        w = weak[idx]
+        near &= ~(w[:, None] & w[None, :]) | np.eye(len(idx), dtype=bool)  # weak boxes link to strong ones only
         group = np.arange(len(idx))
         for _ in range(len(idx)):  # label propagation to the smallest index reachable: connected groups
             new = np.where(near, group[None, :], len(idx)).min(axis=1)

@@ -64,7 +64,9 @@ def test_fragment_is_dropped_for_the_complete_view_even_if_it_scores_higher():
     fragment = [300, 100, 316, 140]  # the part a slice ending at x=316 saw
     out, score, _ = merge_boxes(np.array([fragment, complete]), np.array([0.95, 0.6]), np.array([1, 1]),
                                 np.array([True, False]))
-    assert out.tolist() == [complete] and score[0] == pytest.approx(0.6)
+    # ... with the fragment's score: one object, its best view's (a complete view under its class threshold
+    # must not take a confident fragment down with it)
+    assert out.tolist() == [complete] and score[0] == pytest.approx(0.95)
 
 
 def test_two_truncated_halves_of_a_large_object_join_into_their_union():
@@ -131,6 +133,11 @@ def test_weak_pile_boxes_only_join_a_pile_and_never_flag_alone():
     assert b[c == 2].tolist() == [[100, 100, 220, 200]]
     assert s[c == 2].tolist() == pytest.approx([0.8])
     assert b[c == 0].tolist() == [[0, 300, 50, 350]]
+    # weak boxes link to strong ones only: a string of strays does not bridge two piles
+    chain = np.array([[0, 0, 50, 50], [60, 0, 70, 10], [80, 0, 90, 10], [100, 0, 110, 10], [120, 0, 170, 50]], float)
+    b, _, _ = group_piles(chain, np.array([0.8, 0.4, 0.4, 0.4, 0.8]), np.full(5, 2), [2], gap=15,
+                          weak=np.array([False, True, True, True, False]))
+    assert sorted(map(tuple, b.tolist())) == [(0, 0, 70, 50), (100, 0, 170, 50)]
     # grouping off: weak boxes are dropped, strong ones pass as they are
     b, s, c = group_piles(xyxy, score, cls, [2], gap=-1, weak=weak)
     assert sorted(map(tuple, b.tolist())) == [(0, 300, 50, 350), (100, 100, 200, 200)]
