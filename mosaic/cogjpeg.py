@@ -80,6 +80,8 @@ class _Level:
 
 class JpegCogWriter:
     """Feed blocks in row order (:meth:`put`: top rows never decreasing), then :meth:`finish` to the target.
+    A block that is one whole level-0 tile is encoded at once; after one, blocks must come in tile order
+    (never left of it in its tile row), as the renderer's windows do; :meth:`put` raises otherwise.
 
     ``factors``: the overview factors (2, 4, ...); the raster's size should be a multiple of the last,
     else the last row and column of an overview average fewer pixels than GDAL's reading of it assumes
@@ -109,6 +111,10 @@ class JpegCogWriter:
         for b in sorted(b for b in lv.bands if b < row // t):  # no later block reaches these
             self._close(level, b)
         h = cov.shape[0]
+        if level == 0 and len(lv.tiles) > (row // t) * lv.across + col // t:
+            # tiles put whole are encoded as they come (below): what follows them must not reach back
+            raise ValueError(f"block at row {row}, col {col} reaches a tile already written: after a whole "
+                             "tile, blocks must come in tile order (left to right within a tile row)")
         if (level == 0 and not lv.bands and row % t == 0 and col % t == 0 and h == min(t, lv.height - row)
                 and cov.shape[1] == min(t, lv.width - col)):
             self._tile(row // t, col // t, rgb, cov)  # a whole tile (the renderer's windows are): no band

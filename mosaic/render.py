@@ -262,9 +262,11 @@ def _decode_plan(placed: list[PlacedPhoto], grid: OutputGrid, wins: list[PixelWi
     label is not among the label cells a window reads has a share of 0 there, and where labels cover those
     cells the shares sum to 1, so its weight (the nearest-centre term, 1e-6 at most) stays under 1e-3 of the
     best photo's. Only where cells without a label (-1, the survey's outer border) are within reach does the
-    nearest centre decide: there every photo whose footprint reaches those cells is kept. (A photo that shows
-    all the same is decoded by :func:`render_window` for that window alone: the plan saves work, it does not
-    decide the pixels.) Over Brighton's main cell the footprints hold 17 of 18 photos at once at some
+    nearest centre decide: there every photo whose footprint reaches those cells is kept. (A photo of the plan
+    that shows where it was not foreseen is decoded by :func:`render_window` for that window alone. In
+    windows clear of unlabelled cells the plan also decides which photos get weights at all, which is exact
+    only because the label map labels no cell with a photo that does not cover it: :func:`find_seams`
+    labels within each photo's interior, where its taper is 1.) Over Brighton's main cell the footprints hold 17 of 18 photos at once at some
     window, the seams 9; its eastern cell decodes 5 of the 9 photos that reach it.
     """
     import cv2

@@ -134,3 +134,19 @@ def test_jpeg_cog_of_whole_tiles_is_the_file_blocks_of_any_shape_make(tmp_path: 
     assert tiles == write("mixed.tif", sorted(mixed))
     with rasterio.open(tmp_path / "tiles.tif") as ds:
         assert ds.overviews(1) == [2, 4, 8] and np.array_equal(ds.read_masks(1) > 0, cov)
+
+
+def test_jpeg_cog_writer_refuses_a_block_that_reaches_back_to_a_tile_put_whole(tmp_path: Path) -> None:
+    """A whole tile is encoded as it comes: a later block left of it in its tile row would be lost or shift
+    every tile after it, so the writer says so instead."""
+    from skysieve.mosaic.cogjpeg import JpegCogWriter
+
+    writer = JpegCogWriter(64, 32, [2], 16, 90, tmp_path)
+    rgb, cov = np.full((16, 16, 3), 7, np.uint8), np.ones((16, 16), bool)
+    writer.put(0, 16, rgb, cov)  # tile (0, 1) whole: tile (0, 0) was empty
+    with pytest.raises(ValueError, match="tile order"):
+        writer.put(0, 0, rgb, cov)
+    with pytest.raises(ValueError, match="tile order"):
+        writer.put(0, 8, rgb[:, :8], cov[:, :8])
+    writer.put(0, 32, rgb, cov)  # onwards in order is fine
+    writer.close()
