@@ -24,13 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CELL = "E576500N5188000"
 
 
-def _similarity(a: np.ndarray, b: np.ndarray) -> complex:
-    """The complex factor z (rotation and scale) of the least-squares similarity b - mean = z (a - mean)."""
-    za = (a[:, 0] - a[:, 0].mean()) + 1j * (a[:, 1] - a[:, 1].mean())
-    zb = (b[:, 0] - b[:, 0].mean()) + 1j * (b[:, 1] - b[:, 1].mean())
-    return complex((np.conj(za) @ zb) / (np.conj(za) @ za))
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("SKYSIEVE_DATA", ROOT.parent / "shared" / "data")))
@@ -44,7 +37,7 @@ def main() -> int:
     from pyproj import Transformer
     from test_ortho_realdata import _reference
 
-    from skysieve.mosaic.accuracy import compare_rasters, read_on_grid
+    from skysieve.mosaic.accuracy import compare_rasters, read_on_grid, similarity
     from skysieve.mosaic.ingest import ingest_flight
     from skysieve.mosaic.ortho import MosaicSettings, mosaic_cell
     from skysieve.workspace import Workspace
@@ -59,11 +52,11 @@ def main() -> int:
             mosaic, valid = read_on_grid(rep["ortho"], grid)
             m = compare_rasters(mosaic, ref, valid & ref_valid, grid.gsd_m, patch_px=64, min_response=0.1)
             centres = m.centres_px * grid.gsd_m * np.array([1.0, -1.0])  # east, north
-            z_ref = _similarity(centres, centres + m.offsets_m)
+            z_ref = similarity(centres, centres + m.offsets_m)
             to_crs = Transformer.from_crs("EPSG:4326", rep["crs"], always_xy=True)
             gps = np.array([to_crs.transform(*fixes[i]) for i in rep["images_used"]])
             cams = np.array(rep["view_cameras"])[:, :2]
-            z_gps = _similarity(cams, gps)
+            z_gps = similarity(cams, gps)
             za = (cams[:, 0] - cams[:, 0].mean()) + 1j * (cams[:, 1] - cams[:, 1].mean())
             zg = (gps[:, 0] - gps[:, 0].mean()) + 1j * (gps[:, 1] - gps[:, 1].mean())
             scatter = float(np.sqrt((np.abs(zg - z_gps * za) ** 2).sum() / (2 * len(za) - 4)))  # per axis

@@ -169,27 +169,21 @@ def _gps_limit(shots, gps_sigma_m: float, gsd_m: float, cell_m: float) -> str:
             "px at the 90th percentile")
 
 
-def _gps_draw_misfit(shots, valid, transform, patch_px: int = 96) -> float:
+def _gps_draw_misfit(shots, centres_px, transform) -> float:
     """The local p90 (pixels) that this draw's GPS errors alone put into a cell: the similarity that best maps
     the shots' true positions onto their GPS fixes (least squares, as an adjustment pinned by GPS alone
-    would place the block), evaluated at the centres of the comparison's patches inside ``valid``, with its
-    mean over them removed (as the measured figure is)."""
+    would place the block), evaluated at the comparison's accepted patch centres (``centres_px``: col, row),
+    with its mean over them removed (as the measured figure is)."""
     import numpy as np
 
-    true = np.array([[s.pose.x, s.pose.y] for s in shots])
-    gps = true + np.array([s.gps_error for s in shots])
-    mt, mg = true.mean(0), gps.mean(0)
-    a, b = true - mt, gps - mg
-    # complex least squares: b = z a (z: rotation and scale as one complex number)
-    za, zb = a[:, 0] + 1j * a[:, 1], b[:, 0] + 1j * b[:, 1]
-    z = (np.conj(za) @ zb) / (np.conj(za) @ za)
-    h, w = valid.shape
-    pts = [(r + patch_px / 2, c + patch_px / 2) for r in range(0, h - patch_px + 1, patch_px)
-           for c in range(0, w - patch_px + 1, patch_px) if valid[r:r + patch_px, c:c + patch_px].all()]
-    if not pts:
+    from skysieve.mosaic.accuracy import similarity
+
+    if not len(centres_px):
         return float("nan")
-    xy = np.array([transform * (c, r) for r, c in pts])
-    p = (xy[:, 0] - mt[0]) + 1j * (xy[:, 1] - mt[1])
+    true = np.array([[s.pose.x, s.pose.y] for s in shots])
+    z = similarity(true, true + np.array([s.gps_error for s in shots]))
+    xy = np.array([transform * (c, r) for c, r in centres_px])
+    p = (xy[:, 0] - true[:, 0].mean()) + 1j * (xy[:, 1] - true[:, 1].mean())
     d = p * (z - 1)  # where the block's similarity moves each point, less the translation
     d -= d.mean()
     return float(np.percentile(np.abs(d), 90) / abs(transform.a))
@@ -209,9 +203,10 @@ def _accuracy(ws_root: Path, ground, shots=None) -> dict:
             valid = ds.read_masks(1) > 0
             b, gsd, transform = ds.bounds, ds.res[0], ds.transform
         truth = truth_window(ground, (b.left, b.bottom, b.right, b.top), gsd)
-        row = {"cell": tif.parent.name, **compare_rasters(rgb, truth, valid, gsd, patch_px=96).as_dict()}
+        misfit = compare_rasters(rgb, truth, valid, gsd, patch_px=96)
+        row = {"cell": tif.parent.name, **misfit.as_dict()}
         if shots is not None:
-            row["gps_draw_local_p90_px"] = round(_gps_draw_misfit(shots, valid, transform), 3)
+            row["gps_draw_local_p90_px"] = round(_gps_draw_misfit(shots, misfit.centres_px, transform), 3)
         out.append(row)
     return out
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from skysieve.mosaic.render import OutputGrid
 
-__all__ = ["Misfit", "compare_rasters", "read_on_grid", "rasterise_points"]
+__all__ = ["Misfit", "compare_rasters", "read_on_grid", "rasterise_points", "similarity"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,15 @@ class Misfit:
                 "local_p90_m": round(self.local_p90_m, 3),
                 "local_p90_px_after_similarity": round(self.local_p90_px_after_similarity, 3),
                 "patches": self.n_patches, "patches_tried": self.n_tried}
+
+
+def similarity(a: np.ndarray, b: np.ndarray) -> complex:
+    """The rotation and scale, as one complex factor ``z``, of the least-squares similarity that maps points
+    ``a`` onto points ``b`` (n x 2, x/y) once both are centred: ``b - mean(b) = z (a - mean(a))``. ``|z| - 1``
+    is the scale difference, ``arg z`` the rotation (counter-clockwise, for x east and y north)."""
+    za = (a[:, 0] - a[:, 0].mean()) + 1j * (a[:, 1] - a[:, 1].mean())
+    zb = (b[:, 0] - b[:, 0].mean()) + 1j * (b[:, 1] - b[:, 1].mean())
+    return complex((np.conj(za) @ zb) / (np.conj(za) @ za))
 
 
 def compare_rasters(mosaic: np.ndarray, reference: np.ndarray, valid: np.ndarray, gsd_m: float,
