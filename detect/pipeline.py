@@ -29,7 +29,7 @@ from skysieve.detect.runtime import Detector, load_detector
 from skysieve.detect.sliced import RasterDetections, SliceSettings, detect_raster
 from skysieve.detect.thresholds import class_thresholds
 from skysieve.detect.triage import triage_workspace
-from skysieve.errors import DetectionError, NotFoundError
+from skysieve.errors import DetectionError, NotFoundError, UsageError
 from skysieve.schema import DETECTIONS
 from skysieve.workspace import Workspace
 
@@ -51,6 +51,14 @@ class DetectConfig:
     backend: str | None = None  # openvino | onnxruntime | torch; None = fastest available
     pile_gap_m: float = 1.5  # drum-pile boxes this close on the ground are one stockpile; 0: keep them apart
     pile_join_share: float = 0.5  # a drum-pile box under its threshold but over this share of it may only widen a pile
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.pile_join_share < 1.0:
+            raise UsageError(f"[detect] pile_join_share must be in [0, 1), got {self.pile_join_share}",
+                             hint="a share of the drum-pile threshold, e.g. 0.5; 0 turns the join off")
+        if self.pile_gap_m < 0:
+            raise UsageError(f"[detect] pile_gap_m must be 0 or more metres, got {self.pile_gap_m}",
+                             hint="e.g. 1.5; 0 keeps drum-pile boxes apart")
 
 
 def ortho_path(ws: Workspace, cell_id: str):

@@ -187,3 +187,13 @@ def test_ragged_no_data_edge_gives_no_boxes_and_objects_beside_it_are_found(tmp_
         assert valid[y0:y1, x0:x1].mean() >= 0.5  # never a box mostly on no-data
         cx, cy = np.clip(np.round([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2]).astype(int), 0, n - 1)
         assert j >= 0 or c or to_no_data_m[cy, cx] >= 1.5, f"a box {b} on nothing beside the no-data edge"
+
+
+@pytest.mark.parametrize("key, value", [("pile_join_share", 1.5), ("pile_join_share", -0.1), ("pile_gap_m", -1.0)])
+def test_cli_detect_refuses_a_pile_setting_out_of_range(workspace, capsys, key, value):
+    """A typo in skysieve.toml's [detect] table is a message naming the key, not silent odd piles."""
+    toml = workspace.root / "skysieve.toml"
+    toml.write_text(toml.read_text() + f"\n[detect]\n{key} = {value}\n")
+    assert main(["detect", str(workspace.root), "--cell", "c1"]) == 2
+    err = capsys.readouterr().err
+    assert key in err and str(value) in err
