@@ -149,15 +149,14 @@ def group_piles(xyxy: np.ndarray, score: np.ndarray, cls: np.ndarray, pile_ids, 
         gx = np.maximum(b[:, None, 0], b[None, :, 0]) - np.minimum(b[:, None, 2], b[None, :, 2])
         gy = np.maximum(b[:, None, 1], b[None, :, 1]) - np.minimum(b[:, None, 3], b[None, :, 3])
         near = np.maximum(gx, gy) <= gap
-        w = weak[idx]
-        near &= ~(w[:, None] & w[None, :]) | np.eye(len(idx), dtype=bool)  # weak boxes link to strong ones only
+        strong = ~weak[idx]
+        near &= strong[:, None] | strong[None, :] | np.eye(len(idx), dtype=bool)  # weak boxes link to strong ones only
         group = np.arange(len(idx))
         for _ in range(len(idx)):  # label propagation to the smallest index reachable: connected groups
             new = np.where(near, group[None, :], len(idx)).min(axis=1)
             if (new == group).all():
                 break
             group = new
-        strong = ~weak[idx]
         for g in np.unique(group):
             m = group == g
             if not strong[m].any():

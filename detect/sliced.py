@@ -432,6 +432,7 @@ def _detect(path, detector: Detector, settings: SliceSettings, desc: str, t0: fl
         all_xyxy, all_score, all_cls, all_trunc = [], [], [], []
         skipped = 0
         n_batches = math.ceil(len(slices) / settings.batch)
+        conf = settings.predict_conf(detector.meta.classes)
         with slice_source(path, src, k) as (reader, kx, ky):
             batches = _prefetch(_batches(reader, slices, (kx, ky), k > _AREA_ABOVE, settings))
             for batch, pixels, masks, n_skip in progress(batches, desc=desc, total=n_batches, unit="batch"):
@@ -441,7 +442,7 @@ def _detect(path, detector: Detector, settings: SliceSettings, desc: str, t0: fl
                 if len(batch) < settings.batch:  # pad: one input shape, one compiled model (OpenVINO compiles per shape)
                     pad = np.zeros((settings.batch - len(batch), *pixels.shape[1:]), np.uint8)
                     pixels = np.concatenate([pixels, pad])
-                found = detector.predict(pixels, conf=settings.predict_conf(detector.meta.classes), iou=settings.iou)[:len(batch)]
+                found = detector.predict(pixels, conf=conf, iou=settings.iou)[:len(batch)]
                 for sl, boxes, mask in zip(batch, found, masks, strict=True):
                     if not len(boxes):
                         continue
