@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
-import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
+
+from skysieve.cpus import usable_cpus
 
 __all__ = ["ordered_map", "default_workers", "cv2_threads"]
 
@@ -35,7 +36,7 @@ def cv2_threads(n: int = 1) -> Iterator[None]:
 
 def default_workers(n_jobs: int, cap: int = 2) -> int:
     """Processes worth starting for ``n_jobs`` jobs: none extra for a handful, else up to ``cap`` cores."""
-    return 1 if n_jobs < 8 else max(1, min(cap, os.cpu_count() or 1, n_jobs))
+    return 1 if n_jobs < 8 else max(1, min(cap, usable_cpus(), n_jobs))
 
 
 def _safe_init(initializer: Callable[..., None], initargs: tuple) -> None:

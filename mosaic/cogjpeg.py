@@ -21,7 +21,6 @@ each level and the overviews' compressed tiles, not the raster.
 from __future__ import annotations
 
 import contextlib
-import os
 import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +31,8 @@ from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 from pyproj import CRS
+
+from skysieve.cpus import usable_cpus
 
 __all__ = ["geokeys", "JpegCogWriter"]
 
@@ -94,7 +95,7 @@ class JpegCogWriter:
         self.levels = [_Level(width, height, tile)]
         for f in factors:
             self.levels.append(_Level(-(-width // f), -(-height // f), tile))
-        self.pool = ThreadPoolExecutor(threads or min(4, os.cpu_count() or 1))
+        self.pool = ThreadPoolExecutor(threads or min(4, usable_cpus()))
         self.scratch = scratch
         self.data: BinaryIO = open(scratch / "level0.tiles", "wb")  # noqa: SIM115 (closed in finish/close)
         self.level0: list[int | None] = []  # per level-0 tile: its size in the scratch file (in order)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -32,6 +31,7 @@ from PIL import Image, UnidentifiedImageError
 
 from skysieve import atomic
 from skysieve.camera import Pose, camera_pose_from_row, footprint, off_nadir_deg
+from skysieve.cpus import usable_cpus
 from skysieve.errors import ImageReadError, MetadataError, UsageError
 from skysieve.progress import progress
 from skysieve.schema import IMAGES
@@ -250,7 +250,7 @@ def _read_and_analyse(files: list[Path], flight_dir: Path, flight_id: str, known
     ``2 * workers`` files are held in memory at once. Returns the photos (in file order) and how many
     were skipped as already ingested.
     """
-    workers = settings.workers or min(4, os.cpu_count() or 1)
+    workers = settings.workers or min(4, usable_cpus())
     photos: list[_Photo] = []
     skipped = 0
     seen: dict[str, str] = {}

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import shapely
 
+from skysieve.cpus import usable_cpus
 from skysieve.errors import ImageReadError
 from skysieve.mosaic.photos import Photo, apply_homography, decode_reduced, ground_homography, shrink
 from skysieve.mosaic.tiecache import TieCache
@@ -323,10 +324,9 @@ class _IndexPool:
 
 
 def _pool(settings: MatchSettings):
-    import os
     from concurrent.futures import ThreadPoolExecutor
 
-    return ThreadPoolExecutor(settings.threads or min(4, os.cpu_count() or 1))
+    return ThreadPoolExecutor(settings.threads or min(4, usable_cpus()))
 
 
 @dataclass(frozen=True)

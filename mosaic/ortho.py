@@ -32,7 +32,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, replace
@@ -44,6 +43,7 @@ import numpy as np
 import shapely
 
 from skysieve.atomic import write_json
+from skysieve.cpus import usable_cpus
 from skysieve.errors import MosaicError, NotFoundError, SkysieveError
 from skysieve.mosaic.adjust import AdjustSettings
 from skysieve.mosaic.cog import CogSettings, overview_grid, write_cog
@@ -506,7 +506,7 @@ def build_mosaics(ws, cells: list[str] | None = None, gsd_m: float | None = None
     known = {c.cell_id for c in ws.cells()}
     reports = [{"cell_id": c, "status": "failed", "error": "no such cell"} for c in ids if c not in known]
     ids = [c for c in ids if c in known]
-    n = workers or settings.workers or (os.cpu_count() or 1) // RENDER_THREADS
+    n = workers or settings.workers or usable_cpus() // RENDER_THREADS
     n = max(1, min(n, len(ids)))
     jobs = [(str(ws.root), c, settings, force) for c in ids]
     shows: dict[str, set[str]] = {}  # per cell to build: the photos that touch it

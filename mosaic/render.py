@@ -24,6 +24,7 @@ import shapely
 from affine import Affine
 from shapely.geometry import box
 
+from skysieve.cpus import usable_cpus
 from skysieve.mosaic.photos import Photo, apply_homography, grid_pixels, jpeg_reduction, read_image
 from skysieve.mosaic.seamcut import SeamMap
 from skysieve.mosaic.seams import (
@@ -414,10 +415,9 @@ def render_windows(placed: list[PlacedPhoto], grid: OutputGrid, window_px: int, 
     label map (:func:`skysieve.mosaic.seamcut.find_seams`); None: nearest-centre seams. ``surface``: the
     grid's DSM (:func:`skysieve.mosaic.surface.build_surface`): a true ortho; None: the ground plane.
     ``decoded``: photos kept decoded between the cells of a run (taken from it, offered back when done)."""
-    import os
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    threads = threads or min(RENDER_THREADS, os.cpu_count() or 1)
+    threads = threads or min(RENDER_THREADS, usable_cpus())
     from skysieve.progress import progress
 
     wins = windows(grid, window_px)
@@ -484,7 +484,6 @@ def estimate_gains(placed: list[PlacedPhoto], blend: BlendSettings, coarse_px: i
     ``thumbs``: per photo a small RGB copy of it (its whole frame) to render from, where one at least as
     fine as the coarse render is at hand (the feature pass keeps one); the others are decoded.
     """
-    import os
     from concurrent.futures import ThreadPoolExecutor
 
     import cv2
@@ -514,7 +513,7 @@ def estimate_gains(placed: list[PlacedPhoto], blend: BlendSettings, coarse_px: i
         mask = edge_taper(u, v, cam.width_px, cam.height_px, 0.05 * cam.width_px) > 0.99
         return round(g.x_min / gsd), round(g.y_max / gsd), w.astype(np.float32), mask
 
-    with ThreadPoolExecutor(min(RENDER_THREADS, os.cpu_count() or 1)) as pool:  # decoding releases the GIL
+    with ThreadPoolExecutor(min(RENDER_THREADS, usable_cpus())) as pool:  # decoding releases the GIL
         patches = list(pool.map(patch, range(len(placed))))
     fps = [pp.footprint() for pp in placed]
     tree = shapely.STRtree(fps)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from skysieve.cpus import usable_cpus
 from skysieve.errors import MosaicError
 from skysieve.mosaic.photos import grid_pixels, read_image
 from skysieve.mosaic.seams import BlendSettings, apply_gain_bgr, edge_taper
@@ -235,7 +235,7 @@ def find_seams(placed, grid, blend: BlendSettings, settings: SeamSettings,
     hc, wc = math.ceil(grid.height / k), math.ceil(grid.width / k)
     labels = np.full((hc, wc), -1, np.int16 if len(placed) < 2 ** 15 else np.int32)
     stats = {"seam_cell_m": round(cm, 4), "seam_pairs_cut": 0, "seam_cells_moved": 0}
-    threads = threads or min(4, os.cpu_count() or 1)
+    threads = threads or min(4, usable_cpus())
     with ThreadPoolExecutor(threads) as pool:  # decoding and warping release the GIL
         patches = list(pool.map(lambda i: _patch(placed[i], grid, k, hc, wc, blend, surface, i), range(len(placed))))
     live = [i for i, p in enumerate(patches) if p is not None]

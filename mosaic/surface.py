@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from skysieve.cpus import usable_cpus
 from skysieve.errors import MosaicError
 from skysieve.mosaic.photos import grid_pixels
 
@@ -352,7 +352,7 @@ def build_surface(placed, out_grid, settings: SurfaceSettings, threads: int | No
     if len(placed) < 2:
         stats["surface_note"] = "one photo: no parallax, the ground plane is used"
         return None, stats
-    threads = threads or min(4, os.cpu_count() or 1)
+    threads = threads or min(4, usable_cpus())
     with ThreadPoolExecutor(threads) as pool:
         warps = list(pool.map(lambda pp: _warp(pp, grid), placed))
         pairs = _pairs(placed, warps, cameras, settings)
