@@ -75,10 +75,13 @@ def render_card(name: str, meta: ModelMeta) -> str:
         cal = wa.get("calibration_worlds")
         cal = (f" The per-class thresholds were calibrated on other worlds (seeds {cal['seeds']} at GSDs "
                f"{cal['gsds']}): the lowest reaching precision 0.85 at recall 0.9 there." if cal else "")
+        views = wa.get("look_views")
+        look = (f" As `skysieve detect` runs: each tank and chimney flag had a second look, in a slice centred on "
+                f"it, in {views} mirror images (`detect/refine.py`)." if views else "")
         out += ["### Synthetic worlds never used in training, full mosaic path", "",
                 f"Worlds {wa['seeds']} ({wa['size_m']:g} m, rendered natively at each GSD, cropped to their "
                 f"objects + 20 m), thresholds {conf}, IoU 0.5; targets: recall >= 0.9, precision >= 0.85, "
-                f"centres within 0.3 m (`python benchmarks/detect_accuracy.py`).{cal}", "",
+                f"centres within 0.3 m (`python benchmarks/detect_accuracy.py`).{cal}{look}", "",
                 "| GSD | class | true | predicted | precision | recall | centre error, m (median / p90 / max) |",
                 "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
         for gsd, row in wa["by_gsd"].items():

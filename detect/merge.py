@@ -40,7 +40,7 @@ import numpy as np
 
 from skysieve.detect.slicing import Slice
 
-__all__ = ["MergeSettings", "truncated_mask", "valid_fraction", "merge_boxes", "group_piles"]
+__all__ = ["MergeSettings", "truncated_mask", "valid_fraction", "overlaps", "merge_boxes", "group_piles"]
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def valid_fraction(xyxy_local: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(area > 0, valid / np.maximum(area, 1), 0.0)
 
 
-def _overlaps(box: np.ndarray, others: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def overlaps(box: np.ndarray, others: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """IoU and intersection-over-smaller of ``box`` (4,) against ``others`` (K, 4)."""
     ix = np.clip(np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]), 0, None)
     iy = np.clip(np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]), 0, None)
@@ -105,7 +105,7 @@ def merge_boxes(xyxy: np.ndarray, score: np.ndarray, cls: np.ndarray, truncated:
         c = int(cls[i])
         same = [j for j, kc in enumerate(kept_cls) if kc == c]
         if same:
-            iou, ios = _overlaps(xyxy[i], np.array([kept_box[j] for j in same]))
+            iou, ios = overlaps(xyxy[i], np.array([kept_box[j] for j in same]))
             ios_thr = np.where([truncated[i] and kept_trunc[j] for j in same], settings.ios_parts, settings.ios)
             hits = np.nonzero((iou >= settings.iou) | (ios >= ios_thr))[0]
             if len(hits):

@@ -25,6 +25,7 @@ from pyproj import CRS
 from skysieve.crs import reproject
 from skysieve.detect.ground import TALL_CLASSES, ViewCameras, base_point
 from skysieve.detect.merge import MergeSettings
+from skysieve.detect.refine import LookSettings
 from skysieve.detect.runtime import Detector, load_detector
 from skysieve.detect.sliced import RasterDetections, SliceSettings, detect_raster
 from skysieve.detect.thresholds import class_thresholds
@@ -51,6 +52,7 @@ class DetectConfig:
     backend: str | None = None  # openvino | onnxruntime | torch; None = fastest available
     pile_gap_m: float = 1.5  # drum-pile boxes this close on the ground are one stockpile; 0: keep them apart
     pile_join_share: float = 0.5  # a drum-pile box under its threshold but over this share of it may only widen a pile
+    look_views: int = 4  # second look at each tank and chimney flag: 0 (off) to 4 mirror images (detect/refine.py)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.pile_join_share < 1.0:
@@ -59,6 +61,9 @@ class DetectConfig:
         if self.pile_gap_m < 0:
             raise UsageError(f"[detect] pile_gap_m must be 0 or more metres, got {self.pile_gap_m}",
                              hint="e.g. 1.5; 0 keeps drum-pile boxes apart")
+        if self.look_views not in range(5) or isinstance(self.look_views, bool):
+            raise UsageError(f"[detect] look_views must be a whole number from 0 to 4, got {self.look_views}",
+                             hint="4 (the default) re-scores each tank and chimney in four mirror images; 0 is off")
 
 
 def ortho_path(ws: Workspace, cell_id: str):
@@ -159,7 +164,8 @@ def detect_cells(ws: Workspace, cells: list[str] | None = None, model: str | Non
     thresholds = class_thresholds(det.meta, conf if conf is not None else cfg.conf)
     settings = SliceSettings(conf=float(thresholds.min()), overlap=cfg.overlap, batch=cfg.batch,
                              class_conf=tuple(float(t) for t in thresholds),
-                             merge=MergeSettings(pile_gap_m=cfg.pile_gap_m, pile_join_share=cfg.pile_join_share))
+                             merge=MergeSettings(pile_gap_m=cfg.pile_gap_m, pile_join_share=cfg.pile_join_share),
+                             look=LookSettings(views=cfg.look_views))
     by_class = dict.fromkeys(det.meta.classes, 0)
     done: list[str] = []
     for cid in run:

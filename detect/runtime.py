@@ -20,6 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
+from skysieve.cpus import usable_cpus
 from skysieve.errors import ModelError
 from skysieve.models import CLASSES, ModelMeta, ModelRef, resolve_model
 
@@ -52,7 +53,7 @@ class _Backend(Protocol):
 
 
 def _threads() -> int:
-    return int(os.environ.get("SKYSIEVE_THREADS", "0")) or min(os.cpu_count() or 1, 8)
+    return int(os.environ.get("SKYSIEVE_THREADS", "0")) or min(usable_cpus(), 8)
 
 
 def nms(xyxy: np.ndarray, score: np.ndarray, iou: float) -> np.ndarray:
@@ -107,15 +108,19 @@ class Detector:
     def name(self) -> str:
         return self.ref.name
 
-    def predict(self, slices_nhwc: np.ndarray, conf: float, iou: float = 0.5) -> list[PixelBoxes]:
+    def predict(self, slices_nhwc: np.ndarray, conf: float, iou: float = 0.5, pad_to: int = 0) -> list[PixelBoxes]:
         """Boxes for a batch of RGB slices, ``(B, S, S, 3)`` uint8 with ``S`` a multiple of 32 (normally
-        ``meta.imgsz``; evaluation on other data may use another size)."""
+        ``meta.imgsz``; evaluation on other data may use another size). ``pad_to``: a short batch is padded
+        with blank slices to this many (one input shape, one compiled model: OpenVINO compiles per shape);
+        only the ``B`` slices' boxes are returned."""
         b, h, w, ch = slices_nhwc.shape if slices_nhwc.ndim == 4 else (0, 0, 0, 0)
         if ch != 3 or h != w or h % 32:
             raise ValueError(f"expected (B, S, S, 3) slices with S a multiple of 32, got {slices_nhwc.shape}")
+        if b < pad_to:
+            slices_nhwc = np.concatenate([slices_nhwc, np.zeros((pad_to - b, h, w, 3), np.uint8)])
         x = np.ascontiguousarray(slices_nhwc.transpose(0, 3, 1, 2), dtype=np.float32)
         x *= 1.0 / 255.0
-        return decode(np.asarray(self._backend(x)), conf=conf, iou=iou)
+        return decode(np.asarray(self._backend(x)), conf=conf, iou=iou)[:b]
 
 
 def _check_classes(names, where) -> None:

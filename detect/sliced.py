@@ -29,6 +29,7 @@ import shapely
 from affine import Affine
 
 from skysieve.detect.merge import MergeSettings, group_piles, merge_boxes, truncated_mask, valid_fraction
+from skysieve.detect.refine import LookSettings, second_look
 from skysieve.detect.runtime import Detector
 from skysieve.detect.slicing import Slice, plan_slices
 from skysieve.errors import DetectionError
@@ -58,6 +59,9 @@ class SliceSettings:
     # boxes down to ``conf``, ungrouped (what AP and threshold calibration need: a rule over confident boxes
     # has no meaning at score 0.001)
     class_conf: tuple[float, ...] | None = None
+    # with ``class_conf``: each box kept at its threshold is scored again in a slice centred on it, mirrored,
+    # and its corners averaged (:mod:`skysieve.detect.refine`), before piles are grouped
+    look: LookSettings = field(default_factory=LookSettings)
 
     def predict_conf(self, classes: Sequence[str]) -> float:
         """The score boxes are kept from: ``conf``, or lower where weak pile boxes may join piles."""
@@ -439,10 +443,7 @@ def _detect(path, detector: Detector, settings: SliceSettings, desc: str, t0: fl
                 skipped += n_skip
                 if not batch:
                     continue
-                if len(batch) < settings.batch:  # pad: one input shape, one compiled model (OpenVINO compiles per shape)
-                    pad = np.zeros((settings.batch - len(batch), *pixels.shape[1:]), np.uint8)
-                    pixels = np.concatenate([pixels, pad])
-                found = detector.predict(pixels, conf=conf, iou=settings.iou)[:len(batch)]
+                found = detector.predict(pixels, conf=conf, iou=settings.iou, pad_to=settings.batch)
                 for sl, boxes, mask in zip(batch, found, masks, strict=True):
                     if not len(boxes):
                         continue
@@ -454,13 +455,17 @@ def _detect(path, detector: Detector, settings: SliceSettings, desc: str, t0: fl
                     all_xyxy.append(xyxy + np.array([sl.col_off, sl.row_off] * 2, np.float32))
                     all_score.append(boxes.score[keep])
                     all_cls.append(boxes.cls[keep])
-        if all_xyxy:
-            xyxy, score, cls = merge_boxes(np.concatenate(all_xyxy), np.concatenate(all_score),
-                                           np.concatenate(all_cls), np.concatenate(all_trunc), settings.merge)
-        else:
-            xyxy, score, cls = np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
-        if settings.class_conf is not None:
-            xyxy, score, cls = _operating_boxes(xyxy, score, cls, settings, detector)
+            if all_xyxy:
+                xyxy, score, cls = merge_boxes(np.concatenate(all_xyxy), np.concatenate(all_score),
+                                               np.concatenate(all_cls), np.concatenate(all_trunc), settings.merge)
+            else:
+                xyxy, score, cls = np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
+            if settings.class_conf is not None:
+                def read(sl: Slice) -> tuple[np.ndarray | None, np.ndarray | None]:
+                    rgb, mask, _ = _read_slice(reader, sl, kx, settings.min_valid, ky, k > _AREA_ABOVE)
+                    return rgb, mask
+
+                xyxy, score, cls = _flags(xyxy, score, cls, read, (gw, gh), settings, detector)
         xyxy_src = xyxy.astype(np.float64) * k
         polygons = [_pixel_box_polygon(src.transform, b) for b in xyxy_src]
         crs = src.crs
@@ -471,8 +476,10 @@ def _detect(path, detector: Detector, settings: SliceSettings, desc: str, t0: fl
     return result
 
 
-def _operating_boxes(xyxy, score, cls, settings: SliceSettings, detector: Detector):
-    """Merged boxes (model-grid pixels) cut per class at ``settings.class_conf``, piles grouped."""
+def _flags(xyxy, score, cls, read, grid_wh: tuple[int, int], settings: SliceSettings, detector: Detector):
+    """What ``skysieve detect`` flags from the merged boxes (model-grid pixels): each class cut at its threshold
+    (``settings.class_conf``), a second look at the kept boxes of other than pile classes
+    (:func:`skysieve.detect.refine.second_look`, reading slices with ``read``), piles grouped."""
     names = detector.meta.classes
     if len(settings.class_conf) != len(names):
         raise DetectionError(f"{len(settings.class_conf)} class thresholds for a model of {len(names)} classes "
@@ -483,9 +490,16 @@ def _operating_boxes(xyxy, score, cls, settings: SliceSettings, detector: Detect
     share = settings.merge.pile_join_share
     weak = ~strong & np.isin(cls, piles) & (score >= share * thr) if share > 0 else np.zeros(len(score), bool)
     keep = strong | weak
-    return group_piles(xyxy[keep], score[keep], cls[keep], piles,
-                       settings.merge.pile_gap_m / detector.meta.gsd_m if settings.merge.pile_gap_m > 0 else -1.0,
-                       weak=weak[keep])
+    xyxy, score, cls, weak = xyxy[keep], score[keep], cls[keep], weak[keep]
+    look = ~np.isin(cls, piles)
+    if settings.look.views and look.any():
+        conf = settings.predict_conf(names)
+        xyxy = second_look(xyxy, score, cls, read,
+                           lambda px: detector.predict(px, conf=conf, iou=settings.iou, pad_to=settings.batch),
+                           detector.meta.imgsz, *grid_wh, settings.look, settings.batch, settings.merge.edge_px,
+                           settings.min_box_valid, which=look)
+    gap = settings.merge.pile_gap_m / detector.meta.gsd_m if settings.merge.pile_gap_m > 0 else -1.0
+    return group_piles(xyxy, score, cls, piles, gap, weak=weak)
 
 
 def _pixel_box_polygon(transform: Affine, xyxy: np.ndarray) -> shapely.Polygon:

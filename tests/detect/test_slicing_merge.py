@@ -154,19 +154,23 @@ def test_slicing_goes_down_to_the_join_share_only_when_weak_piles_are_on():
 
 
 
-def test_operating_boxes_widen_a_pile_by_its_weak_strays_only_when_the_join_is_on():
+def test_flags_widen_a_pile_by_its_weak_strays_only_when_the_join_is_on():
     """Cut at the class thresholds (tank 0.7, drums 0.6): a drum pile at 0.8 with a stray drum at 0.35 (over
-    half its threshold) 10 px away; a tank at 0.4 (under its threshold) stays out whatever the join."""
+    half its threshold) 10 px away; a tank at 0.4 (under its threshold) stays out whatever the join. Piles
+    get no second look (no slice is read)."""
     from types import SimpleNamespace
 
-    from skysieve.detect.sliced import _operating_boxes
+    from skysieve.detect.sliced import _flags
+
+    def read(sl):
+        raise AssertionError(f"a pile was looked at again: {sl}")
 
     det = SimpleNamespace(meta=SimpleNamespace(classes=("tank", "chimney", "drum_stockpile"), gsd_m=0.04))
     xyxy = np.array([[100, 100, 200, 200], [210, 150, 225, 165], [400, 400, 500, 500]], np.float32)
     score, cls = np.array([0.8, 0.35, 0.4], np.float32), np.array([2, 2, 0])
     for share, pile in ((0.5, [100, 100, 225, 200]), (0.0, [100, 100, 200, 200])):
         settings = SliceSettings(conf=0.3, class_conf=(0.7, 0.5, 0.6), merge=MergeSettings(pile_join_share=share))
-        b, s, c = _operating_boxes(xyxy, score, cls, settings, det)
+        b, s, c = _flags(xyxy, score, cls, read, (1000, 1000), settings, det)
         assert b.tolist() == [pile] and c.tolist() == [2] and s.tolist() == pytest.approx([0.8]), share
 
 def test_valid_fraction_of_boxes():
