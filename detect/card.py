@@ -76,8 +76,8 @@ def render_card(name: str, meta: ModelMeta) -> str:
         cal = (f" The per-class thresholds were calibrated on other worlds (seeds {cal['seeds']} at GSDs "
                f"{cal['gsds']}): the lowest reaching precision 0.85 at recall 0.9 there." if cal else "")
         views = wa.get("look_views")
-        look = (f" As `skysieve detect` runs: each tank and chimney flag had a second look, in a slice centred on "
-                f"it, in {views} mirror images (`detect/refine.py`)." if views else "")
+        look = (f" As `skysieve detect` runs: each tank and chimney flag had a second look, in a slice that holds "
+                f"it well inside, in {views} mirror images (`detect/refine.py`)." if views else "")
         out += ["### Synthetic worlds never used in training, full mosaic path", "",
                 f"Worlds {wa['seeds']} ({wa['size_m']:g} m, rendered natively at each GSD, cropped to their "
                 f"objects + 20 m), thresholds {conf}, IoU 0.5; targets: recall >= 0.9, precision >= 0.85, "

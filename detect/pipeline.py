@@ -61,7 +61,7 @@ class DetectConfig:
         if self.pile_gap_m < 0:
             raise UsageError(f"[detect] pile_gap_m must be 0 or more metres, got {self.pile_gap_m}",
                              hint="e.g. 1.5; 0 keeps drum-pile boxes apart")
-        if self.look_views not in range(5) or isinstance(self.look_views, bool):
+        if type(self.look_views) is not int or not 0 <= self.look_views <= 4:
             raise UsageError(f"[detect] look_views must be a whole number from 0 to 4, got {self.look_views}",
                              hint="4 (the default) re-scores each tank and chimney in four mirror images; 0 is off")
 

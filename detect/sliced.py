@@ -465,7 +465,7 @@ def _detect(path, detector: Detector, settings: SliceSettings, desc: str, t0: fl
                     rgb, mask, _ = _read_slice(reader, sl, kx, settings.min_valid, ky, k > _AREA_ABOVE)
                     return rgb, mask
 
-                xyxy, score, cls = _flags(xyxy, score, cls, read, (gw, gh), settings, detector)
+                xyxy, score, cls = _flags(xyxy, score, cls, read, (gw, gh), settings, detector, desc)
         xyxy_src = xyxy.astype(np.float64) * k
         polygons = [_pixel_box_polygon(src.transform, b) for b in xyxy_src]
         crs = src.crs
@@ -476,7 +476,8 @@ def _detect(path, detector: Detector, settings: SliceSettings, desc: str, t0: fl
     return result
 
 
-def _flags(xyxy, score, cls, read, grid_wh: tuple[int, int], settings: SliceSettings, detector: Detector):
+def _flags(xyxy, score, cls, read, grid_wh: tuple[int, int], settings: SliceSettings, detector: Detector,
+           desc: str = ""):
     """What ``skysieve detect`` flags from the merged boxes (model-grid pixels): each class cut at its threshold
     (``settings.class_conf``), a second look at the kept boxes of other than pile classes
     (:func:`skysieve.detect.refine.second_look`, reading slices with ``read``), piles grouped."""
@@ -490,14 +491,14 @@ def _flags(xyxy, score, cls, read, grid_wh: tuple[int, int], settings: SliceSett
     share = settings.merge.pile_join_share
     weak = ~strong & np.isin(cls, piles) & (score >= share * thr) if share > 0 else np.zeros(len(score), bool)
     keep = strong | weak
-    xyxy, score, cls, weak = xyxy[keep], score[keep], cls[keep], weak[keep]
+    xyxy, score, cls, weak, thr = xyxy[keep], score[keep], cls[keep], weak[keep], thr[keep]
     look = ~np.isin(cls, piles)
     if settings.look.views and look.any():
         conf = settings.predict_conf(names)
         xyxy = second_look(xyxy, score, cls, read,
                            lambda px: detector.predict(px, conf=conf, iou=settings.iou, pad_to=settings.batch),
                            detector.meta.imgsz, *grid_wh, settings.look, settings.batch, settings.merge.edge_px,
-                           settings.min_box_valid, which=look)
+                           settings.min_box_valid, which=look, floor=thr, desc=f"{desc} (second look)" if desc else "")
     gap = settings.merge.pile_gap_m / detector.meta.gsd_m if settings.merge.pile_gap_m > 0 else -1.0
     return group_piles(xyxy, score, cls, piles, gap, weak=weak)
 

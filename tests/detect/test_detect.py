@@ -190,11 +190,12 @@ def test_ragged_no_data_edge_gives_no_boxes_and_objects_beside_it_are_found(tmp_
 
 
 @pytest.mark.parametrize("key, value", [("pile_join_share", 1.5), ("pile_join_share", -0.1), ("pile_gap_m", -1.0),
-                                        ("look_views", 5), ("look_views", 2.5)])
+                                        ("look_views", 5), ("look_views", 2.5), ("look_views", 4.0),
+                                        ("look_views", "true")])
 def test_cli_detect_refuses_a_setting_out_of_range(workspace, capsys, key, value):
     """A typo in skysieve.toml's [detect] table is a message naming the key, not silent odd piles or looks."""
     toml = workspace.root / "skysieve.toml"
     toml.write_text(toml.read_text() + f"\n[detect]\n{key} = {value}\n")
     assert main(["detect", str(workspace.root), "--cell", "c1"]) == 2
     err = capsys.readouterr().err
-    assert key in err and str(value) in err
+    assert key in err and str(value).lower() in err.lower()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from skysieve.detect.refine import LookSettings, look_slice, second_look
+from skysieve.detect.refine import LookSettings, look_slice, plan_looks, second_look, well_inside
 from skysieve.detect.runtime import PixelBoxes
 
 SIZE = 64
@@ -88,8 +88,9 @@ def test_boxes_it_leaves_alone():
     big = np.array([[100, 60, 100 + 0.7 * SIZE, 100]], np.float32)  # wider than max_side of a slice
     np.testing.assert_array_equal(look(xyxy=big), big)
     np.testing.assert_array_equal(look(predict=lambda b: [PixelBoxes.empty() for _ in b]), box)  # found nowhere
-    with pytest.raises(ValueError, match="0 to 4 views"):
-        LookSettings(views=5)
+    for bad in (5, -1, 2.0, True):
+        with pytest.raises(ValueError, match="0 to 4 views"):
+            LookSettings(views=bad)
 
 
 def test_a_view_cut_by_the_look_edge_is_not_averaged_in():
@@ -98,6 +99,54 @@ def test_a_view_cut_by_the_look_edge_is_not_averaged_in():
     out = second_look(box, np.array([0.6]), np.array([0]), grid_reader(scene(long)), bright_boxes, SIZE, 300, 200,
                       LookSettings(views=4, max_side=2.0), batch=4)
     np.testing.assert_array_equal(out, box)  # every view saw a cut part (touching both side edges)
+
+
+def test_a_view_under_the_class_threshold_does_not_move_a_flag():
+    true = np.array([137, 81, 158, 96])
+    box = np.array([true + np.array([-3, 2, -3, 2])], np.float32)
+
+    def doubtful(batch):
+        return bright_boxes(batch, score=0.4)
+
+    args = (np.array([0.6]), np.array([0]), grid_reader(scene(true)), doubtful, SIZE, 300, 200, LookSettings(views=4))
+    np.testing.assert_array_equal(second_look(box, *args, floor=np.array([0.5])), box)
+    assert not np.array_equal(second_look(box, *args, floor=np.array([0.4])), box)  # at the threshold it counts
+
+
+def test_nearby_flags_share_a_look_and_far_ones_get_their_own():
+    a, b, far = np.array([137, 81, 150, 94]), np.array([155, 84, 161, 95]), np.array([20, 20, 30, 30])
+    xyxy = np.array([a, b, far], np.float64)
+    looks = plan_looks(xyxy, [0, 1, 2], SIZE, 300, 200, (1 - 0.6) / 2 * SIZE)
+    assert [m for _, m in looks] == [[0, 1], [2]]  # b lies well inside a's look; far does not
+    assert all(well_inside(xyxy[i], sl, 0.2 * SIZE) for sl, m in looks for i in m)
+    calls = []
+
+    def predict(batch):
+        calls.append(len(batch))
+        return bright_boxes(batch)
+
+    out = second_look(xyxy.astype(np.float32) + 1, np.full(3, 0.6), np.zeros(3, np.int64),
+                      grid_reader(scene(a, b, far)), predict, SIZE, 300, 200, LookSettings(views=2), batch=8)
+    assert sum(calls) == 2 * 2  # two looks of two views each, for three flags
+    for i in range(3):  # each flag drawn to its own object, not to its neighbour's
+        np.testing.assert_allclose(out[i], (0.6 * (xyxy[i] + 1) + 2 * 0.9 * xyxy[i]) / (0.6 + 2 * 0.9), atol=1e-4)
+
+
+def test_no_data_in_a_look_and_an_empty_read():
+    true = np.array([137, 81, 158, 96])
+    box = np.array([true + np.array([-3, 2, -3, 2])], np.float32)
+    grid = scene(true)
+    base = grid_reader(grid)
+
+    def half_no_data(sl):  # the object lies on no-data in this look: its views' boxes do not count
+        rgb, mask = base(sl)
+        mask[:, :] = False
+        return rgb, mask
+
+    for read in (half_no_data, lambda sl: (None, None)):
+        out = second_look(box, np.array([0.6]), np.array([0]), read, bright_boxes, SIZE, 300, 200,
+                          LookSettings(views=4))
+        np.testing.assert_array_equal(out, box)
 
 
 @pytest.mark.slow
@@ -126,4 +175,5 @@ def test_the_shipped_model_keeps_its_flags_and_places_them_no_worse(mosaic, mode
     moved = np.abs(on.xyxy_px - off.xyxy_px).max(axis=1) > 1e-6
     piles = np.isin(on.cls, [det.meta.classes.index("drum_stockpile")])
     assert moved[~piles].any() and not moved[piles].any()  # tanks and chimneys looked at again, piles not
-    assert np.median(errors[4]) <= np.median(errors[0]) + 0.02
+    assert np.median(errors[4]) <= np.median(errors[0]) + 0.01
+    assert errors[4].max() <= errors[0].max() + 0.02  # no flag pushed off by a doubtful view
