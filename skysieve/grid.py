@@ -93,6 +93,9 @@ def read_grid_file(path: str | Path, crs: CRS | None) -> tuple[list[Cell], CRS]:
     except Exception as e:
         raise GridError(f"cannot read the grid file: {e}", path=path,
                         hint="give a GeoJSON, GeoPackage or Shapefile with polygon cells") from e
+    if geoms is None:  # a table without geometry, e.g. a CSV of sites or points
+        raise GridError("the grid file has no geometries", path=path,
+                        hint="give polygon cells as GeoJSON, GeoPackage or Shapefile; sites go in with `skysieve sites import`")
     fields = [str(f) for f in meta["fields"]]
     src_crs = CRS.from_user_input(meta["crs"]) if meta.get("crs") else CRS.from_epsg(4326)
     if not meta.get("crs"):

@@ -43,15 +43,17 @@ POINT_RADIUS_M = 50.0
 
 #: other spellings of the kinds (Chinese register wording, common English variants)
 KIND_ALIASES: dict[str, str] = {
-    "闲置厂房": "idle_factory", "闲置工厂": "idle_factory", "idle factory": "idle_factory",
+    "闲置厂房": "idle_factory", "闲置工厂": "idle_factory", "废弃工厂": "idle_factory", "废弃厂房": "idle_factory",
+    "停产工厂": "idle_factory", "idle factory": "idle_factory",
     "废弃养殖场": "farm", "养殖场": "farm", "废弃农场": "farm", "abandoned_farm": "farm", "abandoned farm": "farm",
-    "废品收购站": "scrap_yard", "废品站": "scrap_yard", "scrapyard": "scrap_yard", "scrap yard": "scrap_yard",
-    "闲置民房": "idle_house", "闲置房屋": "idle_house", "idle house": "idle_house",
+    "废品收购站": "scrap_yard", "废品站": "scrap_yard", "废品回收站": "scrap_yard", "scrapyard": "scrap_yard", "scrap yard": "scrap_yard",
+    "闲置民房": "idle_house", "闲置房屋": "idle_house", "空置房屋": "idle_house", "idle house": "idle_house",
     "关停企业": "closed_enterprise", "关闭企业": "closed_enterprise", "取缔企业": "closed_enterprise",
     "closed": "closed_enterprise", "closed enterprise": "closed_enterprise",
     "持证化工企业": "licensed_chemical", "化工企业": "licensed_chemical", "licensed": "licensed_chemical",
     "licensed chemical": "licensed_chemical", "企业": "enterprise", "线索": "lead", "其他": "other",
 }
+_CHINESE_KINDS = tuple(k for k in KIND_ALIASES if not k.isascii())
 _COLUMN_ALIASES = {
     "经度": "lon", "longitude": "lon", "lng": "lon", "x": "lon", "纬度": "lat", "latitude": "lat", "y": "lat",
     "类型": "kind", "类别": "kind", "type": "kind", "名称": "name", "地址": "address", "乡镇": "township",
@@ -186,9 +188,13 @@ def import_sites(ws: Workspace, path: str | Path, radius_m: float = POINT_RADIUS
             if not (-180 <= c.x <= 180 and -90 <= c.y <= 90):
                 rejected.append((label, f"position {c.x:.4f}, {c.y:.4f} is not WGS 84 lon/lat"))
                 continue
+            if abs(c.x) < 1e-6 and abs(c.y) < 1e-6:
+                rejected.append((label, "position 0, 0 (a blank in the register, not a place)"))
+                continue
             kind = _norm_kind(row.get("kind"))
             if kind is None:
-                rejected.append((label, f"unknown kind {row.get('kind')!r} (use one of {', '.join(SITE_KINDS)})"))
+                rejected.append((label, f"unknown kind {row.get('kind')!r} (use one of {', '.join(SITE_KINDS)}, "
+                                        f"or the register's wording: {', '.join(_CHINESE_KINDS)})"))
                 continue
             rows_ll.append((label, {**row, "kind": kind}, geom))
     if not rows_ll:
@@ -198,6 +204,21 @@ def import_sites(ws: Workspace, path: str | Path, radius_m: float = POINT_RADIUS
 
     first = rows_ll[0][2].centroid
     crs = ws.ensure_crs(first.x, first.y)
+    area = crs.area_of_use
+    if area is not None:  # a site outside the CRS's zone is in another county (or a typo): it would land far off
+        margin = 1.0  # degrees: a grid zone is used a little beyond its edges
+        inside = []
+        for label, row, geom in rows_ll:
+            c = geom.centroid
+            if area.west - margin <= c.x <= area.east + margin and area.south - margin <= c.y <= area.north + margin:
+                inside.append((label, row, geom))
+            else:
+                rejected.append((label, f"position {c.x:.4f}, {c.y:.4f} lies outside the workspace's area "
+                                        f"({crs.name}: {area.west:g} to {area.east:g} E, {area.south:g} to {area.north:g} N)"))
+        rows_ll = inside
+        if not rows_ll:
+            log.warning("%s: all rows rejected", path)
+            return SiteImport(path.name, 0, rejected)
     ws.layer(SITES)
     records = []
     for _label, row, geom in rows_ll:

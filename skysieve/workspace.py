@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 SETTINGS_FILE = "skysieve.toml"
 GPKG_FILE = "survey.gpkg"
 DEFAULT_CELL_SIZE_M = 250.0
+CELL_SIZE_RANGE_M = (20.0, 10_000.0)  # a cell is one drone survey: a yard's width up to a township's
 
 @dataclass
 class WorkspaceSettings:
@@ -47,6 +48,13 @@ class WorkspaceSettings:
     crs: str | None = None  # "EPSG:N"; None until the first flight (or grid) fixes it
     grid: str = "regular"  # "regular" or "imported"
     cell_size_m: float = DEFAULT_CELL_SIZE_M
+
+    def __post_init__(self) -> None:
+        lo, hi = CELL_SIZE_RANGE_M
+        if not isinstance(self.cell_size_m, int | float) or not lo <= self.cell_size_m <= hi:
+            raise UsageError(f"a grid cell of {self.cell_size_m} m is outside {lo:g} to {hi:g} m",
+                             hint=f"cells are what one drone flight surveys; the default is {DEFAULT_CELL_SIZE_M:g} m "
+                                  "(--cell-size, or cell_size_m in skysieve.toml's [workspace])")
 
 
 class Workspace:
@@ -72,6 +80,8 @@ class Workspace:
         root = Path(root)
         if grid is not None and cell_size_m is not None:
             raise UsageError("give either --grid or --cell-size, not both")
+        if cell_size_m is not None:
+            WorkspaceSettings(cell_size_m=float(cell_size_m))  # refuses a size out of range before anything is made
         if (root / GPKG_FILE).exists():
             if exist_ok:
                 return cls.open(root)

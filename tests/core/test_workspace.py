@@ -182,3 +182,23 @@ def test_atomic_write_leaves_no_temp_and_normal_permissions(tmp_path: Path) -> N
         tmp.write_bytes(b"half a file")
         raise RuntimeError("killed")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.json"]
+
+
+@pytest.mark.parametrize("size", ["0.01", "0.5", "-5", "50000"])
+def test_cli_init_refuses_a_cell_size_no_flight_could_survey(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                          size: str) -> None:
+    """0.5 m cells made the next ingest grind for minutes building millions of cells; now init says so."""
+    assert main(["init", str(tmp_path / "ws"), "--cell-size", size]) == 2
+    err = capsys.readouterr().err
+    assert "grid cell" in err and "20 to 10000 m" in err and "--cell-size" in err
+    assert not (tmp_path / "ws").exists()  # nothing made
+
+
+def test_cli_init_refuses_a_grid_file_without_geometries(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A CSV of sites given as the grid was a TypeError traceback; now a message and a hint."""
+    csv = tmp_path / "sites.csv"
+    csv.write_text("lon,lat,kind,name\n113.1,28.2,idle_factory,A\n", encoding="utf-8")
+    assert main(["init", str(tmp_path / "ws"), "--grid", str(csv)]) == 1  # bad input data (usage errors are 2)
+    err = capsys.readouterr().err
+    assert "no geometries" in err and "sites import" in err and "Traceback" not in err
+    assert not (tmp_path / "ws").exists()

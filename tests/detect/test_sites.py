@@ -48,6 +48,27 @@ def test_chinese_headers_and_kinds_in_a_gbk_csv(ws, tmp_path):
     assert {r["name"] for r in ws.gpkg.select("sites")} == {"某化工厂", "用电异常"}
 
 
+def test_sites_far_outside_the_workspace_or_at_zero_zero_are_rejected_and_the_rest_imported(ws, tmp_path):
+    """A blank position exported as 0,0, a site of another province, a typo'd longitude: each would land
+    hundreds of km off in the workspace's grid zone (EPSG:4547, 112.5-115.5 E). Each is rejected with its
+    reason; the good rows go in."""
+    csv = tmp_path / "register.csv"
+    csv.write_text("经度,纬度,类型,名称\n"
+                   f"{LON},{LAT},废弃工厂,Good\n"
+                   f"0,0,idle_factory,Blank\n"
+                   f"120.5,{LAT},farm,Other province\n"
+                   f"-93.2,45.0,farm,Minnesota\n", encoding="utf-8")
+    res = import_sites(ws, csv)
+    assert res.imported == 1 and res.by_kind == {"idle_factory": 1}
+    reasons = dict(res.rejected)
+    assert "0, 0" in reasons["row 2 (Blank)"]
+    for label in ("row 3 (Other province)", "row 4 (Minnesota)"):
+        assert "outside the workspace's area" in reasons[label] and "112.5 to 115.5 E" in reasons[label]
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"lon,lat,kind\n{LON},{LAT},brewery\n", encoding="utf-8")
+    assert "关停企业" in dict(import_sites(ws, bad).rejected)["row 1"]  # the hint lists the register's wording too
+
+
 def test_reimporting_a_corrected_register_replaces_rows(ws, tmp_path):
     csv = tmp_path / "r.csv"
     csv.write_text(f"site_id,lon,lat,kind,name\nS1,{LON},{LAT},idle_house,first\n", encoding="utf-8")
