@@ -21,9 +21,12 @@ Only chimneys: a lying tank's box is its footprint, and a tank or a drum pile st
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 __all__ = ["TALL_CLASSES", "base_point", "ViewCameras"]
 
@@ -68,6 +71,12 @@ class ViewCameras:
             if not len(cameras) or not (cell_dir / "views.tif").exists():
                 return None
             with rasterio.open(cell_dir / "views.tif") as src:
+                if src.tags().get("SKYSIEVE_INPUTS") != report.get("inputs_digest"):
+                    # from another build than the report's cameras (a mosaic run killed half-way): the labels
+                    # would index the wrong cameras
+                    log.warning("%s: views.tif is not from the mosaic ortho.json describes; flags stay at their "
+                                "box centres (rerun `skysieve mosaic`)", cell_dir)
+                    return None
                 return cls(src.read(1), src.transform, cameras)
         except (OSError, ValueError, rasterio.errors.RasterioError):
             return None

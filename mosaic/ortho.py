@@ -32,6 +32,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, replace
@@ -182,9 +183,28 @@ def _is_current(cell_dir: Path, digest: str) -> dict[str, Any] | None:
         return None
     if report.get("images_unreadable"):  # built without photos that could not be read: try them again
         return None
-    if report.get("inputs_digest") == digest and (cell_dir / ORTHO_FILE).exists():
-        return report
-    return None
+    if report.get("inputs_digest") != digest or not (cell_dir / ORTHO_FILE).exists():
+        return None
+    # every raster of the cell from these inputs: a run killed between writing them leaves a mix (a new
+    # views.tif beside the old ortho), which the report alone does not show
+    for name, key in ((ORTHO_FILE, "ortho"), (DSM_FILE, "dsm"), (VIEWS_FILE, "views")):
+        path = cell_dir / name
+        if (path.exists() or report.get(key)) and raster_inputs(path) != digest:
+            log.info("cell %s: %s is not from the inputs its report names; rebuilding", cell_dir.name, name)
+            return None
+    return report
+
+
+def raster_inputs(path: Path) -> str | None:
+    """The inputs digest a cell raster was made from (its ``SKYSIEVE_INPUTS`` tag), or None (missing, unreadable,
+    untagged)."""
+    import rasterio
+
+    try:
+        with rasterio.open(path) as src:
+            return src.tags().get("SKYSIEVE_INPUTS")
+    except (OSError, rasterio.errors.RasterioError):
+        return None
 
 
 def _cannot_read(photo: Photo) -> str | None:
@@ -410,15 +430,19 @@ def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | 
         else:
             stale.unlink(missing_ok=True)
     tags = {"SKYSIEVE_CELL": cell_id, "SKYSIEVE_INPUTS": digest}  # on every raster of the cell
+    # the DSM and the views are staged (.ortho.* names, which a rerun removes) and put in place only once the
+    # ortho is: a kill while the ortho is written (the long part) leaves the old set whole
+    staged = {DSM_FILE: cell_dir / f".ortho.staged.{DSM_FILE}", VIEWS_FILE: cell_dir / f".ortho.staged.{VIEWS_FILE}"}
     if surface is not None:
-        write_dsm(cell_dir / DSM_FILE, surface, crs, tags=tags)
-    else:  # a plane mosaic: a DSM of earlier inputs would describe another mosaic
-        (cell_dir / DSM_FILE).unlink(missing_ok=True)
+        write_dsm(staged[DSM_FILE], surface, crs, tags=tags)
     if seam_map is not None:
-        seam_map.write(cell_dir / VIEWS_FILE, grid, crs, tags=tags)
-    else:  # nearest-centre seams are the renderer's own: no label map
-        (cell_dir / VIEWS_FILE).unlink(missing_ok=True)
+        seam_map.write(staged[VIEWS_FILE], grid, crs, tags=tags)
     write_cog(cell_dir / ORTHO_FILE, grid, crs, blocks, settings.cog(), tags=tags)
+    for name, path in staged.items():
+        if path.exists():
+            os.replace(path, cell_dir / name)
+        else:  # a plane mosaic has no DSM, nearest-centre seams no label map: an old one would describe another
+            (cell_dir / name).unlink(missing_ok=True)
 
     to_px = 1.0 / gsd
     report = {

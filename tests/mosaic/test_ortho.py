@@ -223,6 +223,57 @@ def test_a_killed_run_leaves_no_half_written_ortho_and_the_rerun_builds_it(tmp_p
 
 
 @pytest.mark.slow
+def test_a_rebuild_killed_while_writing_the_ortho_leaves_the_old_set_whole(tmp_path: Path, ground) -> None:
+    """``mosaic --force --gsd 0.02`` over a 0.15 m mosaic, killed while the ortho is written: the DSM and the
+    views of the new build are staged, so the cell keeps the old ortho, DSM and views together, and a plain
+    rerun at 0.15 m rightly finds it current. Before, views.tif and dsm.tif were the aborted run's beside the
+    old ortho, and the rerun said "unchanged" (chimney flags read views.tif)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from skysieve.mosaic.ortho import raster_inputs
+
+    ws = make_workspace(tmp_path / "ws", ground, _shots(gps_sigma_m=0.5))
+    cell_dir = ws.cell_dir(CELL)
+    old = mosaic_cell(ws.root, CELL, MosaicSettings(gsd_m=0.15))
+    assert {raster_inputs(cell_dir / n) for n in ("ortho.tif", "dsm.tif", "views.tif")} == {old["inputs_digest"]}
+    env = {**os.environ, "SKYSIEVE_PROGRESS": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "skysieve", "mosaic", str(ws.root), "--force", "--gsd", "0.02",
+                             "--workers", "1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline and not list(cell_dir.glob(".ortho.scratch.*")):
+        time.sleep(0.02)
+    caught = proc.poll() is None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert caught, "the run finished before it could be killed"
+    assert {raster_inputs(cell_dir / n) for n in ("ortho.tif", "dsm.tif", "views.tif")} == {old["inputs_digest"]}
+    assert mosaic_cell(ws.root, CELL, MosaicSettings(gsd_m=0.15))["status"] == "skipped"
+
+
+def test_a_cell_whose_rasters_are_not_all_from_its_inputs_is_rebuilt(tmp_path: Path, ground) -> None:
+    """However a mix came about (an older version's kill, a copied file), a raster whose inputs tag is not the
+    report's makes the cell stale; detection then also ignores such a views.tif."""
+    from skysieve.detect.ground import ViewCameras
+    from skysieve.mosaic.ortho import raster_inputs
+
+    ws = make_workspace(tmp_path / "ws", ground, _shots(gps_sigma_m=0.5)[:4])
+    cell_dir = ws.cell_dir(CELL)
+    first = mosaic_cell(ws.root, CELL, MosaicSettings(gsd_m=0.15))
+    assert ViewCameras.open(cell_dir) is not None
+    with rasterio.open(cell_dir / "views.tif", "r+") as ds:
+        ds.update_tags(SKYSIEVE_INPUTS="another build")
+    assert ViewCameras.open(cell_dir) is None  # labels of another build would index the wrong cameras
+    again = mosaic_cell(ws.root, CELL, MosaicSettings(gsd_m=0.15))
+    assert again["status"] == "built" and again["inputs_digest"] == first["inputs_digest"]
+    assert raster_inputs(cell_dir / "views.tif") == first["inputs_digest"]
+    assert ViewCameras.open(cell_dir) is not None
+
+
+@pytest.mark.slow
 def test_two_cells_in_parallel_processes_agree_at_their_border(tmp_path: Path) -> None:
     # a flight across the line between two 100 m cells, mosaicked by two worker processes
     wide = make_ground(140.0, 0.05, seed=8)
