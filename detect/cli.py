@@ -16,9 +16,12 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     from skysieve.workspace import Workspace
 
     ws = Workspace.open(args.workspace)
-    s = detect_cells(ws, cells=args.cell or None, model=args.model, conf=args.conf, backend=args.backend)
+    s = detect_cells(ws, cells=args.cell or None, model=args.model, conf=args.conf, backend=args.backend,
+                     force=args.force)
     counts = ", ".join(f"{v} {k}" for k, v in s["by_class"].items())
-    text = (f"detect: {len(s['cells'])} cells, {s['detections']} boxes ({counts}) with {s['model']} "
+    kept = (f" ({len(s['unchanged'])} unchanged since their last run, kept; --force runs them again)"
+            if s["unchanged"] else "")
+    text = (f"detect: {len(s['cells'])} cells{kept}, {s['detections']} boxes ({counts}) with {s['model']} "
             f"on {s['backend']} in {s['seconds']:.0f} s")
     for cid, why in s["rejected"]:
         text += f"\n  skipped {cid}: {why}"
@@ -117,6 +120,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--conf", type=float, help="one score threshold for every class (default: [detect] conf, else the model's "
                    "per-class thresholds)")
     p.add_argument("--backend", choices=("openvino", "onnxruntime", "torch"), help="runtime (default: fastest)")
+    p.add_argument("--force", action="store_true",
+                   help="run cells again whose mosaic, model and settings are unchanged since their last run")
     add_json_flag(p)
     p.set_defaults(func=_cmd_detect)
 

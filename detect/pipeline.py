@@ -12,6 +12,7 @@ priorities. A cell without a mosaic is reported with its reason and the others g
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import numpy as np
 import shapely
 from pyproj import CRS
 
+from skysieve.atomic import write_json
 from skysieve.crs import reproject
 from skysieve.detect.ground import TALL_CLASSES, ViewCameras, base_point
 from skysieve.detect.merge import MergeSettings
@@ -122,6 +124,29 @@ def store_detections(ws: Workspace, cell_id: str, found: RasterDetections, model
     return len(rows)
 
 
+#: per cell, what its pending detections were made from (``cells/<id>/detect.json``): a rerun with the same
+#: mosaic, model and settings keeps them rather than running the model again
+DETECT_RECORD = "detect.json"
+
+
+def _run_key(ws: Workspace, cell_id: str, det: Detector, settings: SliceSettings) -> dict[str, str]:
+    st = ortho_path(ws, cell_id).stat()
+    return {"model": det.name, "weights": det.meta.pt_sha256 or "", "backend": det.backend_name,
+            "settings": repr(settings), "ortho": f"{st.st_size}:{st.st_mtime_ns}"}
+
+
+def _unchanged(ws: Workspace, cell_id: str, key: dict[str, str]) -> bool:
+    """Whether the cell's detections were made from this mosaic with this model and these settings (and are
+    still in the workspace)."""
+    try:
+        record = json.loads((ws.cell_dir(cell_id) / DETECT_RECORD).read_text())
+    except (OSError, ValueError):
+        return False
+    if record.get("key") != key:
+        return False
+    return not record.get("stored") or ws.gpkg.count(DETECTIONS.name, "cell_id=? AND model=?", (cell_id, key["model"])) > 0
+
+
 def _cells_to_run(ws: Workspace, cells: list[str] | None) -> tuple[list[str], list[tuple[str, str]]]:
     rejected: list[tuple[str, str]] = []
     if cells is None:
@@ -140,14 +165,15 @@ def _cells_to_run(ws: Workspace, cells: list[str] | None) -> tuple[list[str], li
 
 def detect_cells(ws: Workspace, cells: list[str] | None = None, model: str | None = None,
                  conf: float | None = None, *, backend: str | None = None,
-                 detector: Detector | None = None) -> dict[str, Any]:
+                 detector: Detector | None = None, force: bool = False) -> dict[str, Any]:
     """Detect tanks, chimneys and drum stockpiles in the given cells (default: every cell with a mosaic).
 
     ``model``: name or path (default: ``[detect] model`` of skysieve.toml, else the shipped model);
     ``conf``: one score threshold for every class (default ``[detect] conf``, else the model's per-class
     ones: :mod:`skysieve.detect.thresholds`); ``backend``: force a runtime; ``detector``: an
-    already loaded model (reused across calls). Returns a summary dict: cells run, boxes per
-    class, rejected cells with reasons, model, runtime and seconds. Raises :class:`DetectionError` when
+    already loaded model (reused across calls). A cell whose mosaic, model and settings are those of its
+    last run keeps its detections (``unchanged``) unless ``force``. Returns a summary dict: cells done (run
+    or unchanged), boxes per class, rejected cells with reasons, model, runtime and seconds. Raises :class:`DetectionError` when
     no requested cell has a mosaic, :class:`~skysieve.errors.ModelError` for a bad model.
     """
     t0 = time.perf_counter()
@@ -168,21 +194,30 @@ def detect_cells(ws: Workspace, cells: list[str] | None = None, model: str | Non
                              look=LookSettings(views=cfg.look_views))
     by_class = dict.fromkeys(det.meta.classes, 0)
     done: list[str] = []
+    unchanged: list[str] = []
     for cid in run:
+        key = _run_key(ws, cid, det, settings)
+        if not force and _unchanged(ws, cid, key):
+            log.info("cell %s: mosaic, model and settings unchanged; detections kept", cid)
+            unchanged.append(cid)
+            done.append(cid)
+            continue
         try:
             found = detect_raster(ortho_path(ws, cid), det, settings, desc=f"detect {cid}")
         except DetectionError as e:
             rejected.append((cid, str(e)))
             log.warning("cell %s skipped: %s", cid, e)
             continue
-        store_detections(ws, cid, found, det.name)
+        stored = store_detections(ws, cid, found, det.name)
+        write_json(ws.cell_dir(cid) / DETECT_RECORD, {"key": key, "stored": stored,
+                                                      "created_at": datetime.now(UTC).isoformat(timespec="seconds")})
         done.append(cid)
     triage_workspace(ws)
     marks = ",".join("?" * len(done))
     for cls in by_class:
         by_class[cls] = ws.gpkg.count(DETECTIONS.name, f"model=? AND class=? AND cell_id IN ({marks})",
                                       (det.name, cls, *done)) if done else 0
-    summary = {"cells": done, "rejected": rejected, "detections": sum(by_class.values()), "by_class": by_class,
+    summary = {"cells": done, "unchanged": unchanged, "rejected": rejected, "detections": sum(by_class.values()), "by_class": by_class,
                "model": det.name, "backend": det.backend_name, "gsd_m": det.meta.gsd_m,
                "conf": {c: round(float(t), 3) for c, t in zip(det.meta.classes, thresholds, strict=True)},
                "seconds": round(time.perf_counter() - t0, 1)}

@@ -68,6 +68,30 @@ def test_rerun_replaces_pending_boxes_and_keeps_reviewed_ones(workspace, detecto
         assert [r["det_id"] for r in same] == [reviewed["det_id"]]
 
 
+def test_a_rerun_keeps_unchanged_cells_and_runs_changed_ones(workspace, detector, capsys):
+    """Same mosaic, model and settings: the cell's detections are kept without running the model (the
+    record says what they were made from); another threshold, a rebuilt mosaic or --force runs it again."""
+    import os
+    import time
+
+    first = detect_cells(workspace, detector=detector)
+    assert first["unchanged"] == [] and first["cells"] == ["c1"]
+    record = json.loads((workspace.cell_dir("c1") / "detect.json").read_text())
+    assert record["stored"] == first["detections"] and record["key"]["model"] == detector.name
+    ids = sorted(r["det_id"] for r in workspace.gpkg.select("detections"))
+    again = detect_cells(workspace, detector=detector)
+    assert again["unchanged"] == ["c1"] and again["cells"] == ["c1"] and again["by_class"] == first["by_class"]
+    assert sorted(r["det_id"] for r in workspace.gpkg.select("detections")) == ids
+    assert detect_cells(workspace, detector=detector, conf=0.6)["unchanged"] == []  # other settings
+    assert detect_cells(workspace, detector=detector, conf=0.6)["unchanged"] == ["c1"]
+    ortho = workspace.cell_dir("c1") / "ortho.tif"
+    os.utime(ortho, ns=(time.time_ns(), time.time_ns()))  # a rebuilt mosaic
+    assert detect_cells(workspace, detector=detector, conf=0.6)["unchanged"] == []
+    assert detect_cells(workspace, detector=detector, conf=0.6, force=True)["unchanged"] == []
+    assert main(["detect", str(workspace.root), "--conf", "0.6"]) == 0
+    assert "1 unchanged since their last run, kept; --force runs them again" in capsys.readouterr().out
+
+
 def test_cell_without_mosaic_unknown_cell_and_mixed_batch(workspace, detector):
     import shapely
 
