@@ -18,6 +18,7 @@ from skysieve.workspace import Workspace
 from .dispatch import sheet_name, team_sheets, write_dispatch_html, write_dispatch_pdf
 from .field_formats import write_csv, write_geojson, write_gpkg, write_gpx
 from .kml import write_kml, write_kmz
+from .outputs import check_output
 from .records import FieldRecord, SuspectFilter, field_records
 
 __all__ = ["EXPORT_FORMATS", "DATA_FORMATS", "SHEET_FORMATS", "ExportResult", "export_suspects", "export_records",
@@ -44,9 +45,14 @@ class ExportResult:
 
 
 def export_records(ws: Workspace, records: Sequence[FieldRecord], fmt: str, out: str | Path) -> ExportResult:
-    """Write ``records`` as ``fmt`` to ``out`` (a file; a folder for dispatch sheets)."""
+    """Write ``records`` as ``fmt`` to ``out`` (a file; a folder for dispatch sheets).
+
+    ``out`` may not be the workspace's own database, settings or internal folders
+    (:class:`~skysieve.ledger.outputs.ProtectedPathError`, nothing written)."""
     fmt = fmt.lower()
     out = Path(out)
+    if fmt in _WRITERS or fmt in SHEET_FORMATS:
+        check_output(ws, out, f"{fmt} export" if fmt in _WRITERS else f"{fmt} dispatch sheets")
     if fmt in _WRITERS:
         if out.is_dir():
             raise ExportError(f"{out} is a folder; a {fmt} export is one file", path=out,
@@ -69,6 +75,7 @@ def export_records(ws: Workspace, records: Sequence[FieldRecord], fmt: str, out:
             while target in paths:  # two team names that make the same file name
                 n += 1
                 target = out / sheet_name(f"{team}-{n}", fmt)
+            check_output(ws, target, f"{fmt} dispatch sheet")
             paths.append(writer(ws, team, group, target))
         if not paths:
             log.warning("no suspects selected: no dispatch sheet written")

@@ -76,16 +76,40 @@ def allowed_next(status: str) -> tuple[str, ...]:
     return TRANSITIONS.get(status, ())
 
 
+_VERIFIED = ("verified_illegal", "verified_cleared")
+#: commands worth naming in the hint of a refused move (assign sets the team and dispatches)
+_HOW = {("suspected", "dispatched"): "assign ID TEAM", ("closed", "suspected"): "set-status ID suspected --note WHY"}
+
+
+def _why_not(old: str, new: str) -> str:
+    """Why the lifecycle refuses ``old -> new``, in words; '' where the allowed moves say it all."""
+    if new == old:
+        return f"it is already {old}"
+    if old == "closed":
+        return "a closed suspect is reopened (back to suspected, with a note) before anything else"
+    if old == "suspected" and new in _VERIFIED:
+        return "it is verified on site by a field team: assign it to a team first"
+    if old in ("suspected", "dispatched") and new in ("disposed", "closed"):
+        return "a suspect is verified on site before it is disposed of or closed"
+    if old == "verified_illegal" and new == "closed":
+        return "an illegal site is disposed of before it is closed"
+    if old == "verified_cleared" and new == "disposed":
+        return "a site cleared on site has nothing to dispose of"
+    if old in (*_VERIFIED, "disposed") and new in _VERIFIED:
+        return "it has been verified on site already"
+    return ""
+
+
 def _check_transition(sid: str, old: str, new: str) -> None:
     if new not in STATUS_BY_CODE:
         raise TransitionError(f"unknown suspect status {new!r}", ref=sid,
                               hint="use one of " + ", ".join(STATUS_BY_CODE))
     if new not in allowed_next(old):
-        nxt = ", ".join(allowed_next(old)) or "nothing"
-        why = " (a suspect is verified on site before it is disposed of or closed)" \
-            if new in ("disposed", "closed", "verified_cleared", "verified_illegal") else ""
-        raise TransitionError(f"suspect {sid} cannot go from {old} to {new}{why}", ref=sid,
-                              hint=f"from {old} it can go to: {nxt}")
+        nxt = ", ".join(f"{n} (`{_HOW[old, n].replace('ID', sid)}`)" if (old, n) in _HOW else n
+                        for n in allowed_next(old))
+        why = _why_not(old, new)
+        raise TransitionError(f"suspect {sid} cannot go from {old} to {new}{': ' + why if why else ''}", ref=sid,
+                              hint=f"from {old} it can go to: {nxt or 'nothing'}")
 
 
 def set_status(ws: Workspace, suspect_id: str, status: str, by: str, *, note: str | None = None,

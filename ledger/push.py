@@ -3,7 +3,11 @@
 Confirmed detections not yet in the list are grouped into candidate sites (the detector's
 ``candidate_id``; detections without one are grouped by proximity, centres within
 ``group_radius_m`` of each other). Each group becomes one suspect, or adds its evidence to an
-existing suspect at the same place (spot within ``merge_radius_m``, or inside its outline).
+existing suspect at the same place: one holding detections of the same candidate site, one on the same
+registered site, one within ``merge_radius_m`` or whose outline holds the group's spot. A suspect is
+one place for a field team to visit, so the push keeps the detector's grouping: a group and a suspect
+that detection put in two different candidate sites stay two suspects however close (a tank and a drum
+pile 48 m apart are two flags on the field team's map, not one flag on the tank).
 Evidence chips are cut from the cell mosaics before the write transaction (file I/O never holds
 the database lock); the suspects, their outlines, the detections' ``suspect_id`` and the audit
 entries are written in one transaction, re-reading the detections inside it so that two analysts
@@ -30,6 +34,7 @@ from skysieve.workspace import Workspace
 
 from .audit import append_audit, check_actor, utc_now
 from .chips import chip_path, ortho_path, read_patch, save_chip
+from .errors import UnknownCellError
 from .suspects import decode_suspect, next_suspect_id
 from .tables import SUSPECT_OUTLINES, SUSPECTS, ensure_ledger
 
@@ -42,8 +47,12 @@ log = logging.getLogger(__name__)
 class PushSettings:
     """How detections become suspects (distances in metres, workspace CRS)."""
 
-    group_radius_m: float = 30.0  # detections without candidate_id closer than this form one site
-    merge_radius_m: float = 50.0  # a group this close to an existing suspect joins it
+    #: detections without candidate_id closer than this form one site: detection's own link distance
+    #: (``skysieve.detect.triage.CANDIDATE_LINK_M``), so that both group alike
+    group_radius_m: float = 40.0
+    #: a group this close to an existing suspect joins it, unless detection put the two in different
+    #: candidate sites; the same as group_radius_m, so that pushing in one go or in steps agree
+    merge_radius_m: float = 40.0
     chip_margin_m: float = 8.0  # ground around the box in an evidence chip
     chip_min_side_m: float = 24.0
     chip_max_px: int = 384
@@ -186,26 +195,61 @@ def _place(ws: Workspace, group: list[dict[str, Any]], s: PushSettings) -> dict[
 _SITE_REACH_M = 500.0  # a site outline is looked for among suspects this close (a large factory compound)
 
 
-def _nearby_suspect(ws: Workspace, x: float, y: float, radius_m: float) -> dict[str, Any] | None:
+def _suspect_row(gp: GeoPackage, sid: str) -> dict[str, Any] | None:
+    rows = gp.select(SUSPECTS.name, "suspect_id=?", (sid,))
+    return rows[0] if rows else None
+
+
+def _told_apart(gp: GeoPackage, group_candidates: set[str | None], sid: str) -> bool:
+    """Detection put every detection of the group and of suspect ``sid`` into candidate sites, and into
+    different ones: two places, however close."""
+    if not group_candidates or None in group_candidates:
+        return False
+    theirs = {r["candidate_id"] for r in gp.select(DETECTIONS.name, "suspect_id=?", (sid,))}
+    return bool(theirs) and None not in theirs and not theirs & group_candidates
+
+
+def _same_place_suspect(ws: Workspace, group: list[dict[str, Any]], place: dict[str, Any],
+                        s: PushSettings) -> dict[str, Any] | None:
+    """The suspect ``group`` is more evidence of, if any (a suspect is one place for a field team to visit):
+
+    1. one holding a detection of the same candidate site (its tank pushed before, its drums now);
+    2. one on the same registered site (a factory compound is visited once);
+    3. the nearest within ``merge_radius_m``, or whose outline holds the group's spot, unless detection
+       told the two apart (:func:`_told_apart`: both wholly in candidate sites, and different ones).
+    """
     gp = ws.gpkg
+    ids = {d["det_id"] for d in group}
+    cands = {d.get("candidate_id") or None for d in group}
+    named = sorted(c for c in cands if c)
+    if named:
+        rows = gp.select(DETECTIONS.name, f"candidate_id IN ({','.join('?' * len(named))}) AND suspect_id IS NOT NULL",
+                         named)
+        votes = Counter(r["suspect_id"] for r in rows if r["det_id"] not in ids)
+        for sid in sorted(votes, key=lambda k: (-votes[k], k)):
+            row = _suspect_row(gp, sid)
+            if row is not None:
+                return row
+    if place.get("site_id"):
+        rows = gp.select(SUSPECTS.name, "site_id=?", (place["site_id"],), order_by="suspect_id")
+        if rows:
+            return rows[0]
+    x, y, radius_m = place["x"], place["y"], s.merge_radius_m
     rows = gp.select(SUSPECTS.name, "x BETWEEN ? AND ? AND y BETWEEN ? AND ?",
                      (x - radius_m, x + radius_m, y - radius_m, y + radius_m))
-    best = None
-    for r in rows:
-        dist = float(np.hypot(r["x"] - x, r["y"] - y))
-        if dist <= radius_m and (best is None or dist < best[0]):
-            best = (dist, r)
-    if best is None:  # inside the outline of a (big) site nearby also counts
-        p = Point(x, y)
-        reach = _SITE_REACH_M
-        near = gp.select(SUSPECTS.name, "x BETWEEN ? AND ? AND y BETWEEN ? AND ?",
-                         (x - reach, x + reach, y - reach, y + reach), order_by="suspect_id")
-        for r in near:
-            outline = gp.select(SUSPECT_OUTLINES.name, "suspect_id=?", (r["suspect_id"],))
-            if outline and outline[0]["geometry"] is not None and outline[0]["geometry"].contains(p):
-                return r
-        return None
-    return best[1]
+    near = sorted((float(np.hypot(r["x"] - x, r["y"] - y)), r["suspect_id"], r) for r in rows)
+    for dist, sid, r in near:
+        if dist <= radius_m and not _told_apart(gp, cands, sid):
+            return r
+    p = Point(x, y)  # inside the outline of a (big) site nearby also counts
+    reach = _SITE_REACH_M
+    for r in gp.select(SUSPECTS.name, "x BETWEEN ? AND ? AND y BETWEEN ? AND ?",
+                       (x - reach, x + reach, y - reach, y + reach), order_by="suspect_id"):
+        outline = gp.select(SUSPECT_OUTLINES.name, "suspect_id=?", (r["suspect_id"],))
+        if outline and outline[0]["geometry"] is not None and outline[0]["geometry"].contains(p) and \
+                (outline[0]["source"] == "site" or not _told_apart(gp, cands, r["suspect_id"])):
+            return r
+    return None
 
 
 def push_confirmed(ws: Workspace, reviewer: str, *, det_ids: Iterable[str] | None = None,
@@ -217,6 +261,9 @@ def push_confirmed(ws: Workspace, reviewer: str, *, det_ids: Iterable[str] | Non
     """
     reviewer = check_actor(reviewer)
     s = settings or PushSettings()
+    if cell_id is not None and not (ws.gpkg.has_layer("cells") and ws.gpkg.select("cells", "cell_id=?", (cell_id,))):
+        raise UnknownCellError(f"no cell {cell_id!r} in this workspace", ref=cell_id,
+                               hint=f"list the cells with `ogrinfo {ws.root / 'survey.gpkg'} cells`")
     ensure_ledger(ws)
     result = PushResult()
     wanted = list(dict.fromkeys(det_ids)) if det_ids is not None else None
@@ -249,7 +296,7 @@ def _push_group(ws: Workspace, group: list[dict[str, Any]], reviewer: str, chips
     place = _place(ws, group, s)
     ids = [d["det_id"] for d in group]
     new_chips = [chips[i] for i in ids if i in chips]
-    existing = _nearby_suspect(ws, place["x"], place["y"], s.merge_radius_m)
+    existing = _same_place_suspect(ws, group, place, s)
     if existing is not None:
         old = decode_suspect(existing)
         sid = old["suspect_id"]

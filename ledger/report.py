@@ -22,6 +22,7 @@ from skysieve.workspace import Workspace
 
 from .categories import SUSPECT_CATEGORIES
 from .lifecycle import DISPOSAL_MEASURES, STATUS_BY_CODE, STATUSES
+from .outputs import check_output
 from .suspects import list_suspects
 
 __all__ = ["TownshipStats", "CampaignStats", "campaign_stats", "write_report_xlsx", "write_report_html",
@@ -290,6 +291,8 @@ class Report:
 def make_report(ws: Workspace, out_dir: str | Path | None = None) -> Report:
     """Compute the figures and write ``report.xlsx`` and ``report.html`` (default: ``exports/report/``)."""
     out = Path(out_dir) if out_dir is not None else ws.exports_dir / "report"
+    for target in (out, out / "report.xlsx", out / "report.html"):  # never over the workspace's own files
+        check_output(ws, target, "report")
     out.mkdir(parents=True, exist_ok=True)
     stats = campaign_stats(ws)
     report = Report(stats, write_report_xlsx(stats, out / "report.xlsx"), write_report_html(stats, out / "report.html"))
