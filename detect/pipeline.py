@@ -182,7 +182,7 @@ def detect_cells(ws: Workspace, cells: list[str] | None = None, model: str | Non
     if not run:
         if cells is not None and all(r[1] == "no such cell in the workspace" for r in rejected):
             raise NotFoundError(f"no such cell: {', '.join(cells)}", ref=",".join(cells),
-                                hint="list the cells with `ogrinfo survey.gpkg cells`")
+                                hint=ws.cell_list_hint())
         why = "; ".join(f"{c}: {r}" for c, r in rejected) or "no cell has a mosaic yet"
         raise DetectionError(f"nothing to detect on: {why}", path=ws.root,
                              hint="build the mosaics first with `skysieve mosaic WORKSPACE`")

@@ -358,7 +358,7 @@ def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | 
     crs = ws.require_crs()
     found = ws.cells("cell_id = ?", (cell_id,))
     if not found:
-        raise NotFoundError("no such cell in the workspace", ref=cell_id, hint="list cells with `ogrinfo survey.gpkg cells`")
+        raise NotFoundError("no such cell in the workspace", ref=cell_id, hint=ws.cell_list_hint())
     cell = found[0].geometry
     cell_dir = ws.cell_dir(cell_id)
     if (inputs := _cell_inputs(_RowIndex(_accepted_rows(ws)), cell, settings)) is None:

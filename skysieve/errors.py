@@ -43,7 +43,7 @@ class SkysieveError(Exception):
         super().__init__(message)
 
     def __str__(self) -> str:
-        text = super().__str__()
+        text = str(self.args[0]) if self.args else ""  # not super(): KeyError's __str__ would quote it
         if self.path is not None and str(self.path) not in text:
             text = f"{self.path}: {text}"
         if self.hint:
@@ -106,10 +106,9 @@ class TransitionError(LedgerError, ValueError):
 
 
 class NotFoundError(SkysieveError, KeyError):
-    """An id (cell, detection, suspect, site) does not exist in the workspace."""
+    """An id (cell, detection, suspect, site) does not exist in the workspace: the command named it (exit 2)."""
 
-    def __str__(self) -> str:  # KeyError would quote the message
-        return SkysieveError.__str__(self)
+    exit_code = 2
 
 
 class ExportError(SkysieveError, OSError):

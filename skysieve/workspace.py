@@ -195,6 +195,14 @@ class Workspace:
         return [Cell(r["cell_id"], r["geometry"], r["township"], r["village"])
                 for r in self.gpkg.select("cells", where, params, order_by="cell_id")]
 
+    def cell_list_hint(self, most: int = 8) -> str:
+        """What to tell someone who named a cell that is not here: the cells that are."""
+        ids = [c.cell_id for c in self.cells()]
+        if not ids:
+            return "this workspace has no cells yet: ingest a flight (or init with --grid)"
+        shown = ", ".join(ids[:most]) + (f", ... ({len(ids)} in all)" if len(ids) > most else "")
+        return f"cells here: {shown}"
+
     def cells_touching(self, geometry: shapely.Geometry) -> list[Cell]:
         """Cells that ``geometry`` (workspace CRS) overlaps; a regular grid grows cells as needed."""
         if self.settings.grid == "regular":

@@ -223,3 +223,10 @@ def test_cli_detect_refuses_a_setting_out_of_range(workspace, capsys, key, value
     assert main(["detect", str(workspace.root), "--cell", "c1"]) == 2
     err = capsys.readouterr().err
     assert key in err and str(value).lower() in err.lower()
+
+
+def test_cli_detect_unknown_cell_names_the_cells_there(workspace, capsys):
+    """An unknown --cell is a usage error (exit 2), printed without quotes, listing the workspace's cells."""
+    assert main(["detect", str(workspace.root), "--cell", "NOPE"]) == 2
+    err = capsys.readouterr().err
+    assert "no such cell: NOPE" in err and "cells here: c1" in err and "'no such" not in err
