@@ -10,6 +10,13 @@ Kill safety: nothing is written until every photo is analysed; rows then go in t
 ``commit_every`` rows, the manifest and the picture by atomic rename. A rerun skips photos whose content hash
 is already in the workspace (the same image id: resumed; another id: a duplicate), and judges the new
 photos against the flight's stored ones (sharpness, take-off altitude, estimated height).
+
+Flight ids: without ``--flight-id`` a folder whose photos are already stored joins their flight (a resumed or
+moved flight); otherwise the id is the first meaningful folder name (``card1`` for ``card1/DCIM/100MEDIA``,
+Unicode kept: ``东区``), with ``-2``, ``-3`` ... when a flight of that id came from another folder or holds
+other photos under the same names. Photos already stored whose files moved (same content, the stored path
+gone or the same image id) have their stored paths updated, not added again. A photo is never counted as
+accepted unless its row is stored; a ``--flight-id`` whose image ids clash with other photos is refused.
 """
 
 from __future__ import annotations
@@ -17,7 +24,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
+import unicodedata
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -57,10 +66,19 @@ log = logging.getLogger(__name__)
 
 #: rejection reasons (the ``images.reason`` column starts with one of these, then ": detail")
 REASONS = ("not_image", "unsupported", "unreadable", "duplicate", "no_gps", "oblique", "dark", "washed_out",
-           "blurred", "no_camera", "no_altitude", "too_low")
+           "blurred", "no_camera", "no_altitude", "too_low", "far_away")
 #: file name endings ingest looks at; other files in the folder (videos, subtitles, logs) are ignored
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".dng", ".tif", ".tiff", ".png")
-_GENERIC_FOLDERS = re.compile(r"^(images?|photos?|dcim|img|pictures|\d{3}media)$", re.IGNORECASE)
+#: folder names that say nothing about the flight: skipped when a flight id is derived from the path. DCIM,
+#: DCF folders (``100MEDIA``, ``101_PANO``: 3 digits + 5 characters, one a letter or '_'), DJI's
+#: ``DJI_202405121030_001`` (a DJI folder with a mission name after the number is kept)
+_GENERIC_FOLDERS = re.compile(
+    r"^(images?|imgs?|photos?|pictures?|pics?|dcim|media|camera|jpe?g|raw|dji|panorama|"
+    r"\d{3}(?=[a-z0-9_]*[a-z_])[a-z0-9_]{5}|dji_[\d_]+)$", re.IGNORECASE)
+#: a flight id: letters (any script), digits, '.', '_', '-'; not starting with '.'
+_FLIGHT_ID = re.compile(r"(?!\.)[\w.-]+")
+#: degrees a grid zone may be used beyond the edges of its CRS's area of use (as for sites)
+_AREA_MARGIN_DEG = 1.0
 
 
 @dataclass(frozen=True)
@@ -102,6 +120,8 @@ class _Photo:
     cam: CameraInfo | None = None
     reject: tuple[str, str] | None = None
     warnings: list[str] = field(default_factory=list)
+    known: tuple[str, str, str] | None = None  # already stored: (image_id, flight_id, path)
+    first_rel: str | None = None  # same content as this earlier file of the run
     x: float | None = None
     y: float | None = None
     height_m: float | None = None
@@ -141,6 +161,9 @@ class IngestResult:
     warnings: int
     manifest: Path
     coverage_png: Path | None
+    moved: int = 0  # stored photos found in a new place: their paths were updated
+    moved_from: str | None = None  # the folder they were stored from (the common one)
+    moved_to: str | None = None
 
     def summary(self) -> dict[str, Any]:
         d = asdict(self)
@@ -156,7 +179,8 @@ class IngestResult:
             cells += f", ... {len(self.coverage) - len(shown)} more (see the manifest)"
         gsd = f"{self.mean_gsd_m * 100:.2f} cm/px" if self.mean_gsd_m else "n/a"
         src = ", ".join(f"{k} {v}" for k, v in sorted(self.altitude_sources.items())) or "n/a"
-        extra = f"; {self.skipped} already ingested" if self.skipped else ""
+        extra = f"; {self.moved} photos moved from {self.moved_from} to {self.moved_to}" if self.moved else ""
+        extra += f"; {self.skipped} already ingested" if self.skipped else ""
         extra += f"; {self.ignored} non-photo files ignored" if self.ignored else ""
         return (f"flight {self.flight_id}: {self.photos} photos, {self.accepted} accepted, "
                 f"{sum(self.rejected.values())} rejected ({rej}){extra}; height from {src}; "
@@ -165,12 +189,22 @@ class IngestResult:
 
 # -- public helpers ------------------------------------------------------------------------------------------
 def flight_id_for(flight_dir: Path) -> str:
-    """Default flight id: the folder's name, or its parent's for generic names (``images``, ``100MEDIA``)."""
+    """Default flight id: the nearest folder name on the path that is not generic (``card1`` for
+    ``card1/DCIM/100MEDIA``), Unicode kept (``东区``); characters other than letters, digits, '.', '_' and
+    '-' become '_'. Where no name is left, ``flight-`` and a short hash of the path."""
     flight_dir = Path(flight_dir).resolve()
-    name = flight_dir.name
-    if _GENERIC_FOLDERS.match(name) and flight_dir.parent.name:
-        name = flight_dir.parent.name
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "flight"
+    names = [flight_dir.name, *(q.name for q in flight_dir.parents)]
+    name = next((n for n in names if n and not _GENERIC_FOLDERS.match(n)), "")
+    name = re.sub(r"[^\w.-]+", "_", unicodedata.normalize("NFC", name)).strip("._-")
+    if name:
+        return name
+    return "flight-" + hashlib.sha256(str(flight_dir).encode("utf-8", "surrogateescape")).hexdigest()[:8]
+
+
+def _check_flight_id(flight_id: str) -> None:
+    if not _FLIGHT_ID.fullmatch(flight_id):
+        raise UsageError(f"flight id {flight_id!r} may hold only letters, digits, '.', '_' and '-', and may not "
+                         "start with '.'")
 
 
 def _now() -> str:
@@ -188,6 +222,169 @@ def _list_files(flight_dir: Path) -> tuple[list[Path], int]:
         else:
             ignored += 1
     return photos, ignored
+
+
+# -- flight id, photos already stored ---------------------------------------------------------------------------
+def _flight_sources(ws: Workspace, flight_id: str) -> list[str]:
+    """The folders a flight was ingested from, as its manifest records them ([] without a manifest)."""
+    path = ws.flight_dir(flight_id) / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return []
+    sources = manifest.get("sources") or ([manifest["source"]] if manifest.get("source") else [])
+    return [str(x) for x in sources]
+
+
+def _name_clash(ws: Workspace, flight_id: str, photos: list[_Photo]) -> tuple[_Photo, dict[str, Any]] | None:
+    """A new photo of this run whose image id in ``flight_id`` is taken by a stored photo of other content."""
+    if not ws.gpkg.has_layer(IMAGES.name):
+        return None
+    stored = {r[0]: (r[1], r[2]) for r in ws.gpkg.connection().execute(
+        'SELECT image_id, sha256, path FROM "images" WHERE flight_id=?', (flight_id,))}
+    for p in photos:
+        if p.known is not None or p.first_rel is not None:
+            continue
+        old = stored.get(f"{flight_id}/{p.rel}")
+        if old is not None and old[0] is not None and old[0] != p.sha256:
+            return p, {"sha256": old[0], "path": old[1]}
+    return None
+
+
+def _flight_taken(ws: Workspace, flight_id: str, flight_dir: Path, photos: list[_Photo]) -> bool:
+    """Whether ``flight_id`` belongs to another flight: one ingested from another folder (none of whose photos
+    are in this one), or one holding other photos under this run's file names."""
+    if _name_clash(ws, flight_id, photos) is not None:
+        return True
+    if any(p.known is not None and p.known[1] == flight_id for p in photos):
+        return False  # the flight's own photos, resumed or moved
+    sources = _flight_sources(ws, flight_id)
+    return bool(sources) and str(flight_dir.resolve()) not in sources
+
+
+def _choose_flight_id(ws: Workspace, flight_dir: Path, given: str | None, photos: list[_Photo]) -> str:
+    """The flight id of this run; see the module docstring. Raises :class:`UsageError` for a given id whose
+    image ids are taken by other photos."""
+    if given is not None:
+        clash = _name_clash(ws, given, photos)
+        if clash is not None:
+            p, old = clash
+            raise UsageError(f"flight {given} already holds a different photo named {p.rel} (stored from "
+                             f"{old['path']}); storing {p.path} under the same image id would lose one of them",
+                             ref=f"{given}/{p.rel}",
+                             hint="give this folder its own --flight-id (e.g. the SD card's or the area's name)")
+        return given
+    owners = Counter(p.known[1] for p in photos if p.known is not None)
+    if len(owners) == 1:  # photos of one stored flight: a rerun, or the flight's folder moved
+        (owner,) = owners
+        if _name_clash(ws, owner, photos) is None:
+            return owner
+    base = flight_id_for(flight_dir)
+    candidate, n = base, 1
+    while _flight_taken(ws, candidate, flight_dir, photos):
+        n += 1
+        candidate = f"{base}-{n}"
+    if candidate != base:
+        sources = _flight_sources(ws, base)
+        log.warning("flight id %s is taken by another flight (from %s): this folder becomes flight %s "
+                    "(give --flight-id to choose another)", base, ", ".join(sources) or "other photos", candidate)
+    return candidate
+
+
+def _resolve_known(photos: list[_Photo], flight_id: str) -> tuple[list[_Photo], int, dict[str, tuple[str, str]]]:
+    """Give this run's photos their image ids and sort out those whose content is stored already.
+
+    Returns the photos still to judge (new ones and duplicates), how many were skipped (stored from this
+    very file), and the moves: image id -> (old path, new path) for stored photos found in a new place
+    (the same image id, or the stored file gone). Of several copies claiming one stored photo, the one with
+    its image id wins, else the first; the others are duplicates.
+    """
+    out: list[_Photo] = []
+    skipped = 0
+    claims: dict[str, list[_Photo]] = {}
+    for p in photos:
+        p.image_id = f"{flight_id}/{p.rel}"
+        if p.first_rel is not None:
+            p.duplicate_of = f"{flight_id}/{p.first_rel}"
+        elif p.known is not None:
+            sid, _, spath = p.known
+            here = str(p.path.resolve())
+            if spath == here:
+                if sid == p.image_id:
+                    skipped += 1
+                    continue
+                p.duplicate_of = sid
+            elif sid == p.image_id or not os.path.exists(spath):
+                claims.setdefault(sid, []).append(p)
+                continue
+            else:
+                p.duplicate_of = sid
+        if p.duplicate_of is not None:
+            p.fail("duplicate", f"same content as {p.duplicate_of}")
+        out.append(p)
+    moves: dict[str, tuple[str, str]] = {}
+    for sid, claimants in claims.items():
+        winner = next((p for p in claimants if p.image_id == sid), claimants[0])
+        moves[sid] = (winner.known[2], str(winner.path.resolve()))
+        for p in claimants:
+            if p is not winner:
+                p.duplicate_of = sid
+                p.fail("duplicate", f"same content as {sid}")
+                out.append(p)
+    order = {id(p): i for i, p in enumerate(photos)}
+    out.sort(key=lambda p: order[id(p)])
+    return out, skipped, moves
+
+
+def _store_moves(ws: Workspace, moves: dict[str, tuple[str, str]]) -> None:
+    """Point the stored rows of moved photos at their new files (one transaction)."""
+    if not moves:
+        return
+    with ws.gpkg.transaction() as con:
+        con.executemany('UPDATE "images" SET path=? WHERE image_id=?', [(new, sid) for sid, (_, new) in moves.items()])
+        con.execute("UPDATE gpkg_contents SET last_change=? WHERE table_name=?", (_now(), IMAGES.name))
+
+
+def _common_folder(paths: list[str]) -> str:
+    folders = [os.path.dirname(x) for x in paths]
+    try:
+        return os.path.commonpath(folders)
+    except ValueError:  # different drives
+        return folders[0]
+
+
+def _in_area(area, lon: float, lat: float, margin: float = _AREA_MARGIN_DEG) -> bool:
+    """Whether (lon, lat) degrees lies in a pyproj ``AreaOfUse`` widened by ``margin`` degrees."""
+    if not area.south - margin <= lat <= area.north + margin:
+        return False
+    west, east = area.west - margin, area.east + margin
+    if area.west <= area.east:
+        return west <= lon <= east
+    return lon >= west or lon <= east  # the area crosses the antimeridian
+
+
+def _check_area(ws: Workspace, placed: list[_Photo], flight_dir: Path) -> None:
+    """Refuse a flight that lies outside the area of use of the workspace CRS (it would be placed kilometres
+    off, silently); reject single photos outside it (a wrong GPS fix) as ``far_away``."""
+    crs = ws.crs
+    area = crs.area_of_use if crs is not None else None
+    if area is None or not placed:
+        return
+    outside = [p for p in placed if not _in_area(area, p.meta.lon, p.meta.lat)]
+    if not outside:
+        return
+    where = (f"{ws.settings.crs} ({crs.name}) is valid from {area.west:g} to {area.east:g} E, "
+             f"{area.south:g} to {area.north:g} N")
+    if 2 * len(outside) > len(placed):
+        p = outside[len(outside) // 2]
+        raise UsageError(f"{len(outside)} of the flight's {len(placed)} placed photos lie outside the area of the "
+                         f"workspace CRS, e.g. {p.rel} at lon {p.meta.lon:.5f}, lat {p.meta.lat:.5f}; {where}",
+                         path=flight_dir,
+                         hint="ingest this flight into a new workspace for its area: `skysieve init NEW_WORKSPACE` "
+                              "(the CRS follows the first flight) or `--crs EPSG:N` for the area's zone")
+    for p in outside:
+        p.fail("far_away", f"GPS position lon {p.meta.lon:.5f}, lat {p.meta.lat:.5f} lies outside the area of the "
+                           f"workspace CRS and of the rest of the flight: {where}")
 
 
 # -- per-photo analysis ----------------------------------------------------------------------------------------
@@ -242,46 +439,42 @@ def _analyse(ph: _Photo, data: bytes, settings: IngestSettings) -> None:
         ph.features = detect_features(reduced.pixels, reduced.scale, settings.altitude())
 
 
-def _read_and_analyse(files: list[Path], flight_dir: Path, flight_id: str, known: dict[str, str],
-                      settings: IngestSettings) -> tuple[list[_Photo], int]:
+def _read_and_analyse(files: list[Path], flight_dir: Path, label: str, known: dict[str, tuple[str, str, str]],
+                      settings: IngestSettings) -> list[_Photo]:
     """Hash every file (in order, so duplicates are told apart) and analyse the new ones on worker threads.
 
-    Pillow's decoder, hashlib and OpenCV release the GIL, so the threads decode in parallel. At most
-    ``2 * workers`` files are held in memory at once. Returns the photos (in file order) and how many
-    were skipped as already ingested.
+    ``known``: content hash -> (image id, flight id, path) of the photos already stored; such files are
+    marked (``known``) but not analysed, nor are later copies of a file of this run (``first_rel``); their
+    image ids are given once the flight id is decided. Pillow's decoder, hashlib and OpenCV release the
+    GIL, so the threads decode in parallel. At most ``2 * workers`` files are held in memory at once.
     """
     workers = settings.workers or min(4, usable_cpus())
     photos: list[_Photo] = []
-    skipped = 0
     seen: dict[str, str] = {}
     in_flight: deque[Future] = deque()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as pool:
-        for path in progress(files, desc=f"ingest {flight_id}", total=len(files), unit="photo"):
-            rel = path.relative_to(flight_dir).as_posix()
-            ph = _Photo(rel, path, f"{flight_id}/{rel}")
+        for path in progress(files, desc=f"ingest {label}", total=len(files), unit="photo"):
+            ph = _Photo(path.relative_to(flight_dir).as_posix(), path, "")
+            photos.append(ph)
             try:
                 data = path.read_bytes()
             except OSError as e:
                 ph.fail("unreadable", f"cannot read the file: {e.strerror or e}")
-                photos.append(ph)
                 continue
             ph.sha256 = hashlib.sha256(data).hexdigest()
-            first = known.get(ph.sha256) or seen.get(ph.sha256)
-            if first == ph.image_id:
-                skipped += 1
+            if ph.sha256 in known:
+                ph.known = known[ph.sha256]
                 continue
-            photos.append(ph)
-            if first is not None:
-                ph.duplicate_of = first
-                ph.fail("duplicate", f"same content as {first}")
+            if ph.sha256 in seen:
+                ph.first_rel = seen[ph.sha256]
                 continue
-            seen[ph.sha256] = ph.image_id
+            seen[ph.sha256] = ph.rel
             in_flight.append(pool.submit(_analyse_safely, ph, data, settings))
             while len(in_flight) > 2 * workers:
                 in_flight.popleft().result()
         for fut in in_flight:
             fut.result()
-    return photos, skipped
+    return photos
 
 
 def _analyse_safely(ph: _Photo, data: bytes, settings: IngestSettings) -> None:
@@ -462,26 +655,30 @@ def ingest_flight(ws: Workspace, flight_dir: str | Path, flight_id: str | None =
     if altitude_m is not None and altitude_m <= 0:
         raise UsageError(f"--altitude must be a height above ground in metres, got {altitude_m}")
     settings = settings or ws.section("ingest", IngestSettings)
-    flight_id = flight_id or flight_id_for(flight_dir)
-    if not re.fullmatch(r"[A-Za-z0-9._-]+", flight_id):
-        raise UsageError(f"flight id {flight_id!r} may hold only letters, digits, '.', '_' and '-'")
+    if flight_id:
+        _check_flight_id(flight_id)
     files, ignored = _list_files(flight_dir)
     if not files:
         raise MetadataError("no photos (.jpg) in the flight folder", path=flight_dir,
                             hint="point at the folder with the drone's JPEGs (e.g. DCIM/100MEDIA)")
-    known: dict[str, str] = {}
+    known: dict[str, tuple[str, str, str]] = {}
     if ws.gpkg.has_layer(IMAGES.name):
-        known = {r[0]: r[1] for r in ws.gpkg.connection().execute('SELECT sha256, image_id FROM "images"')
-                 if r[0] is not None}
+        known = {r[0]: (r[1], r[2], r[3]) for r in ws.gpkg.connection().execute(
+            'SELECT sha256, image_id, flight_id, path FROM "images" ORDER BY image_id') if r[0] is not None}
 
-    photos, skipped = _read_and_analyse(files, flight_dir, flight_id, known, settings)
+    photos = _read_and_analyse(files, flight_dir, flight_id or flight_id_for(flight_dir), known, settings)
+    flight_id = _choose_flight_id(ws, flight_dir, flight_id or None, photos)
+    _check_flight_id(flight_id)
+    photos, skipped, moves = _resolve_known(photos, flight_id)
 
     placed = [p for p in photos if p.meta is not None and p.meta.has_gps]
-    if placed:
-        ws.ensure_crs(placed[0].meta.lon, placed[0].meta.lat)
+    if placed:  # a new workspace takes the CRS of the flight's middle, not of a stray first fix
+        ws.ensure_crs(float(np.median([p.meta.lon for p in placed])), float(np.median([p.meta.lat for p in placed])))
     elif ws.crs is None:
         raise MetadataError("no photo of the flight has a GPS position, so nothing can be placed", path=flight_dir,
                             hint="ingest a flight with GPS first, or create the workspace with --crs EPSG:N")
+    _check_area(ws, placed, flight_dir)
+    placed = [p for p in placed if p.ok or p.reject[0] != "far_away"]
     ws.layer(IMAGES)
     for p in placed:
         p.x, p.y = (float(v) for v in ws.from_lonlat(p.meta.lon, p.meta.lat))
@@ -497,20 +694,28 @@ def ingest_flight(ws: Workspace, flight_dir: str | Path, flight_id: str | None =
         p.features = None  # free memory
 
     now = _now()
+    _store_moves(ws, moves)
     rows = [_row(p, flight_id, now) for p in photos if p.duplicate_of is None]
     chunk = max(1, settings.commit_every)
     for i in range(0, len(rows), chunk):
         ws.gpkg.insert(IMAGES.name, rows[i:i + chunk], or_ignore=True)
-    if rows:
+    if rows or moves:
         ws.gpkg.update_extent(IMAGES.name)
 
     flight_rows = ws.gpkg.select(IMAGES.name, "flight_id=?", (flight_id,), order_by="image_id")
+    stored_sha = {r["image_id"]: r["sha256"] for r in flight_rows}
+    lost = [p for p in photos if p.ok and stored_sha.get(p.image_id) != p.sha256]
+    for p in lost:  # another process took its image id meanwhile: not stored, so not accepted
+        log.error("%s was not stored: image id %s holds another photo; ingest the folder again", p.path, p.image_id)
+        p.fail("duplicate", f"not stored: image id {p.image_id} holds another photo")
     accepted_rows = [r for r in flight_rows if r["status"] == "accepted"]
     cell_ids = {c for r in accepted_rows for c in (r["cells"] or "").split(",") if c}
     coverage = _coverage(ws, [r["geometry"] for r in accepted_rows if r["geometry"] is not None], cell_ids)
     gsds = [r["gsd_m"] for r in accepted_rows if r["gsd_m"]]
     result_rejected = Counter(p.reject[0] for p in photos if p.reject)
     this_run = [p for p in photos if p.ok]
+    moved_from = _common_folder([old for old, _ in moves.values()]) if moves else None
+    moved_to = _common_folder([new for _, new in moves.values()]) if moves else None
     result = IngestResult(
         flight_id=flight_id, photos=len(photos), accepted=len(this_run), rejected=dict(result_rejected),
         skipped=skipped, ignored=ignored, coverage=coverage,
@@ -519,7 +724,10 @@ def ingest_flight(ws: Workspace, flight_dir: str | Path, flight_id: str | None =
         warnings=sum(1 for p in this_run if p.warnings),
         manifest=ws.flight_dir(flight_id) / "manifest.json",
         coverage_png=ws.flight_dir(flight_id) / "coverage.png" if settings.coverage_png else None,
+        moved=len(moves), moved_from=moved_from, moved_to=moved_to,
     )
+    if moves:
+        log.info("%d photos moved from %s to %s: their stored paths are updated", len(moves), moved_from, moved_to)
     _write_manifest(ws, flight_id, flight_dir, flight_rows, photos, result, evidence, blur, settings)
     if settings.coverage_png:
         from .coverage import draw_coverage
@@ -542,6 +750,10 @@ def _write_manifest(ws: Workspace, flight_id: str, flight_dir: Path, flight_rows
             previous = [e for e in json.loads(path.read_text("utf-8")).get("images", []) if e.get("duplicate_of")]
         except (ValueError, OSError):
             previous = []
+    source = str(flight_dir.resolve())
+    # every folder the flight was ingested from (a flight may come on two cards); a moved one is replaced
+    sources = [s for s in _flight_sources(ws, flight_id) if s != source and s != result.moved_from]
+    sources.append(source)
     yaw_source = {p.image_id: p.yaw_source for p in photos}
     entries = [{
         "image_id": r["image_id"], "path": r["path"], "sha256": r["sha256"], "status": r["status"],
@@ -558,7 +770,7 @@ def _write_manifest(ws: Workspace, flight_id: str, flight_dir: Path, flight_rows
     counts = Counter(e["status"] for e in entries)
     reasons = Counter(e["reason"].split(":")[0] for e in entries if e["status"] == "rejected" and e["reason"])
     manifest = {
-        "flight_id": flight_id, "source": str(flight_dir.resolve()), "updated_at": _now(),
+        "flight_id": flight_id, "source": source, "sources": sources, "updated_at": _now(),
         "crs": ws.settings.crs, "settings": asdict(settings),
         "accepted": counts.get("accepted", 0), "rejected": dict(reasons),
         "coverage": result.coverage, "mean_gsd_m": result.mean_gsd_m,
