@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "grid cells; bad photos are rejected with a reason. Rerunning resumes (known photos are skipped).")
     p.add_argument("workspace", type=Path, help="the survey workspace (made by `skysieve init`)")
     p.add_argument("flight_dir", type=Path, help="folder with the flight's JPEGs (searched recursively)")
-    p.add_argument("--flight-id", help="flight id (default: the folder's name)")
+    p.add_argument("--flight-id", help="flight id (default: the nearest folder name that is not generic, card1 for 'card1/DCIM/100MEDIA'; a clash with another folder's flight gets -2, -3 ...)")
     p.add_argument("--altitude", type=float, metavar="M",
                    help="height above ground in metres, for photos where XMP, GPS and the images give none")
     add_json_flag(p)

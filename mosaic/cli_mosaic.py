@@ -45,8 +45,11 @@ def _cmd_mosaic(args: argparse.Namespace) -> int:
     lines.append(f"mosaic: {len(built)} cells built, {len(skipped)} unchanged, {len(failed)} failed, "
                  f"{len(empty)} with no photos to mosaic; "
                  f"orthos in {Path(args.workspace) / 'cells'}/<cell>/ortho.tif")
+    if not reports:
+        lines.append("  nothing to mosaic: no cell has accepted photos yet "
+                     f"(ingest a flight first: `skysieve ingest {args.workspace} FLIGHT_FOLDER`)")
     emit(args, {"cells": reports, "cache": asdict(cache)}, "\n".join(lines))
-    return 1 if failed and not built and not skipped else 0
+    return 1 if (failed and not built and not skipped) or not reports else 0
 
 
 def _cmd_import(args: argparse.Namespace) -> int:

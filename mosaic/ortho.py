@@ -216,7 +216,8 @@ def _cannot_read(photo: Photo) -> str | None:
         with open(photo.path, "rb") as f:
             f.read(1)
     except OSError as e:
-        return f"cannot read {photo.path} ({e.strerror or e}); mount the drive or restore the file"
+        return (f"cannot read {photo.path} ({e.strerror or e}); mount the drive, restore the file, or re-ingest "
+                "the folder from where it is now")
     return None
 
 
@@ -399,7 +400,10 @@ def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | 
         photos.append(p)
         homs.append(place.homography)
     if not photos:
-        raise MosaicError("no photo of the cell can be read", ref=cell_id, hint="check the flight folder's files")
+        first = next((f["reason"].removeprefix("not used: ") for f in flagged), None)
+        raise MosaicError(f"no photo of the cell can be read ({len(unreadable)} tried)" + (f", e.g. {first}" if first else ""),
+                          ref=cell_id, hint="if the flight folder was moved, re-ingest it from where it is now: "
+                                            "`skysieve ingest WORKSPACE NEW_FOLDER` updates the stored paths")
     flagged.sort(key=lambda f: f["image_id"])
     shifts = [sol.placements[p.image_id].shift_m for p in photos]
 

@@ -481,3 +481,11 @@ def test_jpeg_cog_written_by_opencv_reads_in_gdal_as_a_cog_with_its_overviews_ma
     with pytest.raises(ValueError, match="row order"):
         writer.put(0, 16, full[:16, 16:32], cov[:16, 16:32])
     writer.close()
+
+
+def test_cli_mosaic_on_a_workspace_without_photos_says_to_ingest_first(tmp_path: Path, capsys) -> None:
+    from skysieve import Workspace
+
+    Workspace.create(tmp_path / "ws", crs="EPSG:4547")
+    assert main(["mosaic", str(tmp_path / "ws")]) == 1
+    assert "no cell has accepted photos yet" in capsys.readouterr().out
