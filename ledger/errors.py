@@ -14,19 +14,8 @@ class ProtectedPathError(ExportError):
 
 
 class UnknownIdError(NotFoundError):
-    """An id that names nothing in the workspace, printed plainly: ``str()`` of a ``KeyError`` would show the
-    message in quotes (``"no suspect 'S9' ..."``)."""
-
-    def __str__(self) -> str:
-        text = str(self.args[0]) if self.args else ""
-        if self.path is not None and str(self.path) not in text:
-            text = f"{self.path}: {text}"
-        if self.hint:
-            text = f"{text} ({self.hint})"
-        return text
+    """An id that names nothing in the workspace (a usage error, printed plainly: :class:`NotFoundError`)."""
 
 
 class UnknownCellError(UnknownIdError):
-    """A ``--cell`` given on the command line that is not a cell of the workspace (a usage error)."""
-
-    exit_code = 2
+    """A ``--cell`` given on the command line that is not a cell of the workspace."""

@@ -649,6 +649,9 @@ def ingest_flight(ws: Workspace, flight_dir: str | Path, flight_id: str | None =
     ``settings``: defaults to the workspace's ``[ingest]`` table.
     """
     flight_dir = Path(flight_dir)
+    if flight_dir.is_file():
+        raise UsageError(f"{flight_dir} is a file; ingest takes the flight's folder", path=flight_dir,
+                         hint=f"give the folder holding the drone's JPEGs: {flight_dir.parent}")
     if not flight_dir.is_dir():
         raise UsageError(f"flight folder {flight_dir} does not exist", path=flight_dir,
                          hint="give the folder holding the drone's JPEGs")

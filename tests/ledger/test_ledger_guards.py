@@ -119,7 +119,7 @@ def test_exports_folder_and_elsewhere_still_work(pushed, capsys, tmp_path) -> No
 
 def test_show_unknown_suspect_is_plain_with_a_hint(pushed, capsys) -> None:
     root = str(pushed["ws"].root)
-    assert main(["suspects", root, "show", "S99999"]) == 1
+    assert main(["suspects", root, "show", "S99999"]) == 2  # an id the command named: a usage error
     err = capsys.readouterr().err.strip()
     assert err == (f"skysieve: error: no suspect 'S99999' in this workspace "
                    f"(list them with `skysieve suspects {root} list`)")

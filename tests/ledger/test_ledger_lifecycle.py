@@ -156,5 +156,5 @@ def test_cli_list_show_assign_set_status(suspect, capsys) -> None:
     assert main(["suspects", root, "show", sid]) == 0
     out = capsys.readouterr().out
     assert "dispatched -> verified_illegal" in out and "(tanks of solvent)" in out and "zhang" in out
-    assert main(["suspects", root, "show", "S404"]) == 1
+    assert main(["suspects", root, "show", "S404"]) == 2  # an id the command named: a usage error
     assert "no suspect 'S404'" in capsys.readouterr().err

@@ -142,6 +142,10 @@ def test_cli_prints_summary_and_json(tmp_path: Path, bad_flight: Path, capsys: p
     assert set(summary["coverage"]) and all(0 < v <= 1 for v in summary["coverage"].values())
     assert main(["ingest", str(tmp_path / "ws"), str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    one = next(p for p in sorted(bad_flight.iterdir()) if p.suffix.upper() == ".JPG")
+    assert main(["ingest", str(tmp_path / "ws"), str(one)]) == 2  # a photo, not its folder
+    err = capsys.readouterr().err
+    assert "is a file; ingest takes the flight's folder" in err and str(bad_flight) in err
 
 
 _KILLED_CHILD = """
