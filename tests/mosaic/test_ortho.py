@@ -192,20 +192,18 @@ def test_cli_mosaic_prints_a_summary_and_json(tmp_path: Path, ground, capsys: py
     assert summary["cells"][0]["status"] == "skipped" and summary["cells"][0]["gsd_m"] == 0.15
 
 
-@pytest.mark.slow
-def test_a_killed_run_leaves_no_half_written_ortho_and_the_rerun_builds_it(tmp_path: Path, ground) -> None:
+def _kill_while_writing_the_ortho(root: Path, cell_dir: Path, *args: str) -> None:
+    """Run ``skysieve mosaic ROOT ARGS`` in a child and SIGKILL it once it writes the ortho (its COG scratch
+    folder appears); 2 cm/px makes the writing long enough to be caught."""
     import os
     import signal
     import subprocess
     import sys
     import time
 
-    ws = make_workspace(tmp_path / "ws", ground, _shots(gps_sigma_m=0.5))
-    cell_dir = ws.cell_dir(CELL)
     env = {**os.environ, "SKYSIEVE_PROGRESS": "0"}
-    # 2 cm/px makes rendering long enough to be caught in the middle of writing
-    proc = subprocess.Popen([sys.executable, "-m", "skysieve", "mosaic", str(ws.root), "--gsd", "0.02", "--workers", "1"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "skysieve", "mosaic", str(root), "--gsd", "0.02", "--workers", "1",
+                             *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline and not list(cell_dir.glob(".ortho.scratch.*")):
         time.sleep(0.02)
@@ -213,6 +211,13 @@ def test_a_killed_run_leaves_no_half_written_ortho_and_the_rerun_builds_it(tmp_p
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert caught, "the run finished before it could be killed"
+
+
+@pytest.mark.slow
+def test_a_killed_run_leaves_no_half_written_ortho_and_the_rerun_builds_it(tmp_path: Path, ground) -> None:
+    ws = make_workspace(tmp_path / "ws", ground, _shots(gps_sigma_m=0.5))
+    cell_dir = ws.cell_dir(CELL)
+    _kill_while_writing_the_ortho(ws.root, cell_dir)
     assert not (cell_dir / "ortho.tif").exists() and not (cell_dir / "ortho.json").exists()
     report = mosaic_cell(ws.root, CELL, MosaicSettings(gsd_m=0.02))
     assert report["status"] == "built"
@@ -228,28 +233,13 @@ def test_a_rebuild_killed_while_writing_the_ortho_leaves_the_old_set_whole(tmp_p
     views of the new build are staged, so the cell keeps the old ortho, DSM and views together, and a plain
     rerun at 0.15 m rightly finds it current. Before, views.tif and dsm.tif were the aborted run's beside the
     old ortho, and the rerun said "unchanged" (chimney flags read views.tif)."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
     from skysieve.mosaic.ortho import raster_inputs
 
     ws = make_workspace(tmp_path / "ws", ground, _shots(gps_sigma_m=0.5))
     cell_dir = ws.cell_dir(CELL)
     old = mosaic_cell(ws.root, CELL, MosaicSettings(gsd_m=0.15))
     assert {raster_inputs(cell_dir / n) for n in ("ortho.tif", "dsm.tif", "views.tif")} == {old["inputs_digest"]}
-    env = {**os.environ, "SKYSIEVE_PROGRESS": "0"}
-    proc = subprocess.Popen([sys.executable, "-m", "skysieve", "mosaic", str(ws.root), "--force", "--gsd", "0.02",
-                             "--workers", "1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline and not list(cell_dir.glob(".ortho.scratch.*")):
-        time.sleep(0.02)
-    caught = proc.poll() is None
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert caught, "the run finished before it could be killed"
+    _kill_while_writing_the_ortho(ws.root, cell_dir, "--force")
     assert {raster_inputs(cell_dir / n) for n in ("ortho.tif", "dsm.tif", "views.tif")} == {old["inputs_digest"]}
     assert mosaic_cell(ws.root, CELL, MosaicSettings(gsd_m=0.15))["status"] == "skipped"
 
