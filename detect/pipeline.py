@@ -127,15 +127,30 @@ def store_detections(ws: Workspace, cell_id: str, found: RasterDetections, model
 #: per cell, what its pending detections were made from (``cells/<id>/detect.json``): a rerun with the same
 #: mosaic, model and settings keeps them rather than running the model again
 DETECT_RECORD = "detect.json"
+#: raise when what detection makes of the same mosaic and model changes (post-processing), so that cells
+#: detected by an older skysieve are run again
+DETECT_FORMAT = 2
 
 
-def _run_key(ws: Workspace, cell_id: str, det: Detector, settings: SliceSettings) -> dict[str, str]:
+def _weights_digest(det: Detector) -> str:
+    """SHA-256 of the model's weight files (.pt and .onnx, whichever exist): a retrained ``best.pt`` under
+    the same name, or a replaced file beside a stale JSON, is another model."""
+    h = hashlib.sha256()
+    for path in (det.ref.pt, det.ref.onnx):
+        if path is not None and path.exists():
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+    return h.hexdigest()
+
+
+def _run_key(ws: Workspace, cell_id: str, det: Detector, weights: str, settings: SliceSettings) -> dict[str, Any]:
     st = ortho_path(ws, cell_id).stat()
-    return {"model": det.name, "weights": det.meta.pt_sha256 or "", "backend": det.backend_name,
+    return {"format": DETECT_FORMAT, "model": det.name, "weights": weights, "backend": det.backend_name,
             "settings": repr(settings), "ortho": f"{st.st_size}:{st.st_mtime_ns}"}
 
 
-def _unchanged(ws: Workspace, cell_id: str, key: dict[str, str]) -> bool:
+def _unchanged(ws: Workspace, cell_id: str, key: dict[str, Any]) -> bool:
     """Whether the cell's detections were made from this mosaic with this model and these settings (and are
     still in the workspace)."""
     try:
@@ -195,8 +210,9 @@ def detect_cells(ws: Workspace, cells: list[str] | None = None, model: str | Non
     by_class = dict.fromkeys(det.meta.classes, 0)
     done: list[str] = []
     unchanged: list[str] = []
+    weights = _weights_digest(det)
     for cid in run:
-        key = _run_key(ws, cid, det, settings)
+        key = _run_key(ws, cid, det, weights, settings)
         if not force and _unchanged(ws, cid, key):
             log.info("cell %s: mosaic, model and settings unchanged; detections kept", cid)
             unchanged.append(cid)

@@ -150,11 +150,17 @@ def triage_workspace(ws: Workspace) -> int:
                 if site_of[p] is None:
                     site_of[p] = leads[s]
 
-    labels = group_candidates(xy)
+    # candidate sites link what is still evidence: a rejected look-alike between two places must not chain
+    # them into one (it gets a candidate of its own)
+    active = [d["review_status"] != "rejected" for d in dets]
+    on = np.nonzero(active)[0]
+    labels = np.empty(len(dets), np.int64)
+    labels[on] = group_candidates(xy[on]) if len(on) else []
+    off = np.nonzero(~np.asarray(active))[0]
+    labels[off] = (int(labels[on].max()) + 1 if len(on) else 0) + np.arange(len(off))
     cand_id: dict[int, str] = {}
     for d, lab in zip(dets, labels, strict=True):
         cand_id.setdefault(int(lab), f"cand-{d['det_id']}")
-    active = [d["review_status"] != "rejected" for d in dets]
     classes_by_site: dict[str, set[str]] = {}
     classes_by_cand: dict[int, set[str]] = {}
     for d, s, lab, on in zip(dets, site_of, labels, active, strict=True):

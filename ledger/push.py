@@ -213,7 +213,8 @@ def _same_place_suspect(ws: Workspace, group: list[dict[str, Any]], place: dict[
                         s: PushSettings) -> dict[str, Any] | None:
     """The suspect ``group`` is more evidence of, if any (a suspect is one place for a field team to visit):
 
-    1. one holding a detection of the same candidate site (its tank pushed before, its drums now);
+    1. one holding a detection of the same candidate site (its tank pushed before, its drums now), within
+       ``_SITE_REACH_M`` of the group's spot;
     2. one on the same registered site (a factory compound is visited once);
     3. the nearest within ``merge_radius_m``, or whose outline holds the group's spot, unless detection
        told the two apart (:func:`_told_apart`: both wholly in candidate sites, and different ones).
@@ -228,7 +229,9 @@ def _same_place_suspect(ws: Workspace, group: list[dict[str, Any]], place: dict[
         votes = Counter(r["suspect_id"] for r in rows if r["det_id"] not in ids)
         for sid in sorted(votes, key=lambda k: (-votes[k], k)):
             row = _suspect_row(gp, sid)
-            if row is not None:
+            # a candidate is single-linkage over every detection, rejected ones too: a chain of look-alikes
+            # can link places far apart, so its suspect must also be within reach of this group
+            if row is not None and np.hypot(row["x"] - place["x"], row["y"] - place["y"]) <= _SITE_REACH_M:
                 return row
     if place.get("site_id"):
         rows = gp.select(SUSPECTS.name, "site_id=?", (place["site_id"],), order_by="suspect_id")
@@ -263,7 +266,7 @@ def push_confirmed(ws: Workspace, reviewer: str, *, det_ids: Iterable[str] | Non
     s = settings or PushSettings()
     if cell_id is not None and not (ws.gpkg.has_layer("cells") and ws.gpkg.select("cells", "cell_id=?", (cell_id,))):
         raise UnknownCellError(f"no cell {cell_id!r} in this workspace", ref=cell_id,
-                               hint=f"list the cells with `ogrinfo {ws.root / 'survey.gpkg'} cells`")
+                               hint=ws.cell_list_hint())
     ensure_ledger(ws)
     result = PushResult()
     wanted = list(dict.fromkeys(det_ids)) if det_ids is not None else None

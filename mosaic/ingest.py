@@ -70,11 +70,12 @@ REASONS = ("not_image", "unsupported", "unreadable", "duplicate", "no_gps", "obl
 #: file name endings ingest looks at; other files in the folder (videos, subtitles, logs) are ignored
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".dng", ".tif", ".tiff", ".png")
 #: folder names that say nothing about the flight: skipped when a flight id is derived from the path. DCIM,
-#: DCF folders (``100MEDIA``, ``101_PANO``: 3 digits + 5 characters, one a letter or '_'), DJI's
+#: DCF folders (``100MEDIA``, ``101_PANO``: 100-999 + 5 capitals, digits or '_', one not a digit; a user's
+#: ``001_east`` or ``240512_a`` is kept), DJI's
 #: ``DJI_202405121030_001`` (a DJI folder with a mission name after the number is kept)
 _GENERIC_FOLDERS = re.compile(
     r"^(images?|imgs?|photos?|pictures?|pics?|dcim|media|camera|jpe?g|raw|dji|panorama|"
-    r"\d{3}(?=[a-z0-9_]*[a-z_])[a-z0-9_]{5}|dji_[\d_]+)$", re.IGNORECASE)
+    r"(?-i:[1-9]\d{2}(?=[A-Z0-9_]*[A-Z_])[A-Z0-9_]{5})|dji_[\d_]+)$", re.IGNORECASE)
 #: a flight id: letters (any script), digits, '.', '_', '-'; not starting with '.'
 _FLIGHT_ID = re.compile(r"(?!\.)[\w.-]+")
 #: degrees a grid zone may be used beyond the edges of its CRS's area of use (as for sites)
@@ -259,6 +260,11 @@ def _flight_taken(ws: Workspace, flight_id: str, flight_dir: Path, photos: list[
     if any(p.known is not None and p.known[1] == flight_id for p in photos):
         return False  # the flight's own photos, resumed or moved
     sources = _flight_sources(ws, flight_id)
+    if str(flight_dir.resolve()) in sources and not any(p.known is not None for p in photos):
+        # the same folder with none of the flight's photos, and the flight's files gone from it: another card
+        # mounted at the same path (/Volumes/Untitled/DCIM/100MEDIA), not more photos of that flight
+        stored = [r[0] for r in ws.gpkg.connection().execute('SELECT path FROM "images" WHERE flight_id=?', (flight_id,))]
+        return bool(stored) and not any(os.path.exists(x) for x in stored if x)
     return bool(sources) and str(flight_dir.resolve()) not in sources
 
 
@@ -296,7 +302,7 @@ def _resolve_known(photos: list[_Photo], flight_id: str) -> tuple[list[_Photo], 
 
     Returns the photos still to judge (new ones and duplicates), how many were skipped (stored from this
     very file), and the moves: image id -> (old path, new path) for stored photos found in a new place
-    (the same image id, or the stored file gone). Of several copies claiming one stored photo, the one with
+    whose stored file is gone. Of several copies claiming one stored photo, the one with
     its image id wins, else the first; the others are duplicates.
     """
     out: list[_Photo] = []
@@ -314,7 +320,7 @@ def _resolve_known(photos: list[_Photo], flight_id: str) -> tuple[list[_Photo], 
                     skipped += 1
                     continue
                 p.duplicate_of = sid
-            elif sid == p.image_id or not os.path.exists(spath):
+            elif not os.path.exists(spath):  # moved (a copy, with the stored file still there, is a duplicate)
                 claims.setdefault(sid, []).append(p)
                 continue
             else:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import shapely
 from pyproj import CRS
 
@@ -202,8 +203,9 @@ def import_sites(ws: Workspace, path: str | Path, radius_m: float = POINT_RADIUS
             log.warning("%s: all %d rows rejected", path, len(rejected))
         return SiteImport(path.name, 0, rejected)
 
-    first = rows_ll[0][2].centroid
-    crs = ws.ensure_crs(first.x, first.y)
+    centres = np.array([[g.centroid.x, g.centroid.y] for _, _, g in rows_ll])
+    lon, lat = np.median(centres, axis=0)  # a stray first row must not fix the CRS of a fresh workspace
+    crs = ws.ensure_crs(float(lon), float(lat))
     area = crs.area_of_use
     if area is not None:  # a site outside the CRS's zone is in another county (or a typo): it would land far off
         margin = 1.0  # degrees: a grid zone is used a little beyond its edges

@@ -49,7 +49,9 @@ class WorkspaceSettings:
     grid: str = "regular"  # "regular" or "imported"
     cell_size_m: float = DEFAULT_CELL_SIZE_M
 
-    def __post_init__(self) -> None:
+    def check_cell_size(self) -> None:
+        """Refuse a cell size no survey could use (checked when a workspace is made or grows regular cells;
+        an existing workspace still opens, to export what it holds)."""
         lo, hi = CELL_SIZE_RANGE_M
         if not isinstance(self.cell_size_m, int | float) or not lo <= self.cell_size_m <= hi:
             raise UsageError(f"a grid cell of {self.cell_size_m} m is outside {lo:g} to {hi:g} m",
@@ -81,7 +83,7 @@ class Workspace:
         if grid is not None and cell_size_m is not None:
             raise UsageError("give either --grid or --cell-size, not both")
         if cell_size_m is not None:
-            WorkspaceSettings(cell_size_m=float(cell_size_m))  # refuses a size out of range before anything is made
+            WorkspaceSettings(cell_size_m=float(cell_size_m)).check_cell_size()  # before anything is made
         if (root / GPKG_FILE).exists():
             if exist_ok:
                 return cls.open(root)
@@ -206,6 +208,7 @@ class Workspace:
     def cells_touching(self, geometry: shapely.Geometry) -> list[Cell]:
         """Cells that ``geometry`` (workspace CRS) overlaps; a regular grid grows cells as needed."""
         if self.settings.grid == "regular":
+            self.settings.check_cell_size()  # a typo in skysieve.toml would make millions of cells
             touched = regular_cells(geometry, self.settings.cell_size_m)
             self.add_cells(touched, source="regular")
             return touched

@@ -202,3 +202,14 @@ def test_cli_init_refuses_a_grid_file_without_geometries(tmp_path: Path, capsys:
     err = capsys.readouterr().err
     assert "no geometries" in err and "sites import" in err and "Traceback" not in err
     assert not (tmp_path / "ws").exists()
+
+
+def test_a_workspace_with_an_odd_cell_size_still_opens_but_grows_no_cells(tmp_path: Path) -> None:
+    """Made before the range was checked (or edited by hand): it opens, so what it holds can be exported, and
+    only growing regular cells refuses the size."""
+    ws = Workspace.create(tmp_path / "ws", crs="EPSG:32615")
+    toml = ws.root / "skysieve.toml"
+    toml.write_text(toml.read_text().replace("cell_size_m = 250.0", "cell_size_m = 5.0"))
+    again = Workspace.open(ws.root)
+    with pytest.raises(UsageError, match="outside 20 to 10000 m"):
+        again.cells_touching(box(500000, 5000000, 500100, 5000100))

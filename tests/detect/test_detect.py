@@ -92,6 +92,23 @@ def test_a_rerun_keeps_unchanged_cells_and_runs_changed_ones(workspace, detector
     assert "1 unchanged since their last run, kept; --force runs them again" in capsys.readouterr().out
 
 
+def test_the_rerun_key_follows_the_weight_files_not_the_name(tmp_path, detector):
+    """A retrained best.pt under the same name (or a replaced file beside a stale JSON) is another model."""
+    import shutil
+
+    from skysieve.detect.pipeline import _weights_digest
+
+    src = detector.ref.pt
+    for suffix in (".pt", ".onnx", ".json"):
+        shutil.copyfile(src.with_suffix(suffix), tmp_path / f"mine{suffix}")
+    mine = load_detector(str(tmp_path / "mine.pt"))
+    before = _weights_digest(mine)
+    assert before == _weights_digest(detector)  # the same bytes
+    with open(tmp_path / "mine.onnx", "ab") as f:
+        f.write(b"retrained")
+    assert _weights_digest(mine) != before
+
+
 def test_cell_without_mosaic_unknown_cell_and_mixed_batch(workspace, detector):
     import shapely
 

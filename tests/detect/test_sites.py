@@ -126,3 +126,14 @@ def test_cli_sites_import_fixes_the_crs_of_a_fresh_workspace(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["imported"] == 1 and out["by_kind"] == {"farm": 1}
     assert Workspace.open(root).crs.to_epsg() == 4547  # CGCS2000 GK zone of 112.88 E
+
+
+def test_a_stray_first_row_does_not_fix_the_crs_of_a_fresh_workspace(tmp_path):
+    """The CRS comes from the rows' median: a first row in another zone is rejected, not obeyed."""
+    ws = Workspace.create(tmp_path / "fresh")
+    csv = tmp_path / "register.csv"
+    csv.write_text("lon,lat,kind\n120.5,30.2,farm\n" + "".join(f"{113.9 + i * 0.01},30.6,idle_factory\n" for i in range(3)),
+                   encoding="utf-8")
+    res = import_sites(ws, csv)
+    assert res.imported == 3 and [r for r, _ in res.rejected] == ["row 1"]
+    assert Workspace.open(ws.root).settings.crs == "EPSG:4547"  # 3-degree zone at 114 E

@@ -78,3 +78,20 @@ def test_triage_workspace_assigns_sites_candidates_and_priorities(tmp_path):
     order = sorted(rows, key=lambda k: -rows[k]["priority"])
     assert order[0] in "abc" and order.index("e") < order.index("d")
     assert rows["d"]["priority"] < rows["e"]["priority"]
+
+
+def test_rejected_look_alikes_do_not_chain_two_places_into_one_candidate(tmp_path):
+    """Two tanks 3 links apart with rejected boxes between them (a row of greenhouse roofs called tanks and
+    rejected): two candidate sites, not one, so push does not merge two places to visit."""
+    ws = Workspace.create(tmp_path / "ws", crs="EPSG:4547")
+    ws.layer(DETECTIONS)
+    step = CANDIDATE_LINK_M * 0.9
+    ws.gpkg.insert("detections", [_det("a", "tank", X0, Y0), _det("z", "tank", X0 + 3 * step, Y0),
+                                  _det("r1", "tank", X0 + step, Y0, status="rejected"),
+                                  _det("r2", "tank", X0 + 2 * step, Y0, status="rejected")])
+    triage_workspace(ws)
+    cand = {r["det_id"]: r["candidate_id"] for r in ws.gpkg.select("detections")}
+    assert cand["a"] != cand["z"] and len(set(cand.values())) == 4
+    ws.gpkg.update("detections", "det_id IN ('r1', 'r2')", (), {"review_status": "pending"})
+    triage_workspace(ws)  # still open: the chain is evidence until reviewed
+    assert len({r["candidate_id"] for r in ws.gpkg.select("detections")}) == 1

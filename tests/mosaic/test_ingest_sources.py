@@ -36,6 +36,8 @@ def _images(ws: Workspace) -> list[dict]:
     ("site-b/DCIM/DJI_202405121030_001_east", "DJI_202405121030_001_east"),  # a mission name: kept
     ("flights/20240512", "20240512"),  # a date is not a DCF folder
     ("fl/东区", "东区"),
+    ("survey/001_east", "001_east"),  # a user's own names that only look like DCF folders
+    ("survey/240512_a", "240512_a"),
     ("fl/东区 二号/images", "东区_二号"),
 ])
 def test_flight_id_skips_every_generic_folder_and_keeps_unicode(tmp_path: Path, rel: str, expected: str) -> None:
@@ -184,6 +186,39 @@ def test_a_copy_elsewhere_of_a_stored_photo_stays_a_duplicate(tmp_path: Path) ->
     result = ingest_flight(ws, other, flight_id="f9")
     assert (result.moved, result.rejected) == (0, {"duplicate": 1})
     assert all(Path(r["path"]).parent == src.resolve() for r in _images(ws))
+
+
+def test_a_copy_under_the_same_flight_id_is_a_duplicate_not_a_move(tmp_path: Path) -> None:
+    """The card copied to a USB stick, the original still on disk: ingesting the copy (same folder name, so
+    the same flight and image ids) changes no stored path; had it, removing the stick would break the mosaic."""
+    src = tmp_path / "sdcard/f1"
+    _flight(src)
+    ws = Workspace.create(tmp_path / "ws")
+    ingest_flight(ws, src)
+    shutil.copytree(src, tmp_path / "usb/f1")
+    result = ingest_flight(ws, tmp_path / "usb/f1")
+    assert result.moved == 0 and result.accepted == 0
+    assert all(Path(r["path"]).parent == src.resolve() for r in _images(ws))
+
+
+def test_another_card_mounted_at_the_same_path_is_another_flight(tmp_path: Path) -> None:
+    """Card A read at /Volumes/Untitled/DCIM/100MEDIA, then card B (other photos, other place) at the same
+    path: B is a new flight, not more photos of A (they would share one adjustment and take-off altitude)."""
+    mount = tmp_path / "Untitled/DCIM/100MEDIA"
+    _flight(mount)
+    ws = Workspace.create(tmp_path / "ws")
+    first = ingest_flight(ws, mount)
+    shutil.rmtree(mount)
+    _flight(mount, dy=120.0, n=4)
+    for p in mount.iterdir():
+        p.rename(p.with_name(p.name.replace("DJI_", "DJI_1")))
+    second = ingest_flight(ws, mount)
+    assert first.flight_id == "Untitled" and second.flight_id == "Untitled-2" and second.accepted == 4
+    # more photos added to the folder of a flight whose files are still there join it
+    _flight(tmp_path / "more", dy=60.0, n=2)
+    for p in (tmp_path / "more").iterdir():
+        shutil.copyfile(p, mount / p.name.replace("DJI_", "DJI_2"))
+    assert ingest_flight(ws, mount).flight_id == "Untitled-2"
 
 
 def _far_flight(folder: Path, lon0: float, lat0: float) -> None:
