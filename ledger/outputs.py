@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from skysieve.workspace import GPKG_FILE, SETTINGS_FILE, Workspace
+from skysieve.workspace import GPKG_FILE, INTERNAL_DIRS, SETTINGS_FILE, Workspace
 
 from .errors import ProtectedPathError
 
@@ -21,8 +21,6 @@ __all__ = ["ProtectedPathError", "INTERNAL_FILES", "INTERNAL_DIRS", "check_outpu
 
 #: the workspace's own files (the database with SQLite's side files, the settings)
 INTERNAL_FILES = (GPKG_FILE, f"{GPKG_FILE}-wal", f"{GPKG_FILE}-shm", f"{GPKG_FILE}-journal", SETTINGS_FILE)
-#: folders the stages write and read (``exports/`` is the user's)
-INTERNAL_DIRS = ("cells", "flights", "chips", "_generated")
 
 
 def _same(a: Path, b: Path) -> bool:

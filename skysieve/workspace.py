@@ -40,6 +40,10 @@ SETTINGS_FILE = "skysieve.toml"
 GPKG_FILE = "survey.gpkg"
 DEFAULT_CELL_SIZE_M = 250.0
 CELL_SIZE_RANGE_M = (20.0, 10_000.0)  # a cell is one drone survey: a yard's width up to a township's
+#: folders the stages write and read, never a user's output: flights/ (links to the photos, tie cache),
+#: cells/ (mosaics, detect records), chips/ (the ledger's image chips), _generated/ (the demo's inputs);
+#: exports/ is the user's
+INTERNAL_DIRS = ("cells", "flights", "chips", "_generated")
 
 @dataclass
 class WorkspaceSettings:
