@@ -14,8 +14,8 @@ photos against the flight's stored ones (sharpness, take-off altitude, estimated
 Flight ids: without ``--flight-id`` a folder whose photos are already stored joins their flight (a resumed or
 moved flight); otherwise the id is the first meaningful folder name (``card1`` for ``card1/DCIM/100MEDIA``,
 Unicode kept: ``东区``), with ``-2``, ``-3`` ... when a flight of that id came from another folder or holds
-other photos under the same names. Photos already stored whose files moved (same content, the stored path
-gone or the same image id) have their stored paths updated, not added again. A photo is never counted as
+other photos under the same names. Photos already stored whose files moved (same content, the stored file
+gone) have their stored paths updated, not added again; a copy with the stored file still there is a duplicate. A photo is never counted as
 accepted unless its row is stored; a ``--flight-id`` whose image ids clash with other photos is refused.
 """
 
