@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,6 +54,22 @@ def _footprint(src, crs, max_px: int = 1024):
     return shapely.union_all(polys) if polys else shapely.Polygon()
 
 
+def _check_in_area(src, crs, path: Path, margin_deg: float = 1.0) -> None:
+    """Refuse an ortho whose centre lies outside the workspace CRS's area of use (another county's, or a
+    wrong CRS in the file): cut into this grid it would land far off, at a distorted scale."""
+    from rasterio.warp import transform as warp_xy
+
+    area = crs.area_of_use
+    if area is None:
+        return
+    cx, cy = (src.bounds.left + src.bounds.right) / 2, (src.bounds.bottom + src.bounds.top) / 2
+    (lon,), (lat,) = warp_xy(src.crs, "EPSG:4326", [cx], [cy])
+    if not (area.west - margin_deg <= lon <= area.east + margin_deg and area.south - margin_deg <= lat <= area.north + margin_deg):
+        raise MosaicError(f"the orthophoto lies at {lon:.4f} E, {lat:.4f} N, outside the workspace's area ({crs.name}: "
+                          f"{area.west:g} to {area.east:g} E, {area.south:g} to {area.north:g} N)", path=path,
+                          hint="make a workspace for that area (skysieve init NEW --crs ...), or check the file's CRS")
+
+
 def import_ortho(workspace, ortho: str | Path, gsd_m: float | None = None, margin_m: float = 5.0,
                  settings: CogSettings | None = None) -> list[dict[str, Any]]:
     """Cut ``ortho`` (any CRS, 8-bit RGB[A] or grey) into the cells it covers; one report per cell written.
@@ -90,6 +107,7 @@ def import_ortho(workspace, ortho: str | Path, gsd_m: float | None = None, margi
             lon, lat = warp_xy(src.crs, "EPSG:4326", [cx], [cy])
             ws.ensure_crs(lon[0], lat[0])
         crs = ws.require_crs()
+        _check_in_area(src, crs, ortho)
         bounds, native = _source_grid(src, crs)
         gsd = float(gsd_m or round(native, 4))
         bands = [1, 2, 3] if src.count >= 3 else [1, 1, 1]
@@ -122,11 +140,18 @@ def import_ortho(workspace, ortho: str | Path, gsd_m: float | None = None, margi
                         yield win, np.ascontiguousarray(rgb), cov
 
                 cell_dir = ws.cell_dir(cell.cell_id)
-                write_cog(cell_dir / ORTHO_FILE, grid, crs, blocks(), settings,
-                                    tags={"SKYSIEVE_CELL": cell.cell_id, "SKYSIEVE_SOURCE": ortho.name})
-            if counts["cell"] * gsd * gsd < 1e-3 * cell.geometry.area:  # only a sliver: leave it to the neighbour
-                (cell_dir / ORTHO_FILE).unlink(missing_ok=True)
+                cell_dir.mkdir(parents=True, exist_ok=True)
+                staged = cell_dir / ".ortho.import.tif"  # put in place only if the cell gets more than a sliver
+                write_cog(staged, grid, crs, blocks(), settings,
+                          tags={"SKYSIEVE_CELL": cell.cell_id, "SKYSIEVE_SOURCE": ortho.name, "SKYSIEVE_INPUTS": digest})
+            if counts["cell"] * gsd * gsd < 1e-3 * cell.geometry.area:  # only a sliver: leave the cell as it was
+                staged.unlink(missing_ok=True)
                 continue
+            if (cell_dir / REPORT_FILE).exists():
+                log.warning("cell %s: its mosaic is replaced by %s", cell.cell_id, ortho.name)
+            os.replace(staged, cell_dir / ORTHO_FILE)
+            for stale in ("views.tif", "dsm.tif"):  # they describe the mosaic made from photos, not this one
+                (cell_dir / stale).unlink(missing_ok=True)
             report = {
                 "cell_id": cell.cell_id, "status": "imported", "source": str(ortho.resolve()),
                 "ortho": str(cell_dir / ORTHO_FILE), "crs": f"EPSG:{crs.to_epsg()}", "gsd_m": gsd,

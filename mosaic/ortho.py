@@ -195,6 +195,16 @@ def _is_current(cell_dir: Path, digest: str) -> dict[str, Any] | None:
     return report
 
 
+def _imported(cell_dir: Path) -> dict[str, Any] | None:
+    """The report of an ortho imported into the cell (``skysieve import-ortho``) that is still there, or None."""
+    try:
+        report = json.loads((cell_dir / REPORT_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    ok = report.get("status") == "imported" and raster_inputs(cell_dir / ORTHO_FILE) == report.get("inputs_digest")
+    return report if ok else None
+
+
 def raster_inputs(path: Path) -> str | None:
     """The inputs digest a cell raster was made from (its ``SKYSIEVE_INPUTS`` tag), or None (missing, unreadable,
     untagged)."""
@@ -365,6 +375,10 @@ def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | 
     if (inputs := _cell_inputs(_RowIndex(_accepted_rows(ws)), cell, settings)) is None:
         return {"cell_id": cell_id, "status": "empty", "images_used": [], "images_flagged": []}
     keep, rows, flight_rows, digest = inputs
+    if not force and (old := _imported(cell_dir)):
+        log.info("cell %s: its ortho was imported from %s; kept (--force rebuilds it from the photos)", cell_id,
+                 old.get("source"))
+        return {**old, "status": "skipped"}
     if not force and (old := _is_current(cell_dir, digest)):
         log.info("cell %s: inputs unchanged, kept %s", cell_id, cell_dir / ORTHO_FILE)
         return {**old, "status": "skipped"}

@@ -75,3 +75,48 @@ def test_import_cli_and_bad_files(tmp_path: Path, odm_ortho: Path, capsys: pytes
     not_tiff.write_text("not a raster")
     assert main(["import-ortho", str(ws.root), str(not_tiff)]) == 1
     assert "cannot open" in capsys.readouterr().err
+
+
+def _rgb_tif(path: Path, crs: str, left: float, top: float, w: int, h: int, gsd: float) -> Path:
+    from affine import Affine
+
+    rng = np.random.default_rng(1)
+    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=4, dtype="uint8", crs=crs,
+                       transform=Affine(gsd, 0, left, 0, -gsd, top), photometric="RGB", alpha="YES") as ds:
+        ds.write(np.concatenate([rng.integers(40, 200, (3, h, w), dtype=np.uint8), np.full((1, h, w), 255, np.uint8)]))
+    return path
+
+
+def test_a_sliver_leaves_the_neighbouring_cell_as_it_was(tmp_path: Path, odm_ortho: Path) -> None:
+    """An ortho reaching 0.1 m into a cell whose mosaic exists: that mosaic stays (it was overwritten, then
+    deleted by the sliver rule, its report still saying "built")."""
+    ws = Workspace.create(tmp_path / "ws", crs=CRS, cell_size_m=40.0)
+    import_ortho(ws, odm_ortho, gsd_m=0.1)
+    cell = ws.cell_dir("E576040N5188000")
+    before = (cell / "ortho.tif").read_bytes()
+    # 39.9 m wide, ending 0.1 m inside the cell east of x = 576040 (margin 0: no buffer into neighbours)
+    sliver = _rgb_tif(tmp_path / "sliver.tif", CRS, 576000.2, 5188039.0, 399, 100, 0.1)  # 1 m² in the east cell
+    reports = import_ortho(ws, sliver, gsd_m=0.1, margin_m=0.0)
+    assert "E576040N5188000" not in {r["cell_id"] for r in reports}
+    assert (cell / "ortho.tif").read_bytes() == before
+    assert not list(cell.glob(".ortho.*"))
+
+
+def test_an_ortho_outside_the_workspace_area_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    ws = Workspace.create(tmp_path / "ws", crs="EPSG:4547")  # China, 112.5-115.5 E
+    paris = _rgb_tif(tmp_path / "paris.tif", "EPSG:32631", 448000.0, 5412000.0, 64, 64, 0.05)
+    assert main(["import-ortho", str(ws.root), str(paris)]) == 1
+    err = capsys.readouterr().err
+    assert "outside the workspace's area" in err and "skysieve init" in err
+    assert ws.cells() == []  # no cell made in the wrong place
+
+
+def test_mosaic_keeps_an_imported_cell_unless_forced(tmp_path: Path, odm_ortho: Path) -> None:
+    from skysieve.mosaic.ortho import _imported
+
+    ws = Workspace.create(tmp_path / "ws", crs=CRS, cell_size_m=40.0)
+    r = import_ortho(ws, odm_ortho, gsd_m=0.1)[0]
+    cell_dir = Path(r["ortho"]).parent
+    assert _imported(cell_dir)["source"].endswith("odm_orthophoto.tif")
+    (cell_dir / "ortho.tif").unlink()
+    assert _imported(cell_dir) is None  # the report alone is not an imported mosaic
