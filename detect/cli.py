@@ -44,6 +44,36 @@ def _cmd_sites_import(args: argparse.Namespace) -> int:
     return 0 if res.imported or not res.rejected else 1
 
 
+def _check_train_args(args: argparse.Namespace, out_dir: Path) -> None:
+    """Refuse, before hours of training, what would fail or destroy something at its end."""
+    import re
+
+    from skysieve.errors import UsageError
+
+    if args.epochs < 1 or (args.hours is not None and args.hours <= 0) or args.batch < 1 or args.workers < 0:
+        raise UsageError(f"--epochs {args.epochs}, --hours {args.hours}, --batch {args.batch}, --workers {args.workers}: "
+                         "epochs and batch must be 1 or more, hours more than 0",
+                         hint="e.g. --hours 2 --batch 16")
+    if args.imgsz < 32 or args.imgsz % 32 or (args.slice is not None and (args.slice < 32 or args.slice % 32)):
+        raise UsageError(f"--imgsz {args.imgsz} / --slice {args.slice}: a multiple of 32 px", hint="e.g. 256, 416, 640")
+    if args.ship_as is not None:
+        if not re.fullmatch(r"(?!\.)[\w.-]+", args.ship_as):
+            raise UsageError(f"--ship-as {args.ship_as!r} is not a model name (letters, digits, '.', '_', '-')")
+        if (out_dir / f"{args.ship_as}.pt").exists() and not args.replace:
+            raise UsageError(f"model {args.ship_as} already exists in {out_dir}: shipping would replace its weights, "
+                             "metadata and card", hint="choose another --ship-as name, or add --replace")
+    if args.ship_only and not Path(args.ship_only).is_file():
+        raise UsageError(f"--ship-only {args.ship_only}: no such weights file")
+    if not args.ship_only and args.data:
+        data = Path(args.data)
+        if data.is_dir():
+            data = data / "data.yaml"
+        if not data.is_file():
+            raise UsageError(f"--data {args.data}: no data.yaml there",
+                             hint="give the data.yaml that `skysieve synth dataset` wrote")
+        args.data = str(data)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from skysieve.detect.card import write_card
     from skysieve.detect.train import TrainRecipe, recipe_json, ship, train
@@ -51,6 +81,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from skysieve.models import MODELS_DIR, resolve_model
 
     out_dir = Path(args.models_dir) if args.models_dir else MODELS_DIR
+    _check_train_args(args, out_dir)
     if args.ship_only:
         if not args.ship_as:
             raise UsageError("--ship-only needs --ship-as NAME")
@@ -152,6 +183,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ship-only", metavar="WEIGHTS", help="do not train: install WEIGHTS as --ship-as NAME")
     p.add_argument("--models-dir", help="where to install (default: the package's models/ folder)")
     p.add_argument("--research", action="store_true", help="mark as research weights (trained on research data)")
+    p.add_argument("--replace", action="store_true", help="let --ship-as replace a model of that name")
     add_json_flag(p)
     p.set_defaults(func=_cmd_train)
 

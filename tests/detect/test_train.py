@@ -74,3 +74,28 @@ def test_training_data_with_other_classes_is_refused(tmp_path):
         train(TrainRecipe(data=yaml, gsd_m=0.05))
     with pytest.raises(DatasetError, match="not found"):
         train(TrainRecipe(data=tmp_path / "missing.yaml", gsd_m=0.05))
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--epochs", "0"], "epochs and batch must be 1 or more"),
+    (["--hours", "-1"], "hours more than 0"),
+    (["--batch", "0"], "epochs and batch must be 1 or more"),
+    (["--imgsz", "100"], "multiple of 32"),
+    (["--ship-as", "../evil"], "not a model name"),
+    (["--ship-as", "skysieve-det-v6"], "already exists"),  # the shipped default: never replaced by accident
+])
+def test_train_refuses_bad_arguments_before_training(tmp_path, capsys, extra, needle):
+    """Each of these failed only after training (or replaced the shipped model): now exit 2 at once."""
+    data = tmp_path / "ds"
+    data.mkdir()
+    (data / "data.yaml").write_text("path: .\ntrain: images\nval: images\nnames: {0: tank}\n")
+    assert main(["train", "--data", str(data), *extra]) == 2  # a folder with a data.yaml is taken, as evaluate does
+    assert needle in capsys.readouterr().err
+
+
+def test_train_refuses_a_missing_data_yaml_and_ship_only_of_nothing(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path / "nothing")]) == 2
+    assert "no data.yaml there" in capsys.readouterr().err
+    assert main(["train", "--ship-only", str(tmp_path / "missing.pt"), "--ship-as", "x",
+                 "--models-dir", str(tmp_path / "m")]) == 2
+    assert "no such weights file" in capsys.readouterr().err
