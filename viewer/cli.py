@@ -10,6 +10,23 @@ from skysieve.cli import add_json_flag, emit
 __all__ = ["register"]
 
 
+def _check_display() -> None:
+    """On Linux without a display (an SSH session, a server) Qt aborts the process after a wall of warnings:
+    say so first, with the two ways out."""
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM", "").split(":")[0] in (
+            "offscreen", "minimal", "vnc", "eglfs", "linuxfb"):
+        return
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        from skysieve.viewer.launch import ViewerError
+
+        raise ViewerError("no display to open the review window on (DISPLAY and WAYLAND_DISPLAY are unset)",
+                          hint="run it on a desktop, or under a virtual display: xvfb-run -a skysieve review ... "
+                               "--screenshot OUT.png")
+
+
 def _cmd_review(args: argparse.Namespace) -> int:
     from skysieve.viewer.launch import open_review, plan_review
     from skysieve.viewer.widget import default_reviewer
@@ -22,6 +39,7 @@ def _cmd_review(args: argparse.Namespace) -> int:
                     "problems": list(plan.problems)},
              f"would review cell {plan.cell_id} of {plan.workspace} as {reviewer}{missing}")
         return 0
+    _check_display()
     import napari
 
     widget = open_review(plan.workspace, plan.cell_id, reviewer=reviewer)

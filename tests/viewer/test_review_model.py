@@ -202,3 +202,23 @@ def test_decisions_elsewhere_are_found_from_the_audit_mark(review_ws):
     assert review_state(review_ws, CENTRE)[a] == state[a] and b in review_state(review_ws, CENTRE)
     ledger.push_confirmed(review_ws, "bob")
     assert changed_since(review_ws, new_mark)[1] is None
+
+
+def test_review_without_a_display_says_how_to_run_it(monkeypatch):
+    """Qt aborts the whole process (rc 134) without a display; the command says why first."""
+    import sys
+
+    from skysieve.viewer.cli import _check_display
+    from skysieve.viewer.launch import ViewerError
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("displays are a Linux question")
+    for var in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(ViewerError, match="xvfb-run"):
+        _check_display()
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    _check_display()  # Qt can run without one
+    monkeypatch.delenv("QT_QPA_PLATFORM")
+    monkeypatch.setenv("DISPLAY", ":99")
+    _check_display()
