@@ -29,9 +29,28 @@ def _box(text: str) -> tuple[float, float, float, float]:
     return vals  # type: ignore[return-value]
 
 
+def _fresh_output(out: Path, marker: str, replace: bool) -> None:
+    """Make sure ``out`` can take a new world, flight or dataset: a file there, or a folder with other
+    things in it, is refused; an earlier output of the same kind (it holds ``marker``) is removed with
+    ``--replace`` and refused without (its stale images and tiles would mix with the new ones)."""
+    import shutil
+
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out} is a file; give a folder for the output", path=out)
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not (out / marker).exists():
+        raise UsageError(f"{out} already holds other files; give a new or empty folder", path=out)
+    if not replace:
+        raise UsageError(f"{out} already holds an earlier output ({marker})", path=out,
+                         hint="give a new folder, or --replace to delete it and make a new one")
+    shutil.rmtree(out)
+
+
 def _cmd_world(args: argparse.Namespace) -> int:
     from skysieve.datasets.world import make_world
 
+    _fresh_output(args.out, "world.json", args.replace)
     info = make_world(args.out, args.seed, size_m=args.size_m, gsd_m=args.gsd, lonlat=args.lonlat)
     if args.preview is not None:
         from skysieve.datasets.sheet import world_preview
@@ -47,6 +66,7 @@ def _cmd_world(args: argparse.Namespace) -> int:
 def _cmd_flight(args: argparse.Namespace) -> int:
     from skysieve.datasets.flight import FlightPlan, fly
 
+    _fresh_output(args.out, "poses.json", args.replace)
     plan = FlightPlan(altitude_m=args.altitude, overlap=args.overlap, sidelap=args.sidelap, camera=args.camera,
                       gps_noise_m=args.gps_noise, seed=args.seed, scale=args.scale, area_m=args.area)
     info = fly(args.world, args.out, plan)
@@ -62,6 +82,7 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise UsageError("--n must be at least 1")
+    _fresh_output(args.out, "data.yaml", args.replace)
     path = build_dataset(args.out, args.n, imgsz=args.imgsz, gsd_range=args.gsd_range, seed=args.seed,
                          backgrounds=args.backgrounds, real=args.real, workers=args.workers,
                          farm_fraction=args.farm_fraction, backgrounds_gsd_m=args.backgrounds_gsd,
@@ -87,6 +108,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     w.add_argument("--gsd", type=float, default=0.03, help="ortho ground sample distance, m/px (0.03)")
     w.add_argument("--lonlat", type=_pair, default=(112.88, 36.12), help="world centre lon,lat (112.88,36.12)")
     w.add_argument("--preview", type=Path, help="also write a PNG of the ortho with sites and objects drawn on")
+    w.add_argument("--replace", action="store_true", help="delete an earlier output in OUT first")
     add_json_flag(w)
     w.set_defaults(func=_cmd_world)
 
@@ -101,6 +123,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("--gps-noise", type=float, default=1.5, help="GPS error, m, 1 sigma (1.5)")
     f.add_argument("--area", type=_box, default=None, help="xmin,ymin,xmax,ymax metres from the world's SW corner")
     f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--replace", action="store_true", help="delete an earlier output in OUT first")
     add_json_flag(f)
     f.set_defaults(func=_cmd_flight)
 
@@ -123,5 +146,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "resamples a mosaic to the model's GSD (e.g. 0.04); default: tiles stay at their own GSD")
     d.add_argument("--workers", type=int, default=None, help="processes (default: up to 2)")
     d.add_argument("--sheet", type=Path, help="also write a contact sheet PNG of 16 tiles with their boxes")
+    d.add_argument("--replace", action="store_true", help="delete an earlier output in OUT first")
     add_json_flag(d)
     d.set_defaults(func=_cmd_dataset)

@@ -13,6 +13,7 @@ import argparse
 import importlib
 import json
 import logging
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -92,6 +93,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _cannot_write(e: BaseException) -> str | None:
+    """A one-line message for a workspace (or output) that cannot be written, else None (a bug: keep the
+    traceback)."""
+    import errno
+
+    if isinstance(e, sqlite3.OperationalError) and "readonly" in str(e):
+        return ("the workspace database cannot be written (a read-only folder, disk or mount); "
+                "copy the workspace somewhere writable, or fix its permissions")
+    if isinstance(e, OSError) and e.errno in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC):
+        where = f" {e.filename}" if e.filename else ""
+        fix = "free some space" if e.errno == errno.ENOSPC else "fix its permissions or pick a writable place"
+        return f"cannot write{where}: {e.strerror} ({fix})"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -107,6 +123,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("skysieve: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except (PermissionError, sqlite3.OperationalError, OSError) as e:
+        why = _cannot_write(e)
+        if why is None:
+            raise
+        print(f"skysieve: error: {why}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -88,6 +88,8 @@ class Workspace:
             raise UsageError("give either --grid or --cell-size, not both")
         if cell_size_m is not None:
             WorkspaceSettings(cell_size_m=float(cell_size_m)).check_cell_size()  # before anything is made
+        if root.exists() and not root.is_dir():
+            raise UsageError(f"{root} is a file, not a folder for a workspace", path=root, hint="pick a new folder name")
         if (root / GPKG_FILE).exists():
             if exist_ok:
                 return cls.open(root)

@@ -213,3 +213,22 @@ def test_a_workspace_with_an_odd_cell_size_still_opens_but_grows_no_cells(tmp_pa
     again = Workspace.open(ws.root)
     with pytest.raises(UsageError, match="outside 20 to 10000 m"):
         again.cells_touching(box(500000, 5000000, 500100, 5000100))
+
+
+def test_a_workspace_that_cannot_be_written_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """A read-only mount made report/detect/mosaic/ingest end in raw sqlite3 or OSError tracebacks."""
+    import errno
+    import sqlite3
+
+    from skysieve.cli import _cannot_write
+
+    db = tmp_path / "ro.sqlite"
+    sqlite3.connect(db).execute("CREATE TABLE t (x)").connection.commit()
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    with pytest.raises(sqlite3.OperationalError) as e:
+        con.execute("INSERT INTO t VALUES (1)")
+    assert "cannot be written" in _cannot_write(e.value)
+    assert "cannot write /ws/cells: Read-only file system" in _cannot_write(
+        OSError(errno.EROFS, "Read-only file system", "/ws/cells"))
+    assert "free some space" in _cannot_write(OSError(errno.ENOSPC, "No space left on device", "/ws/x"))
+    assert _cannot_write(OSError(errno.ENOENT, "No such file")) is None  # anything else keeps its traceback

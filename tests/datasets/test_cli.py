@@ -39,3 +39,23 @@ def test_synth_errors_are_messages(tmp_path, capsys):
     assert "out of range" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["synth", "dataset", str(tmp_path / "d"), "--n", "3", "--gsd-range", "fast"])
+
+
+def test_synth_into_an_existing_output_is_refused_unless_replaced(tmp_path, capsys):
+    """A second dataset of 3 tiles over one of 8 left 8 tiles, one in both splits; a flight over a flight
+    left stale images. Now: refused, or --replace starts afresh; a file or a foreign folder is refused."""
+    d = tmp_path / "d"
+    args = ["synth", "dataset", str(d), "--imgsz", "64", "--workers", "1"]
+    assert main([*args, "--n", "4"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--n", "2"]) == 2
+    assert "already holds an earlier output (data.yaml)" in capsys.readouterr().err
+    assert main([*args, "--n", "2", "--replace"]) == 0
+    assert len(list((d / "images").rglob("*.jpg"))) == 2
+    (tmp_path / "afile").write_text("x")
+    assert main(["synth", "world", str(tmp_path / "afile"), "--size-m", "60"]) == 2
+    assert "is a file" in capsys.readouterr().err
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    assert main([*args[:2], str(tmp_path / "mine"), "--n", "2", "--replace"]) == 2  # never deletes other files
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
