@@ -126,6 +126,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     if bool(args.data) == bool(args.world):
         raise UsageError("give either --data YOLO_DIR or --world WORLD_DIR")
+    if args.imgsz is not None and (args.imgsz < 32 or args.imgsz % 32):
+        raise UsageError(f"--imgsz {args.imgsz}: a multiple of 32 px", hint="e.g. 640")
     det = load_detector(args.model, backend=args.backend)
     thresholds = class_thresholds(det.meta, args.conf)
     if args.world:

@@ -192,6 +192,9 @@ def read_yolo_folder(data: str | Path, split: str = "val") -> tuple[list[tuple[P
         root = Path(cfg.get("path") or data.parent)
         if not root.is_absolute():
             root = data.parent / root
+        if split not in cfg and split != "val":
+            splits = [k for k in ("train", "val", "test") if k in cfg]
+            raise DatasetError(f"the dataset has no {split!r} split (it has: {', '.join(splits)})", path=data)
         images = root / cfg.get(split, cfg.get("val", "images"))
         yaml_names, folder = cfg.get("names"), root
     elif data.is_dir():
@@ -207,6 +210,9 @@ def read_yolo_folder(data: str | Path, split: str = "val") -> tuple[list[tuple[P
             pairs.append((img, (_label_dir(images) / img.relative_to(images)).with_suffix(".txt")))
     if not pairs:
         raise DatasetError("no images found", path=images)
+    if not any(lbl.exists() for _, lbl in pairs):  # every class would score 0: say why instead
+        raise DatasetError(f"no label files for the {len(pairs)} images (looked in {_label_dir(images)})", path=data,
+                           hint="a YOLO dataset keeps one .txt per image in labels/, beside images/")
     return pairs, _names_from(folder, yaml_names)
 
 

@@ -82,6 +82,13 @@ def _iou(a: shapely.Geometry, b: shapely.Geometry) -> float:
     return inter / max(a.area + b.area - inter, 1e-9)
 
 
+def _same_object(reviewed: shapely.Geometry, box: shapely.Geometry) -> bool:
+    """Whether a new box is an object already reviewed: IoU >= 0.5, or each box holds the other's centre (a
+    small object boxed a little differently on a rebuilt or imported mosaic: a chimney 0.2 m off had IoU
+    under 0.5 and came back as a pending duplicate of a confirmed flag)."""
+    return _iou(reviewed, box) >= _REVIEW_IOU or (reviewed.covers(box.centroid) and box.covers(reviewed.centroid))
+
+
 def store_detections(ws: Workspace, cell_id: str, found: RasterDetections, model: str) -> int:
     """Replace ``model``'s pending boxes of ``cell_id`` with ``found``; returns how many were written."""
     crs = ws.require_crs()
@@ -103,7 +110,7 @@ def store_detections(ws: Workspace, cell_id: str, found: RasterDetections, model
             if cell_geom is not None and not cell_geom.covers(centre):
                 continue
             cls = found.classes[int(c)]
-            if any(r["class"] == cls and r["geometry"] is not None and _iou(r["geometry"], poly) >= _REVIEW_IOU
+            if any(r["class"] == cls and r["geometry"] is not None and _same_object(r["geometry"], poly)
                    for r in reviewed):
                 continue
             det_id = _det_id(cell_id, model, cls, centre.x, centre.y)

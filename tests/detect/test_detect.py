@@ -11,7 +11,7 @@ from skysieve.cli import main
 from skysieve.detect import detect_cells, detect_raster, load_detector
 from skysieve.detect.evaluate import _iou_matrix, match_boxes
 from skysieve.detect.runtime import native_bf16
-from skysieve.detect.sliced import SliceSettings
+from skysieve.detect.sliced import RasterDetections, SliceSettings
 from skysieve.errors import DetectionError, ModelError, NotFoundError
 
 pytestmark = pytest.mark.slow  # renders mosaics and runs the model (about 30 s in all)
@@ -247,3 +247,28 @@ def test_cli_detect_unknown_cell_names_the_cells_there(workspace, capsys):
     assert main(["detect", str(workspace.root), "--cell", "NOPE"]) == 2
     err = capsys.readouterr().err
     assert "no such cell: NOPE" in err and "cells here: c1" in err and "'no such" not in err
+
+
+def test_a_reviewed_object_boxed_a_little_differently_is_not_flagged_again(workspace, detector):
+    """After a rebuilt or imported mosaic the same chimney is boxed 0.2 m off (IoU under 0.5 for a small
+    box): it is the reviewed object, not a new pending flag beside it."""
+    import shapely
+    import shapely.affinity
+
+    from skysieve.detect.pipeline import _same_object, store_detections
+
+    reviewed = shapely.box(0, 0, 0.8, 0.8)
+    shifted = shapely.box(0.3, 0.0, 1.1, 0.8)  # IoU 0.45: each still holds the other's centre
+    assert _same_object(reviewed, shifted)
+    assert not _same_object(reviewed, shapely.box(0.9, 0, 1.7, 0.8))  # the next chimney along
+    detect_cells(workspace, detector=detector)
+    row = workspace.gpkg.select("detections", order_by="det_id")[0]
+    workspace.gpkg.update("detections", "det_id=?", (row["det_id"],), {"review_status": "confirmed"})
+    g = row["geometry"]
+    w = g.bounds[2] - g.bounds[0]
+    moved = shapely.affinity.translate(g, xoff=0.3 * w)
+    found = RasterDetections([moved], np.zeros((1, 4)), np.array([0.9]),
+                             np.array([detector.meta.classes.index(row["class"])]), detector.meta.classes,
+                             workspace.crs, 1, 0, 0.0)
+    store_detections(workspace, "c1", found, "another-model")
+    assert workspace.gpkg.count("detections", "model='another-model'") == 0

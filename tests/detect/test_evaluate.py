@@ -72,6 +72,23 @@ def test_yolo_folder_without_our_classes_or_images_is_refused(tmp_path):
         read_yolo_folder(tmp_path / "empty")
 
 
+
+def test_a_missing_split_or_labels_folder_is_refused_not_scored_zero(tmp_path, capsys):
+    """--split test on a dataset without one quietly scored val; a dataset without labels scored every
+    class 0; --imgsz -5 ran at 32 px."""
+    import shutil
+
+    data = _yolo_folder(tmp_path / "real", ["tank"])
+    (data / "data.yaml").write_text("path: .\ntrain: images\nval: images\nnames: {0: tank}\n")
+    with pytest.raises(DatasetError, match="no 'test' split .*train, val"):
+        read_yolo_folder(data, split="test")
+    assert main(["evaluate", "--data", str(data), "--imgsz", "-5"]) == 2
+    assert "multiple of 32" in capsys.readouterr().err
+    shutil.rmtree(data / "labels")
+    with pytest.raises(DatasetError, match="no label files"):
+        read_yolo_folder(data)
+
+
 @pytest.mark.slow
 def test_evaluate_world_scores_the_mosaic_path_on_the_ground(tmp_path):
     """A synthetic world's true ortho through the whole mosaic path: per-class counts from its truth,
