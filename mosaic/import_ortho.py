@@ -97,6 +97,17 @@ def import_ortho(workspace, ortho: str | Path, gsd_m: float | None = None, margi
         if src.crs is None or src.transform.is_identity:
             raise MosaicError("the orthophoto has no CRS or georeferencing", path=ortho,
                               hint="export it as a GeoTIFF with its CRS (ODM: odm_orthophoto.tif)")
+        from rasterio.enums import ColorInterp
+
+        if src.colorinterp and src.colorinterp[0] == ColorInterp.palette:
+            raise MosaicError("the orthophoto is a palette image (colour indices, not colours)", path=ortho,
+                              hint="expand it to RGB first: gdal_translate -expand rgb IN.tif OUT.tif")
+        if src.count < 3:
+            log.warning("%s has %d band(s): detection was trained on colour mosaics; expect more false flags",
+                        ortho.name, src.count)
+        if gsd_m is not None and not 0.005 <= gsd_m <= 2.0:
+            raise MosaicError(f"--gsd {gsd_m} m is outside 0.005 to 2 m", path=ortho,
+                              hint="leave it out to keep the file's own pixel size")
         if src.dtypes[0] != "uint8":
             raise MosaicError(f"the orthophoto is {src.dtypes[0]}, not 8-bit", path=ortho,
                               hint="convert it to 8-bit RGB first (gdal_translate -ot Byte -scale)")
@@ -110,6 +121,9 @@ def import_ortho(workspace, ortho: str | Path, gsd_m: float | None = None, margi
         _check_in_area(src, crs, ortho)
         bounds, native = _source_grid(src, crs)
         gsd = float(gsd_m or round(native, 4))
+        if gsd < native / 4:
+            raise MosaicError(f"--gsd {gsd:g} m is more than 4 times finer than the file's {native:.3g} m", path=ortho,
+                              hint="upsampling adds no detail, only size; leave --gsd out to keep the file's own")
         bands = [1, 2, 3] if src.count >= 3 else [1, 1, 1]
         area = _footprint(src, crs).intersection(box(*bounds))
         stat = ortho.stat()

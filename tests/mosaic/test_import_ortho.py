@@ -120,3 +120,20 @@ def test_mosaic_keeps_an_imported_cell_unless_forced(tmp_path: Path, odm_ortho: 
     assert _imported(cell_dir)["source"].endswith("odm_orthophoto.tif")
     (cell_dir / "ortho.tif").unlink()
     assert _imported(cell_dir) is None  # the report alone is not an imported mosaic
+
+
+def test_palette_images_and_odd_pixel_sizes_are_refused(tmp_path: Path, odm_ortho: Path) -> None:
+    """A palette TIFF was imported as its colour indices (near black); --gsd 0.0001 ground for minutes."""
+    from affine import Affine
+
+    ws = Workspace.create(tmp_path / "ws", crs=CRS, cell_size_m=40.0)
+    pal = tmp_path / "palette.tif"
+    with rasterio.open(pal, "w", driver="GTiff", width=32, height=32, count=1, dtype="uint8", crs=CRS,
+                       transform=Affine(0.1, 0, 576000, 0, -0.1, 5188040), photometric="palette") as ds:
+        ds.write(np.zeros((1, 32, 32), np.uint8))
+        ds.write_colormap(1, {0: (10, 200, 30, 255), 1: (0, 0, 0, 255)})
+    with pytest.raises(MosaicError, match="palette"):
+        import_ortho(ws, pal)
+    for gsd, needle in ((0.0001, "outside 0.005 to 2 m"), (0.0, "outside 0.005 to 2 m"), (0.01, "4 times finer")):
+        with pytest.raises(MosaicError, match=needle):
+            import_ortho(ws, odm_ortho, gsd_m=gsd)
