@@ -90,7 +90,20 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # stage not present in this build
             raise
         module.register(sub)
+    _verbose_everywhere(sub)
     return parser
+
+
+def _verbose_everywhere(sub: argparse._SubParsersAction) -> None:
+    """``-v`` after the command too (``skysieve report WS -v``), as users type it (given on both sides, the
+    count after the command is taken)."""
+    for p in sub.choices.values():
+        if not any("-v" in a.option_strings for a in p._actions):  # noqa: SLF001
+            p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                           help="more logging (-vv for debug)")
+        for action in p._actions:  # noqa: SLF001
+            if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+                _verbose_everywhere(action)
 
 
 def _cannot_write(e: BaseException) -> str | None:

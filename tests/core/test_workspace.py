@@ -232,3 +232,11 @@ def test_a_workspace_that_cannot_be_written_is_one_line_not_a_traceback(tmp_path
         OSError(errno.EROFS, "Read-only file system", "/ws/cells"))
     assert "free some space" in _cannot_write(OSError(errno.ENOSPC, "No space left on device", "/ws/x"))
     assert _cannot_write(OSError(errno.ENOENT, "No such file")) is None  # anything else keeps its traceback
+
+
+@pytest.mark.parametrize("argv, level", [(["report", "/x", "-vv"], 2), (["-v", "report", "/x"], 1),
+                                         (["report", "/x"], 0), (["synth", "world", "/x", "-v"], 1)])
+def test_verbose_flag_before_or_after_the_command(argv, level) -> None:
+    from skysieve.cli import build_parser
+
+    assert build_parser().parse_args(argv).verbose == level
