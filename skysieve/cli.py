@@ -136,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("skysieve: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
-    except (PermissionError, sqlite3.OperationalError, OSError) as e:
+    except (sqlite3.OperationalError, OSError) as e:  # PermissionError is an OSError
         why = _cannot_write(e)
         if why is None:
             raise
