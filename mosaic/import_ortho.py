@@ -102,6 +102,11 @@ def import_ortho(workspace, ortho: str | Path, gsd_m: float | None = None, margi
         if src.colorinterp and src.colorinterp[0] == ColorInterp.palette:
             raise MosaicError("the orthophoto is a palette image (colour indices, not colours)", path=ortho,
                               hint="expand it to RGB first: gdal_translate -expand rgb IN.tif OUT.tif")
+        from rasterio.enums import MaskFlags
+
+        if all(flags == [MaskFlags.all_valid] for flags in src.mask_flag_enums):
+            log.warning("%s has neither nodata nor alpha: any black border around the image counts as ground "
+                        "(mark it with gdal_edit.py -a_nodata 0, or export with an alpha band)", ortho.name)
         if src.count < 3:
             log.warning("%s has %d band(s): detection was trained on colour mosaics; expect more false flags",
                         ortho.name, src.count)

@@ -137,3 +137,16 @@ def test_palette_images_and_odd_pixel_sizes_are_refused(tmp_path: Path, odm_orth
     for gsd, needle in ((0.0001, "outside 0.005 to 2 m"), (0.0, "outside 0.005 to 2 m"), (0.01, "4 times finer")):
         with pytest.raises(MosaicError, match=needle):
             import_ortho(ws, odm_ortho, gsd_m=gsd)
+
+
+def test_an_ortho_without_nodata_or_alpha_is_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Its black border (a rotated export's corners) would count as ground: say how to mark it."""
+    from affine import Affine
+
+    ws = Workspace.create(tmp_path / "ws", crs=CRS, cell_size_m=40.0)
+    path = tmp_path / "plain_rgb.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=200, height=200, count=3, dtype="uint8", crs=CRS,
+                       transform=Affine(0.1, 0, 576000, 0, -0.1, 5188040)) as ds:
+        ds.write(np.full((3, 200, 200), 120, np.uint8))
+    import_ortho(ws, path)
+    assert "neither nodata nor alpha" in caplog.text and "gdal_edit.py -a_nodata 0" in caplog.text
