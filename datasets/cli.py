@@ -29,21 +29,40 @@ def _box(text: str) -> tuple[float, float, float, float]:
     return vals  # type: ignore[return-value]
 
 
+def _ours(marker: Path) -> bool:
+    """Whether ``marker`` (world.json, poses.json, data.yaml) was written by skysieve synth."""
+    import json
+
+    try:
+        text = marker.read_text(encoding="utf-8")
+        if marker.suffix == ".yaml":
+            from skysieve.datasets.yolo import DATA_YAML_STAMP
+
+            return text.startswith(DATA_YAML_STAMP)
+        data = json.loads(text)
+    except (OSError, ValueError):
+        return False
+    keys = {"world.json": {"seed", "digest"}, "poses.json": {"camera", "images"}}[marker.name]
+    return isinstance(data, dict) and keys <= set(data)
+
+
 def _fresh_output(out: Path, marker: str, replace: bool) -> None:
-    """Make sure ``out`` can take a new world, flight or dataset: a file there, or a folder with other
-    things in it, is refused; an earlier output of the same kind (it holds ``marker``) is removed with
-    ``--replace`` and refused without (its stale images and tiles would mix with the new ones)."""
+    """Make sure ``out`` can take a new world, flight or dataset. A file there is refused. A folder without
+    ``marker`` (which is written last) goes on: an interrupted run resumes there. A finished earlier output
+    is refused (its images and tiles would mix with the new ones), or with ``--replace`` deleted, but only
+    if skysieve wrote it: a dataset of one's own is never deleted."""
     import shutil
 
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} is a file; give a folder for the output", path=out)
-    if not out.is_dir() or not any(out.iterdir()):
-        return
     if not (out / marker).exists():
-        raise UsageError(f"{out} already holds other files; give a new or empty folder", path=out)
+        return
     if not replace:
-        raise UsageError(f"{out} already holds an earlier output ({marker})", path=out,
+        raise UsageError(f"{out} already holds a finished output ({marker})", path=out,
                          hint="give a new folder, or --replace to delete it and make a new one")
+    if not _ours(out / marker):
+        raise UsageError(f"{out} holds a {marker} that skysieve did not write; not deleting it", path=out,
+                         hint="give a new folder")
     shutil.rmtree(out)
 
 

@@ -41,9 +41,13 @@ def yolo_lines(boxes: np.ndarray, cols: int, rows: int) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
+#: first line of a data.yaml this module wrote (``synth dataset --replace`` deletes only such a dataset)
+DATA_YAML_STAMP = "# written by skysieve synth dataset"
+
+
 def write_data_yaml(root: Path, names: tuple[str, ...] = CLASSES) -> Path:
     """Write ``data.yaml`` for a dataset laid out as above; ``path`` is absolute."""
-    text = [f"path: {root.resolve()}", "train: images/train", "val: images/val", f"nc: {len(names)}", "names:"]
+    text = [DATA_YAML_STAMP, f"path: {root.resolve()}", "train: images/train", "val: images/val", f"nc: {len(names)}", "names:"]
     text += [f"  {i}: {n}" for i, n in enumerate(names)]
     return write_text(root / "data.yaml", "\n".join(text) + "\n")
 

@@ -210,9 +210,10 @@ def read_yolo_folder(data: str | Path, split: str = "val") -> tuple[list[tuple[P
             pairs.append((img, (_label_dir(images) / img.relative_to(images)).with_suffix(".txt")))
     if not pairs:
         raise DatasetError("no images found", path=images)
-    if not any(lbl.exists() for _, lbl in pairs):  # every class would score 0: say why instead
-        raise DatasetError(f"no label files for the {len(pairs)} images (looked in {_label_dir(images)})", path=data,
-                           hint="a YOLO dataset keeps one .txt per image in labels/, beside images/")
+    if not any(lbl.exists() for _, lbl in pairs):  # a set of negatives, or labels in the wrong place
+        log.warning("no label files for the %d images of %s (looked in %s): every box counts as a false flag; "
+                    "a YOLO dataset keeps one .txt per image in labels/, beside images/", len(pairs), data,
+                    _label_dir(images))
     return pairs, _names_from(folder, yaml_names)
 
 

@@ -86,7 +86,10 @@ def _same_object(reviewed: shapely.Geometry, box: shapely.Geometry) -> bool:
     """Whether a new box is an object already reviewed: IoU >= 0.5, or each box holds the other's centre (a
     small object boxed a little differently on a rebuilt or imported mosaic: a chimney 0.2 m off had IoU
     under 0.5 and came back as a pending duplicate of a confirmed flag)."""
-    return _iou(reviewed, box) >= _REVIEW_IOU or (reviewed.covers(box.centroid) and box.covers(reviewed.centroid))
+    if _iou(reviewed, box) >= _REVIEW_IOU:
+        return True
+    similar = min(reviewed.area, box.area) >= 0.5 * max(reviewed.area, box.area)  # not a pile around a drum
+    return similar and reviewed.covers(box.centroid) and box.covers(reviewed.centroid)
 
 
 def store_detections(ws: Workspace, cell_id: str, found: RasterDetections, model: str) -> int:

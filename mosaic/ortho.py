@@ -376,7 +376,7 @@ def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | 
         return {"cell_id": cell_id, "status": "empty", "images_used": [], "images_flagged": []}
     keep, rows, flight_rows, digest = inputs
     if not force and (old := _imported(cell_dir)):
-        log.info("cell %s: its ortho was imported from %s; kept (--force rebuilds it from the photos)", cell_id,
+        log.warning("cell %s: its ortho was imported from %s; kept (--force rebuilds it from the photos)", cell_id,
                  old.get("source"))
         return {**old, "status": "skipped"}
     if not force and (old := _is_current(cell_dir, digest)):

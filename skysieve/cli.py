@@ -116,7 +116,9 @@ def _cannot_write(e: BaseException) -> str | None:
                 "copy the workspace somewhere writable, or fix its permissions")
     if isinstance(e, OSError) and e.errno in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC):
         where = f" {e.filename}" if e.filename else ""
-        fix = "free some space" if e.errno == errno.ENOSPC else "fix its permissions or pick a writable place"
+        if e.errno in (errno.EACCES, errno.EPERM):  # a photo that cannot be read as much as a folder not written
+            return f"cannot access{where}: {e.strerror} (fix its permissions, or pick a place you may write to)"
+        fix = "free some space" if e.errno == errno.ENOSPC else "copy the workspace somewhere writable"
         return f"cannot write{where}: {e.strerror} ({fix})"
     return None
 

@@ -231,6 +231,7 @@ def test_a_workspace_that_cannot_be_written_is_one_line_not_a_traceback(tmp_path
     assert "cannot write /ws/cells: Read-only file system" in _cannot_write(
         OSError(errno.EROFS, "Read-only file system", "/ws/cells"))
     assert "free some space" in _cannot_write(OSError(errno.ENOSPC, "No space left on device", "/ws/x"))
+    assert "cannot access /sd/DJI_0001.JPG" in _cannot_write(OSError(errno.EACCES, "Permission denied", "/sd/DJI_0001.JPG"))
     assert _cannot_write(OSError(errno.ENOENT, "No such file")) is None  # anything else keeps its traceback
 
 

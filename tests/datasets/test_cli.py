@@ -42,20 +42,26 @@ def test_synth_errors_are_messages(tmp_path, capsys):
 
 
 def test_synth_into_an_existing_output_is_refused_unless_replaced(tmp_path, capsys):
-    """A second dataset of 3 tiles over one of 8 left 8 tiles, one in both splits; a flight over a flight
-    left stale images. Now: refused, or --replace starts afresh; a file or a foreign folder is refused."""
+    """A second dataset of 3 tiles over a finished one of 8 left 8 tiles, one in both splits. Now refused,
+    or --replace starts afresh; an interrupted run (no data.yaml yet) still resumes; a dataset skysieve
+    did not write is never deleted; a file is refused."""
     d = tmp_path / "d"
     args = ["synth", "dataset", str(d), "--imgsz", "64", "--workers", "1"]
     assert main([*args, "--n", "4"]) == 0
     capsys.readouterr()
     assert main([*args, "--n", "2"]) == 2
-    assert "already holds an earlier output (data.yaml)" in capsys.readouterr().err
+    assert "already holds a finished output (data.yaml)" in capsys.readouterr().err
     assert main([*args, "--n", "2", "--replace"]) == 0
     assert len(list((d / "images").rglob("*.jpg"))) == 2
+    (d / "data.yaml").unlink()  # as if killed before the end: the rerun resumes, no --replace needed
+    assert main([*args, "--n", "2"]) == 0 and (d / "data.yaml").is_file()
     (tmp_path / "afile").write_text("x")
     assert main(["synth", "world", str(tmp_path / "afile"), "--size-m", "60"]) == 2
     assert "is a file" in capsys.readouterr().err
-    (tmp_path / "mine").mkdir()
-    (tmp_path / "mine" / "notes.txt").write_text("keep me")
-    assert main([*args[:2], str(tmp_path / "mine"), "--n", "2", "--replace"]) == 2  # never deletes other files
-    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    mine = tmp_path / "mine"
+    (mine / "images" / "train").mkdir(parents=True)
+    (mine / "images" / "train" / "hand_labelled.jpg").write_bytes(b"x")
+    (mine / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/train\nnames: {0: tank}\n")
+    assert main([*args[:2], str(mine), "--n", "2", "--replace"]) == 2
+    assert "did not write" in capsys.readouterr().err
+    assert (mine / "images" / "train" / "hand_labelled.jpg").exists()

@@ -261,6 +261,7 @@ def test_a_reviewed_object_boxed_a_little_differently_is_not_flagged_again(works
     shifted = shapely.box(0.3, 0.0, 1.1, 0.8)  # IoU 0.45: each still holds the other's centre
     assert _same_object(reviewed, shifted)
     assert not _same_object(reviewed, shapely.box(0.9, 0, 1.7, 0.8))  # the next chimney along
+    assert not _same_object(shapely.box(8, 8, 12, 12), shapely.box(0, 0, 20, 20))  # a pile around a rejected drum
     detect_cells(workspace, detector=detector)
     row = workspace.gpkg.select("detections", order_by="det_id")[0]
     workspace.gpkg.update("detections", "det_id=?", (row["det_id"],), {"review_status": "confirmed"})
