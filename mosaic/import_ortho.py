@@ -20,6 +20,7 @@ import numpy as np
 from shapely.geometry import box
 
 from skysieve.atomic import write_json
+from skysieve.crs import crs_area_text, in_crs_area
 from skysieve.errors import MosaicError
 from skysieve.mosaic.cog import CogSettings, overview_grid, write_cog
 from skysieve.mosaic.ortho import ORTHO_FILE, REPORT_FILE
@@ -54,19 +55,15 @@ def _footprint(src, crs, max_px: int = 1024):
     return shapely.union_all(polys) if polys else shapely.Polygon()
 
 
-def _check_in_area(src, crs, path: Path, margin_deg: float = 1.0) -> None:
-    """Refuse an ortho whose centre lies outside the workspace CRS's area of use (another county's, or a
-    wrong CRS in the file): cut into this grid it would land far off, at a distorted scale."""
+def _check_in_area(src, crs, path: Path) -> None:
+    """Refuse an ortho whose centre lies outside the workspace CRS's area of use (:func:`skysieve.crs.in_crs_area`)."""
     from rasterio.warp import transform as warp_xy
 
-    area = crs.area_of_use
-    if area is None:
-        return
     cx, cy = (src.bounds.left + src.bounds.right) / 2, (src.bounds.bottom + src.bounds.top) / 2
     (lon,), (lat,) = warp_xy(src.crs, "EPSG:4326", [cx], [cy])
-    if not (area.west - margin_deg <= lon <= area.east + margin_deg and area.south - margin_deg <= lat <= area.north + margin_deg):
+    if not in_crs_area(crs, lon, lat):
         raise MosaicError(f"the orthophoto lies at {lon:.4f} E, {lat:.4f} N, outside the workspace's area ({crs.name}: "
-                          f"{area.west:g} to {area.east:g} E, {area.south:g} to {area.north:g} N)", path=path,
+                          f"{crs_area_text(crs)})", path=path,
                           hint="make a workspace for that area (skysieve init NEW --crs ...), or check the file's CRS")
 
 

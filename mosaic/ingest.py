@@ -41,6 +41,7 @@ from PIL import Image, UnidentifiedImageError
 from skysieve import atomic
 from skysieve.camera import Pose, camera_pose_from_row, footprint, off_nadir_deg
 from skysieve.cpus import usable_cpus
+from skysieve.crs import crs_area_text, in_crs_area
 from skysieve.errors import ImageReadError, MetadataError, UsageError
 from skysieve.progress import progress
 from skysieve.schema import IMAGES
@@ -78,8 +79,6 @@ _GENERIC_FOLDERS = re.compile(
     r"(?-i:[1-9]\d{2}(?=[A-Z0-9_]*[A-Z_])[A-Z0-9_]{5})|dji_[\d_]+)$", re.IGNORECASE)
 #: a flight id: letters (any script), digits, '.', '_', '-'; not starting with '.'
 _FLIGHT_ID = re.compile(r"(?!\.)[\w.-]+")
-#: degrees a grid zone may be used beyond the edges of its CRS's area of use (as for sites)
-_AREA_MARGIN_DEG = 1.0
 
 
 @dataclass(frozen=True)
@@ -359,28 +358,16 @@ def _common_folder(paths: list[str]) -> str:
         return folders[0]
 
 
-def _in_area(area, lon: float, lat: float, margin: float = _AREA_MARGIN_DEG) -> bool:
-    """Whether (lon, lat) degrees lies in a pyproj ``AreaOfUse`` widened by ``margin`` degrees."""
-    if not area.south - margin <= lat <= area.north + margin:
-        return False
-    west, east = area.west - margin, area.east + margin
-    if area.west <= area.east:
-        return west <= lon <= east
-    return lon >= west or lon <= east  # the area crosses the antimeridian
-
-
 def _check_area(ws: Workspace, placed: list[_Photo], flight_dir: Path) -> None:
     """Refuse a flight that lies outside the area of use of the workspace CRS (it would be placed kilometres
     off, silently); reject single photos outside it (a wrong GPS fix) as ``far_away``."""
     crs = ws.crs
-    area = crs.area_of_use if crs is not None else None
-    if area is None or not placed:
+    if crs is None or not placed:
         return
-    outside = [p for p in placed if not _in_area(area, p.meta.lon, p.meta.lat)]
+    outside = [p for p in placed if not in_crs_area(crs, p.meta.lon, p.meta.lat)]
     if not outside:
         return
-    where = (f"{ws.settings.crs} ({crs.name}) is valid from {area.west:g} to {area.east:g} E, "
-             f"{area.south:g} to {area.north:g} N")
+    where = f"{ws.settings.crs} ({crs.name}) is valid from {crs_area_text(crs)}"
     if 2 * len(outside) > len(placed):
         p = outside[len(outside) // 2]
         raise UsageError(f"{len(outside)} of the flight's {len(placed)} placed photos lie outside the area of the "

@@ -15,12 +15,37 @@ from pyproj import CRS, Transformer
 
 from skysieve.errors import CRSError
 
-__all__ = ["choose_crs", "parse_crs", "to_lonlat", "from_lonlat", "reproject", "in_china"]
+__all__ = ["choose_crs", "parse_crs", "to_lonlat", "from_lonlat", "reproject", "in_china", "in_crs_area",
+           "crs_area_text", "AREA_MARGIN_DEG"]
+
+#: degrees a grid zone may be used beyond the edges of its CRS's area of use
+AREA_MARGIN_DEG = 1.0
 
 
 def in_china(lon: float, lat: float) -> bool:
     """Rough mainland-China box (good enough to pick a national projection)."""
     return 73.0 <= lon <= 135.5 and 17.5 <= lat <= 54.0
+
+
+def in_crs_area(crs: CRS, lon: float, lat: float, margin_deg: float = AREA_MARGIN_DEG) -> bool:
+    """Whether (lon, lat) degrees lies in ``crs``'s area of use widened by ``margin_deg`` (True where the CRS
+    states none). Data outside would land far off in the workspace's grid, at a distorted scale: a flight,
+    a register row or an orthophoto of another county, or with a wrong CRS."""
+    area = crs.area_of_use
+    if area is None:
+        return True
+    if not area.south - margin_deg <= lat <= area.north + margin_deg:
+        return False
+    west, east = area.west - margin_deg, area.east + margin_deg
+    if area.west <= area.east:
+        return west <= lon <= east
+    return lon >= west or lon <= east  # the area crosses the antimeridian
+
+
+def crs_area_text(crs: CRS) -> str:
+    """``crs``'s area of use in words, for messages: ``"W to E E, S to N N"``."""
+    area = crs.area_of_use
+    return "anywhere" if area is None else f"{area.west:g} to {area.east:g} E, {area.south:g} to {area.north:g} N"
 
 
 def choose_crs(lon: float, lat: float) -> CRS:

@@ -29,7 +29,7 @@ import numpy as np
 import shapely
 from pyproj import CRS
 
-from skysieve.crs import reproject
+from skysieve.crs import crs_area_text, in_crs_area, reproject
 from skysieve.errors import SkysieveError, UsageError
 from skysieve.schema import SITE_KINDS, SITES
 from skysieve.workspace import Workspace
@@ -206,21 +206,18 @@ def import_sites(ws: Workspace, path: str | Path, radius_m: float = POINT_RADIUS
     centres = np.array([[g.centroid.x, g.centroid.y] for _, _, g in rows_ll])
     lon, lat = np.median(centres, axis=0)  # a stray first row must not fix the CRS of a fresh workspace
     crs = ws.ensure_crs(float(lon), float(lat))
-    area = crs.area_of_use
-    if area is not None:  # a site outside the CRS's zone is in another county (or a typo): it would land far off
-        margin = 1.0  # degrees: a grid zone is used a little beyond its edges
-        inside = []
-        for label, row, geom in rows_ll:
-            c = geom.centroid
-            if area.west - margin <= c.x <= area.east + margin and area.south - margin <= c.y <= area.north + margin:
-                inside.append((label, row, geom))
-            else:
-                rejected.append((label, f"position {c.x:.4f}, {c.y:.4f} lies outside the workspace's area "
-                                        f"({crs.name}: {area.west:g} to {area.east:g} E, {area.south:g} to {area.north:g} N)"))
-        rows_ll = inside
-        if not rows_ll:
-            log.warning("%s: all rows rejected", path)
-            return SiteImport(path.name, 0, rejected)
+    inside = []  # a site outside the CRS's zone is in another county (or a typo): it would land far off
+    for label, row, geom in rows_ll:
+        c = geom.centroid
+        if in_crs_area(crs, c.x, c.y):
+            inside.append((label, row, geom))
+        else:
+            rejected.append((label, f"position {c.x:.4f}, {c.y:.4f} lies outside the workspace's area "
+                                    f"({crs.name}: {crs_area_text(crs)})"))
+    rows_ll = inside
+    if not rows_ll:
+        log.warning("%s: all rows rejected", path)
+        return SiteImport(path.name, 0, rejected)
     ws.layer(SITES)
     records = []
     for _label, row, geom in rows_ll:
