@@ -176,33 +176,26 @@ def _digest(cell_geom: shapely.Geometry, rows: list[dict[str, Any]], settings: M
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _is_current(cell_dir: Path, digest: str) -> dict[str, Any] | None:
+def _kept(cell_dir: Path, digest: str) -> dict[str, Any] | None:
+    """The report of the cell's mosaic if it is to be kept as it is, else None (build it). Kept: an ortho
+    imported into the cell (``skysieve import-ortho``; ``--force`` rebuilds it from the photos) that is still
+    there, or a mosaic built from these very inputs (``digest``) with every one of its rasters: a run killed
+    between writing them leaves a mix (a new views.tif beside the old ortho) that the report alone does not
+    show. A cell built without some photo that could not be read is never kept, so the photo is tried again."""
     try:
         report = json.loads((cell_dir / REPORT_FILE).read_text())
     except (OSError, ValueError):
         return None
-    if report.get("images_unreadable"):  # built without photos that could not be read: try them again
+    if report.get("status") == "imported":
+        return report if raster_inputs(cell_dir / ORTHO_FILE) == report.get("inputs_digest") else None
+    if report.get("images_unreadable") or report.get("inputs_digest") != digest or not (cell_dir / ORTHO_FILE).exists():
         return None
-    if report.get("inputs_digest") != digest or not (cell_dir / ORTHO_FILE).exists():
-        return None
-    # every raster of the cell from these inputs: a run killed between writing them leaves a mix (a new
-    # views.tif beside the old ortho), which the report alone does not show
     for name, key in ((ORTHO_FILE, "ortho"), (DSM_FILE, "dsm"), (VIEWS_FILE, "views")):
         path = cell_dir / name
         if (path.exists() or report.get(key)) and raster_inputs(path) != digest:
             log.info("cell %s: %s is not from the inputs its report names; rebuilding", cell_dir.name, name)
             return None
     return report
-
-
-def _imported(cell_dir: Path) -> dict[str, Any] | None:
-    """The report of an ortho imported into the cell (``skysieve import-ortho``) that is still there, or None."""
-    try:
-        report = json.loads((cell_dir / REPORT_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    ok = report.get("status") == "imported" and raster_inputs(cell_dir / ORTHO_FILE) == report.get("inputs_digest")
-    return report if ok else None
 
 
 def raster_inputs(path: Path) -> str | None:
@@ -375,12 +368,12 @@ def mosaic_cell(workspace: str | Path, cell_id: str, settings: MosaicSettings | 
     if (inputs := _cell_inputs(_RowIndex(_accepted_rows(ws)), cell, settings)) is None:
         return {"cell_id": cell_id, "status": "empty", "images_used": [], "images_flagged": []}
     keep, rows, flight_rows, digest = inputs
-    if not force and (old := _imported(cell_dir)):
-        log.warning("cell %s: its ortho was imported from %s; kept (--force rebuilds it from the photos)", cell_id,
-                 old.get("source"))
-        return {**old, "status": "skipped"}
-    if not force and (old := _is_current(cell_dir, digest)):
-        log.info("cell %s: inputs unchanged, kept %s", cell_id, cell_dir / ORTHO_FILE)
+    if not force and (old := _kept(cell_dir, digest)):
+        if old.get("status") == "imported":
+            log.warning("cell %s: its ortho was imported from %s; kept (--force rebuilds it from the photos)",
+                        cell_id, old.get("source"))
+        else:
+            log.info("cell %s: inputs unchanged, kept %s", cell_id, cell_dir / ORTHO_FILE)
         return {**old, "status": "skipped"}
 
     flagged: list[dict[str, str]] = []
@@ -559,7 +552,7 @@ def build_mosaics(ws, cells: list[str] | None = None, gsd_m: float | None = None
         if c.cell_id not in wanted or (inputs := _cell_inputs(index, c.geometry, settings)) is None:
             continue
         _, cell_rows, flight_rows, digest = inputs
-        if force or not _is_current(ws.cell_dir(c.cell_id), digest):  # a cell to build needs its flights
+        if force or not _kept(ws.cell_dir(c.cell_id), digest):  # a cell to build needs its flights
             groups.setdefault(frozenset(str(r["image_id"]) for r in flight_rows), flight_rows)
             shows[c.cell_id] = {str(r["image_id"]) for r in cell_rows}
     if n > 1 or force:  # solve each flight once here, so that the cell processes read it rather than race to solve it

@@ -112,14 +112,14 @@ def test_an_ortho_outside_the_workspace_area_is_refused(tmp_path: Path, capsys: 
 
 
 def test_mosaic_keeps_an_imported_cell_unless_forced(tmp_path: Path, odm_ortho: Path) -> None:
-    from skysieve.mosaic.ortho import _imported
+    from skysieve.mosaic.ortho import _kept
 
     ws = Workspace.create(tmp_path / "ws", crs=CRS, cell_size_m=40.0)
     r = import_ortho(ws, odm_ortho, gsd_m=0.1)[0]
     cell_dir = Path(r["ortho"]).parent
-    assert _imported(cell_dir)["source"].endswith("odm_orthophoto.tif")
+    assert _kept(cell_dir, "the photos' digest")["source"].endswith("odm_orthophoto.tif")
     (cell_dir / "ortho.tif").unlink()
-    assert _imported(cell_dir) is None  # the report alone is not an imported mosaic
+    assert _kept(cell_dir, "the photos' digest") is None  # the report alone is not an imported mosaic
 
 
 def test_palette_images_and_odd_pixel_sizes_are_refused(tmp_path: Path, odm_ortho: Path) -> None:
