@@ -13,11 +13,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from skysieve.errors import ExportError
 from skysieve.workspace import GPKG_FILE, INTERNAL_DIRS, SETTINGS_FILE, Workspace
 
-from .errors import ProtectedPathError
-
 __all__ = ["ProtectedPathError", "INTERNAL_FILES", "INTERNAL_DIRS", "check_output"]
+
+class ProtectedPathError(ExportError):
+    """An output path that is (or lies inside) the workspace's own data: a usage error, nothing written."""
+
+    exit_code = 2
+
 
 #: the workspace's own files (the database with SQLite's side files, the settings)
 INTERNAL_FILES = (GPKG_FILE, f"{GPKG_FILE}-wal", f"{GPKG_FILE}-shm", f"{GPKG_FILE}-journal", SETTINGS_FILE)

@@ -27,6 +27,7 @@ import numpy as np
 import shapely
 from shapely.geometry import Point
 
+from skysieve.errors import NotFoundError
 from skysieve.gpkg import GeoPackage
 from skysieve.progress import progress
 from skysieve.schema import DETECTIONS
@@ -34,7 +35,6 @@ from skysieve.workspace import Workspace
 
 from .audit import append_audit, check_actor, utc_now
 from .chips import chip_path, ortho_path, read_patch, save_chip
-from .errors import UnknownCellError
 from .suspects import decode_suspect, next_suspect_id
 from .tables import SUSPECT_OUTLINES, SUSPECTS, ensure_ledger
 
@@ -264,9 +264,8 @@ def push_confirmed(ws: Workspace, reviewer: str, *, det_ids: Iterable[str] | Non
     """
     reviewer = check_actor(reviewer)
     s = settings or PushSettings()
-    if cell_id is not None and not (ws.gpkg.has_layer("cells") and ws.gpkg.select("cells", "cell_id=?", (cell_id,))):
-        raise UnknownCellError(f"no cell {cell_id!r} in this workspace", ref=cell_id,
-                               hint=ws.cell_list_hint())
+    if cell_id is not None and not ws.cells("cell_id=?", (cell_id,)):
+        raise NotFoundError(f"no cell {cell_id!r} in this workspace", ref=cell_id, hint=ws.cell_list_hint())
     ensure_ledger(ws)
     result = PushResult()
     wanted = list(dict.fromkeys(det_ids)) if det_ids is not None else None

@@ -13,14 +13,13 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from skysieve.errors import LedgerError
+from skysieve.errors import LedgerError, NotFoundError
 from skysieve.gpkg import GeoPackage
 from skysieve.schema import DETECTIONS, REVIEW_STATUSES
 from skysieve.workspace import Workspace
 
 from .audit import append_audit, check_actor, utc_now
 from .categories import category as check_category
-from .errors import UnknownIdError
 from .suspects import select_rows
 from .tables import DECISIONS, ensure_ledger
 
@@ -79,8 +78,8 @@ def get_detection(ws: Workspace, det_id: str) -> dict[str, Any]:
     """One detection row; :class:`NotFoundError` if there is none with that id."""
     rows = ws.gpkg.select(_DET, "det_id=?", (det_id,)) if ws.gpkg.has_layer(_DET) else []
     if not rows:
-        raise UnknownIdError(f"no detection {det_id!r} in this workspace", ref=det_id,
-                             hint="list them with review_queue() or `skysieve review`")
+        raise NotFoundError(f"no detection {det_id!r} in this workspace", ref=det_id,
+                            hint="list them with review_queue() or `skysieve review`")
     return rows[0]
 
 

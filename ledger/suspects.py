@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import shapely
 
+from skysieve.errors import NotFoundError
 from skysieve.gpkg import GeoPackage
 from skysieve.workspace import Workspace
 
-from .errors import UnknownIdError
 from .tables import SUSPECT_OUTLINES, SUSPECTS
 
 __all__ = ["get_suspect", "list_suspects", "next_suspect_id", "decode_suspect", "select_rows", "decode_geometries"]
@@ -92,8 +92,8 @@ def get_suspect(ws: Workspace, suspect_id: str) -> dict[str, Any]:
     """One suspect (decoded, with ``outline``); :class:`~skysieve.errors.NotFoundError` if unknown."""
     rows = ws.gpkg.select(SUSPECTS.name, "suspect_id=?", (suspect_id,)) if ws.gpkg.has_layer(SUSPECTS.name) else []
     if not rows:
-        raise UnknownIdError(f"no suspect {suspect_id!r} in this workspace", ref=suspect_id,
-                             hint=f"list them with `skysieve suspects {ws.root} list`")
+        raise NotFoundError(f"no suspect {suspect_id!r} in this workspace", ref=suspect_id,
+                            hint=f"list them with `skysieve suspects {ws.root} list`")
     out = decode_suspect(rows[0])
     out["outline"] = _outlines(ws.gpkg, [suspect_id]).get(suspect_id)
     return out
